@@ -1,0 +1,91 @@
+"""Diagnostics: what is wrong with a ruleset, where, and how to fix it.
+
+Every stage reports problems as :class:`Diagnostic` values; one renderer shows them
+as ``file:line:col``, the source line and a caret under the span::
+
+    streaming.rr:12:9: error: unknown storefront 'web_xx' (did you mean 'web_eu'?)
+       12 |   price web_xx EUR 6.99
+          |         ^^^^^^
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import attrs
+
+from .nodes import Span
+
+Severity = Literal["error", "warning"]
+
+
+@attrs.frozen
+class Diagnostic:
+    """One problem found in a ruleset, with a stable ``code`` for tools."""
+
+    severity: Severity
+    code: str
+    message: str
+    span: Span
+    hint: str | None = None
+
+    def render(self, source: str | None = None) -> str:
+        """The diagnostic as text, with the source line and a caret if ``source`` is given."""
+        head = f"{self.span}: {self.severity}: {self.message}"
+        lines = [head]
+        if source is not None and self.span.line > 0:
+            lines.extend(_excerpt(source, self.span))
+        if self.hint:
+            lines.append(f"  = help: {self.hint}")
+        return "\n".join(lines)
+
+
+def _excerpt(source: str, span: Span) -> list[str]:
+    text_lines = source.splitlines()
+    if span.line > len(text_lines):
+        return []
+    text = text_lines[span.line - 1].expandtabs(1)
+    width = len(str(span.line))
+    start = max(span.column - 1, 0)
+    if span.end_line == span.line and span.end_column > span.column:
+        length = span.end_column - span.column
+    else:
+        length = max(len(text.rstrip()) - start, 1)
+    gutter = " " * width
+    return [
+        f" {gutter} |",
+        f" {span.line} | {text}",
+        f" {gutter} | {' ' * start}{'^' * length}",
+    ]
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str | None:
+    """The closest candidate to a misspelt ``name``, if one is close enough."""
+    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` or the empty string."""
+    best = suggest(name, candidates)
+    return f" (did you mean '{best}'?)" if best else ""
+
+
+class RulesetError(Exception):
+    """A ruleset that does not parse or check; carries every diagnostic found.
+
+    ``str(error)`` renders them all with source excerpts.
+    """
+
+    def __init__(self, diagnostics: Sequence[Diagnostic], sources: dict[str, str] | None = None):
+        self.diagnostics = tuple(diagnostics)
+        self.sources = dict(sources or {})
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        parts = [d.render(self.sources.get(d.span.file)) for d in self.diagnostics]
+        errors = sum(1 for d in self.diagnostics if d.severity == "error")
+        parts.append(f"{errors} error{'s' if errors != 1 else ''} found")
+        return "\n\n".join(parts)

@@ -1,0 +1,511 @@
+"""Parse ``.rr`` text into :mod:`revrules.nodes`.
+
+Lark (LALR(1), contextual lexer) reads the grammar in ``grammar/revrules.lark``; a
+mechanical Transformer builds AST nodes with spans. Nothing here judges meaning:
+that is :mod:`revrules.checker`'s job. Syntax errors become :class:`Diagnostic` values
+that say what was expected in words, not in token names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from decimal import Decimal
+from importlib import resources
+from typing import Any
+
+import lark
+from lark import Token, Transformer, v_args
+from lark.lexer import PatternStr
+
+from . import nodes as n
+from .diagnostics import Diagnostic, RulesetError
+
+__all__ = ["parse", "parse_expression"]
+
+
+@functools.cache
+def _parser(start: str = "start") -> lark.Lark:
+    grammar = resources.files("revrules").joinpath("grammar/revrules.lark").read_text("utf-8")
+    return lark.Lark(
+        grammar,
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        maybe_placeholders=False,
+        start=start,
+    )
+
+
+def parse(text: str, file: str = "<string>") -> n.Module:
+    """Parse ruleset source; raise :class:`RulesetError` on a syntax error."""
+    try:
+        tree = _parser().parse(text)
+    except lark.exceptions.UnexpectedInput as exc:
+        raise RulesetError([_syntax_diagnostic(exc, text, file)], {file: text}) from None
+    try:
+        decls = _Build(file).transform(tree)
+    except lark.exceptions.VisitError as exc:
+        if isinstance(exc.orig_exc, _BadLiteral):
+            raise RulesetError([exc.orig_exc.diagnostic], {file: text}) from None
+        raise
+    return n.Module(file=file, decls=tuple(decls.children), source=text)
+
+
+def parse_expression(text: str, file: str = "<expr>") -> n.Expr:
+    """Parse one expression (for tools and tests)."""
+    try:
+        tree = _parser("expr").parse(text)
+    except lark.exceptions.UnexpectedInput as exc:
+        raise RulesetError([_syntax_diagnostic(exc, text, file)], {file: text}) from None
+    try:
+        result: n.Expr = _Build(file).transform(tree)
+    except lark.exceptions.VisitError as exc:
+        if isinstance(exc.orig_exc, _BadLiteral):
+            raise RulesetError([exc.orig_exc.diagnostic], {file: text}) from None
+        raise
+    return result
+
+
+# -- syntax errors ---------------------------------------------------------------------
+
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": 'a string in "quotes"',
+    "PERCENT": "a percentage like 19%",
+    "DATE": "a date like 2027-02-01",
+    "DATETIME": "a datetime like 2027-02-01T00:00:00Z",
+    "CURRENCY": "an amount like EUR 12.99",
+    "UNIT": "a unit (days, weeks, months, years)",
+    "TAX_MODE": "inclusive or exclusive",
+    "CHANGE_KIND": "upgrade or downgrade",
+    "DUNNING_END": "cancel, pause or unpaid",
+    "REFUND_AFTER": "prorated or none",
+    "$END": "end of file",
+    "an expression": "an expression",
+}
+
+
+def _describe(terminal: str) -> str:
+    if terminal in _TERMINAL_WORDS:
+        return _TERMINAL_WORDS[terminal]
+    for term in _parser().terminals:
+        if term.name == terminal and isinstance(term.pattern, PatternStr):
+            return f"'{term.pattern.value}'"
+    return terminal.lower()
+
+
+_EXPRESSION_STARTS = {"NAME", "NUMBER", "STRING", "LPAR"}
+
+
+def _expected_words(expected: set[str]) -> str:
+    if _EXPRESSION_STARTS <= expected:
+        expected = (expected - _EXPRESSION_STARTS - {"PERCENT", "DATE", "DATETIME", "CURRENCY",
+                                                      "MINUS", "LSQB", "LBRACE", "TRUE", "FALSE",
+                                                      "NOT"}) | {"an expression"}
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _syntax_diagnostic(exc: lark.exceptions.UnexpectedInput, text: str, file: str) -> Diagnostic:
+    line = exc.line if isinstance(exc.line, int) and exc.line > 0 else 1
+    column = exc.column if isinstance(exc.column, int) and exc.column > 0 else 1
+    if isinstance(exc, lark.exceptions.UnexpectedToken):
+        token = exc.token
+        if token.type == "$END":
+            found = "end of file"
+            lines = text.splitlines() or [""]
+            line, column = len(lines), len(lines[-1]) + 1
+            end_column = column + 1
+        else:
+            found = f"'{token.value}'"
+            end_column = column + max(len(str(token.value)), 1)
+        message = f"unexpected {found}; expected {_expected_words(set(exc.expected))}"
+    elif isinstance(exc, lark.exceptions.UnexpectedCharacters):
+        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        end_column = column + 1
+        allowed = set(exc.allowed or ())
+        message = f"unexpected character {char!r}"
+        if allowed:
+            message += f"; expected {_expected_words(allowed)}"
+    else:  # pragma: no cover - UnexpectedEOF is not raised by the LALR parser
+        end_column = column + 1
+        message = "unexpected end of input"
+    span = n.Span(file, line, column, line, end_column)
+    return Diagnostic("error", "syntax", message, span)
+
+
+# -- tree → AST -------------------------------------------------------------------------
+
+
+class _BadLiteral(Exception):
+    """A token the grammar accepts whose value is impossible (2026-02-30, 1.5 days)."""
+
+    def __init__(self, span: n.Span, message: str):
+        super().__init__(message)
+        self.diagnostic = Diagnostic("error", "literal", message, span)
+
+
+def _date(tok: Token, build: _Build) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(tok))
+    except ValueError:
+        raise _BadLiteral(build._tspan(tok), f"'{tok}' is not a valid date") from None
+
+
+def _whole(tok: Token, build: _Build) -> int:
+    value = Decimal(str(tok))
+    if value != value.to_integral_value():
+        raise _BadLiteral(build._tspan(tok), f"expected a whole number, found {tok}")
+    return int(value)
+
+
+def _unquote(token: str) -> str:
+    body = token[1:-1]
+    return body.encode("utf-8").decode("unicode_escape") if "\\" in body else body
+
+
+_UNITS = {"day": "day", "days": "day", "week": "week", "weeks": "week", "month": "month",
+          "months": "month", "year": "year", "years": "year"}
+
+
+@v_args(meta=True)
+class _Build(Transformer[Token, Any]):
+    """Mechanical tree → node conversion; never raises for meaning."""
+
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    # spans
+    def _span(self, meta: Any) -> n.Span:
+        if getattr(meta, "empty", True):
+            return n.NOWHERE
+        return n.Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _tspan(self, tok: Token) -> n.Span:
+        return n.Span(self.file, tok.line or 0, tok.column or 0, tok.end_line or 0,
+                      tok.end_column or 0)
+
+    def _ref(self, tok: Token) -> n.Ref:
+        return n.Ref(str(tok), self._tspan(tok))
+
+    # top level
+    def header(self, meta: Any, c: list[Any]) -> n.Header:
+        return n.Header(str(c[0]), _unquote(c[1]) if len(c) > 1 else None, self._span(meta))
+
+    def rounding(self, meta: Any, c: list[Any]) -> n.Rounding:
+        return n.Rounding(str(c[0]), self._span(meta))
+
+    def timezone(self, meta: Any, c: list[Any]) -> n.Timezone:
+        return n.Timezone(_unquote(c[0]), self._span(meta))
+
+    def customer_schema(self, meta: Any, c: list[Any]) -> n.CustomerSchema:
+        return n.CustomerSchema(tuple(c), self._span(meta))
+
+    def attr_decl(self, meta: Any, c: list[Any]) -> n.AttrDecl:
+        default = c[2] if len(c) > 2 else None
+        return n.AttrDecl(str(c[0]), self._ref(c[1]), default, self._span(meta))
+
+    def name_list(self, meta: Any, c: list[Token]) -> tuple[n.Ref, ...]:
+        return tuple(self._ref(t) for t in c)
+
+    # storefronts
+    def storefront(self, meta: Any, c: list[Any]) -> n.Storefront:
+        return n.Storefront(str(c[0]), tuple(c[1:]), self._span(meta), self._tspan(c[0]))
+
+    def _sf(self, key: Any, meta: Any, value: object) -> n.StorefrontItem:
+        return n.StorefrontItem(key, value, self._span(meta))
+
+    def sf_channel(self, meta: Any, c: list[Any]) -> n.StorefrontItem:
+        return self._sf("channel", meta, self._ref(c[0]))
+
+    def sf_region(self, meta: Any, c: list[Any]) -> n.StorefrontItem:
+        return self._sf("region", meta, self._ref(c[0]))
+
+    def sf_currency(self, meta: Any, c: list[Any]) -> n.StorefrontItem:
+        return self._sf("currency", meta, self._ref(c[0]))
+
+    def sf_tax(self, meta: Any, c: list[Any]) -> n.StorefrontItem:
+        return self._sf("tax", meta, str(c[0]))
+
+    def sf_psp(self, meta: Any, c: list[Any]) -> n.StorefrontItem:
+        return self._sf("psp", meta, c[0])
+
+    def sf_commission(self, meta: Any, c: list[Any]) -> n.StorefrontItem:
+        return self._sf("commission", meta, Decimal(str(c[0])[:-1]))
+
+    def sf_terms(self, meta: Any, c: list[Any]) -> n.StorefrontItem:
+        return self._sf("terms", meta, c[0].value)
+
+    # catalogue
+    def product(self, meta: Any, c: list[Any]) -> n.Product:
+        return n.Product(str(c[0]), c[1], self._span(meta), self._tspan(c[0]))
+
+    def bundle(self, meta: Any, c: list[Any]) -> n.Bundle:
+        return n.Bundle(str(c[0]), c[1], self._span(meta), self._tspan(c[0]))
+
+    def plan(self, meta: Any, c: list[Any]) -> n.Plan:
+        return n.Plan(str(c[0]), tuple(c[1:]), self._span(meta), self._tspan(c[0]))
+
+    def plan_product(self, meta: Any, c: list[Any]) -> n.PlanProduct:
+        return n.PlanProduct("product", self._ref(c[0]), self._span(meta))
+
+    def plan_bundle(self, meta: Any, c: list[Any]) -> n.PlanProduct:
+        return n.PlanProduct("bundle", self._ref(c[0]), self._span(meta))
+
+    def plan_every(self, meta: Any, c: list[Any]) -> n.PlanEvery:
+        return n.PlanEvery(c[0].value, self._span(meta))
+
+    def plan_trial(self, meta: Any, c: list[Any]) -> n.PlanTrial:
+        elig = self._ref(c[1]) if len(c) > 1 else None
+        return n.PlanTrial(c[0].value, elig, self._span(meta))
+
+    def plan_price(self, meta: Any, c: list[Any]) -> n.PlanPrice:
+        effective = existing = None
+        consent = False
+        for extra in c[2:]:
+            if isinstance(extra, tuple):
+                effective, existing = extra
+            else:
+                consent = True
+        return n.PlanPrice(self._ref(c[0]), c[1], effective, existing, consent, self._span(meta))
+
+    def price_from(self, meta: Any, c: list[Any]) -> tuple[dt.date, dt.date | None]:
+        dates = [_date(t, self) for t in c]
+        return dates[0], (dates[1] if len(dates) > 1 else None)
+
+    def consent(self, meta: Any, c: list[Any]) -> bool:
+        return True
+
+    def plan_not_sold(self, meta: Any, c: list[Any]) -> n.PlanNotSold:
+        return n.PlanNotSold(c[0], self._span(meta))
+
+    def plan_change(self, meta: Any, c: list[Any]) -> n.PlanChange:
+        timing, prorate = c[2]
+        return n.PlanChange(str(c[0]), self._ref(c[1]), timing, prorate,  # type: ignore[arg-type]
+                            self._span(meta))
+
+    def change_timing(self, meta: Any, c: list[Token]) -> tuple[str, bool]:
+        words = [str(t) for t in c]
+        if words[0] == "immediate":
+            return "immediate", "prorate" in words
+        return "period_end", False
+
+    def contract(self, meta: Any, c: list[Any]) -> n.Contract:
+        return n.Contract(str(c[0]), tuple(c[1:]), self._span(meta), self._tspan(c[0]))
+
+    def ct_customer(self, meta: Any, c: list[Any]) -> n.ContractItem:
+        return n.ContractItem("customer", _unquote(c[0]), self._span(meta))
+
+    def ct_plan(self, meta: Any, c: list[Any]) -> n.ContractItem:
+        return n.ContractItem("plan", self._ref(c[0]), self._span(meta))
+
+    def ct_price(self, meta: Any, c: list[Any]) -> n.ContractItem:
+        return n.ContractItem("price", c[0], self._span(meta))
+
+    def ct_valid(self, meta: Any, c: list[Any]) -> n.ContractItem:
+        dates = tuple(_date(t, self) for t in c)
+        return n.ContractItem("valid", dates, self._span(meta))
+
+    # rules
+    def eligibility(self, meta: Any, c: list[Any]) -> n.Eligibility:
+        return n.Eligibility(str(c[0]), tuple(c[1:]), self._span(meta), self._tspan(c[0]))
+
+    def deny(self, meta: Any, c: list[Any]) -> n.Deny:
+        return n.Deny(_unquote(c[0]), c[1], self._span(meta))
+
+    def promotion(self, meta: Any, c: list[Any]) -> n.Promotion:
+        return n.Promotion(str(c[0]), tuple(c[1:]), self._span(meta), self._tspan(c[0]))
+
+    def _pr(self, key: Any, meta: Any, value: object) -> n.PromoItem:
+        return n.PromoItem(key, value, self._span(meta))
+
+    def pr_code(self, meta: Any, c: list[Any]) -> n.PromoItem:
+        return self._pr("code", meta, _unquote(c[0]))
+
+    def pr_automatic(self, meta: Any, c: list[Any]) -> n.PromoItem:
+        return self._pr("automatic", meta, None)
+
+    def pr_stackable(self, meta: Any, c: list[Any]) -> n.PromoItem:
+        return self._pr("stackable", meta, None)
+
+    def pr_plans(self, meta: Any, c: list[Any]) -> n.PromoItem:
+        return self._pr("plans", meta, c[0])
+
+    def pr_storefronts(self, meta: Any, c: list[Any]) -> n.PromoItem:
+        return self._pr("storefronts", meta, c[0])
+
+    def pr_valid(self, meta: Any, c: list[Any]) -> n.PromoItem:
+        return self._pr("valid", meta, tuple(_date(t, self) for t in c))
+
+    def pr_percent(self, meta: Any, c: list[Any]) -> n.PromoItem:
+        return self._pr("percent", meta, (Decimal(str(c[0]).rstrip("%")), c[1]))
+
+    def pr_amount(self, meta: Any, c: list[Any]) -> n.PromoItem:
+        return self._pr("amount", meta, (c[0], c[1]))
+
+    def pr_limit(self, meta: Any, c: list[Any]) -> n.PromoItem:
+        return self._pr("limit", meta, tuple(c))
+
+    def limit_total(self, meta: Any, c: list[Any]) -> tuple[str, Decimal]:
+        return ("total", _whole(c[0], self))
+
+    def limit_per_customer(self, meta: Any, c: list[Any]) -> tuple[str, Decimal]:
+        return ("per_customer", _whole(c[0], self))
+
+    def pr_if(self, meta: Any, c: list[Any]) -> n.PromoItem:
+        return self._pr("if", meta, c[0])
+
+    def promo_term(self, meta: Any, c: list[Token]) -> n.PromoTerm:
+        word = str(c[0])
+        if word == "for":
+            return n.PromoTerm("cycles", _whole(c[1], self), self._span(meta))
+        return n.PromoTerm(word, None, self._span(meta))  # type: ignore[arg-type]
+
+    def tax(self, meta: Any, c: list[Any]) -> n.Tax:
+        return n.Tax(str(c[0]), tuple(c[1:]), self._span(meta), self._tspan(c[0]))
+
+    def tax_rate(self, meta: Any, c: list[Any]) -> n.TaxRate:
+        when = c[1] if len(c) > 1 else None
+        return n.TaxRate(Decimal(str(c[0])[:-1]), when, self._span(meta))
+
+    def route(self, meta: Any, c: list[Any]) -> n.Route:
+        name = str(c[0]) if c and isinstance(c[0], Token) else None
+        rules = tuple(x for x in c if isinstance(x, n.RouteRule))
+        return n.Route(name, rules, self._span(meta))
+
+    def route_rule(self, meta: Any, c: list[Any]) -> n.RouteRule:
+        when = c[1] if len(c) > 1 else None
+        return n.RouteRule(self._ref(c[0]), when, self._span(meta))
+
+    def dunning(self, meta: Any, c: list[Any]) -> n.Dunning:
+        items = tuple(x for x in c[1:] if isinstance(x, n.DunningItem))
+        when = c[1] if len(c) > 1 and not isinstance(c[1], n.DunningItem) else None
+        return n.Dunning(str(c[0]), when, items, self._span(meta), self._tspan(c[0]))
+
+    def _dn(self, key: Any, meta: Any, value: object) -> n.DunningItem:
+        return n.DunningItem(key, value, self._span(meta))
+
+    def dn_retry(self, meta: Any, c: list[Any]) -> n.DunningItem:
+        return self._dn("retry", meta, tuple(x.value for x in c))
+
+    def dn_via(self, meta: Any, c: list[Any]) -> n.DunningItem:
+        return self._dn("via", meta, self._ref(c[0]))
+
+    def dn_no_retry(self, meta: Any, c: list[Any]) -> n.DunningItem:
+        return self._dn("no_retry", meta, c[0])
+
+    def dn_grace(self, meta: Any, c: list[Any]) -> n.DunningItem:
+        keep = c[1] if len(c) > 1 else "keep"
+        return self._dn("grace", meta, (c[0].value, keep))
+
+    def grace_entitlements(self, meta: Any, c: list[Token]) -> str:
+        return str(c[0])
+
+    def dn_then(self, meta: Any, c: list[Any]) -> n.DunningItem:
+        return self._dn("then", meta, str(c[0]))
+
+    def lifecycle(self, meta: Any, c: list[Any]) -> n.Lifecycle:
+        return n.Lifecycle(tuple(c), self._span(meta))
+
+    def lc_pause(self, meta: Any, c: list[Any]) -> n.LifecycleItem:
+        when = c[1] if len(c) > 1 else None
+        return n.LifecycleItem("pause", (c[0].value, when), self._span(meta))
+
+    def lc_cancel(self, meta: Any, c: list[Any]) -> n.LifecycleItem:
+        return n.LifecycleItem("cancel", c[0], self._span(meta))
+
+    def cancel_timing(self, meta: Any, c: list[Token]) -> str:
+        return "immediate" if str(c[0]) == "immediate" else "period_end"
+
+    def lc_refund(self, meta: Any, c: list[Any]) -> n.LifecycleItem:
+        return n.LifecycleItem("refund", c[0], self._span(meta))
+
+    def refund_policy(self, meta: Any, c: list[Any]) -> tuple[str, n.Duration | None, str]:
+        kind = str(c[0])
+        if kind == "full" and len(c) > 1:
+            within = c[2].value
+            after = str(c[4]) if len(c) > 4 else "none"
+            return ("full", within, after)
+        return (kind, None, kind)
+
+    # expressions
+    def _bin(op: str):  # type: ignore[no-untyped-def]  # noqa: N805
+        def build(self: _Build, meta: Any, c: list[Any]) -> n.Binary:
+            return n.Binary(op, c[0], c[1], self._span(meta))  # type: ignore[arg-type]
+        return build
+
+    or_ = _bin("or")
+    and_ = _bin("and")
+    eq = _bin("==")
+    ne = _bin("!=")
+    lt = _bin("<")
+    le = _bin("<=")
+    gt = _bin(">")
+    ge = _bin(">=")
+    in_ = _bin("in")
+    not_in = _bin("not in")
+    add = _bin("+")
+    sub = _bin("-")
+    mul = _bin("*")
+    div = _bin("/")
+    del _bin
+
+    def not_(self, meta: Any, c: list[Any]) -> n.Unary:
+        return n.Unary("not", c[0], self._span(meta))
+
+    def neg(self, meta: Any, c: list[Any]) -> n.Unary:
+        return n.Unary("-", c[0], self._span(meta))
+
+    def field(self, meta: Any, c: list[Any]) -> n.Field:
+        return n.Field(c[0], str(c[1]), self._span(meta))
+
+    def call(self, meta: Any, c: list[Any]) -> n.Call:
+        return n.Call(str(c[0]), tuple(a for a in c[1:] if a is not None), self._span(meta))
+
+    def name(self, meta: Any, c: list[Token]) -> n.Name:
+        return n.Name(str(c[0]), self._span(meta))
+
+    def set_(self, meta: Any, c: list[Any]) -> n.SetLit:
+        return n.SetLit(tuple(x for x in c if x is not None), self._span(meta))
+
+    def _lit(self, meta: Any, kind: Any, value: object) -> n.Literal:
+        return n.Literal(kind, value, self._span(meta))
+
+    def money(self, meta: Any, c: list[Token]) -> n.Literal:
+        return self._lit(meta, "money", n.Money(str(c[0]), Decimal(str(c[1]))))
+
+    def duration(self, meta: Any, c: list[Token]) -> n.Literal:
+        value = n.Duration(_whole(c[0], self), _UNITS[str(c[1])])  # type: ignore[arg-type]
+        return self._lit(meta, "duration", value)
+
+    def percent(self, meta: Any, c: list[Token]) -> n.Literal:
+        return self._lit(meta, "percent", Decimal(str(c[0])[:-1]))
+
+    def number(self, meta: Any, c: list[Token]) -> n.Literal:
+        text = str(c[0])
+        if "." in text:
+            return self._lit(meta, "decimal", Decimal(text))
+        return self._lit(meta, "int", int(text))
+
+    def string(self, meta: Any, c: list[Token]) -> n.Literal:
+        return self._lit(meta, "string", _unquote(c[0]))
+
+    def true(self, meta: Any, c: list[Any]) -> n.Literal:
+        return self._lit(meta, "bool", True)
+
+    def false(self, meta: Any, c: list[Any]) -> n.Literal:
+        return self._lit(meta, "bool", False)
+
+    def date(self, meta: Any, c: list[Token]) -> n.Literal:
+        return self._lit(meta, "date", _date(c[0], self))
+
+    def datetime(self, meta: Any, c: list[Token]) -> n.Literal:
+        try:
+            value = dt.datetime.fromisoformat(str(c[0]).replace("Z", "+00:00"))
+        except ValueError:
+            raise _BadLiteral(self._tspan(c[0]), f"'{c[0]}' is not a valid datetime") from None
+        return self._lit(meta, "datetime", value.astimezone(dt.timezone.utc))
