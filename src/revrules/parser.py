@@ -104,6 +104,7 @@ def _expected_words(expected: set[str]) -> str:
         expected = (expected - _EXPRESSION_STARTS - {"PERCENT", "DATE", "DATETIME", "CURRENCY",
                                                       "MINUS", "LSQB", "LBRACE", "TRUE", "FALSE",
                                                       "NOT"}) | {"an expression"}
+    words = sorted({_describe(t) for t in expected}, key=lambda w: (w.startswith("'"), w))
     if len(words) == 1:
         return words[0]
     return ", ".join(words[:-1]) + " or " + words[-1]
