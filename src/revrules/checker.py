@@ -22,7 +22,8 @@ from .diagnostics import Diagnostic, did_you_mean, suggest
 
 __all__ = ["CheckResult", "check"]
 
-_CURRENCIES = frozenset(list_currencies())
+_CURRENCY_CODES = tuple(sorted(list_currencies()))
+_CURRENCIES = frozenset(_CURRENCY_CODES)
 _ATTR_TYPES = ("int", "decimal", "string", "bool", "date")
 _ROUNDING = ("half_even", "half_up", "half_down", "down", "up", "ceiling", "floor")
 _FUNCTIONS = ("min", "max", "round", "days_between")
@@ -240,7 +241,7 @@ class _Checker:
                 ok = False
             currency = items["currency"].value if "currency" in items else None
             if currency is not None and currency.name not in _CURRENCIES:
-                self.unknown("currency", currency, _CURRENCIES)
+                self.unknown("currency", currency, _CURRENCY_CODES)
                 ok = False
             commission = items["commission"].value if "commission" in items else Decimal(0)
             if not Decimal(0) <= commission <= Decimal(100):
@@ -284,7 +285,7 @@ class _Checker:
         money: n.Money = lit.value  # type: ignore[assignment]
         if money.currency not in _CURRENCIES:
             self.error("unknown_currency", f"unknown currency '{money.currency}'"
-                       f"{did_you_mean(money.currency, _CURRENCIES)}", lit.span)
+                       f"{did_you_mean(money.currency, _CURRENCY_CODES)}", lit.span)
             return T("money")
         digits = minor_units(money.currency)
         exponent = money.amount.as_tuple().exponent

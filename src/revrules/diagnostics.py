@@ -62,9 +62,21 @@ def _excerpt(source: str, span: Span) -> list[str]:
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str | None:
-    """The closest candidate to a misspelt ``name``, if one is close enough."""
-    matches = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
-    return matches[0] if matches else None
+    """The closest candidate to a misspelt ``name``, if one is close enough.
+
+    Ties go to the candidate given first (declaration order), so suggestions are
+    stable and do not depend on hashing.
+    """
+    best, best_score = None, 0.6
+    matcher = difflib.SequenceMatcher(b=name)
+    for candidate in dict.fromkeys(candidates):
+        matcher.set_seq1(candidate)
+        if matcher.real_quick_ratio() < best_score or matcher.quick_ratio() < best_score:
+            continue
+        score = matcher.ratio()
+        if score > best_score or (best is None and score >= best_score):
+            best, best_score = candidate, score
+    return best
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:

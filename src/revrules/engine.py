@@ -1,0 +1,1008 @@
+"""The evaluator: ``Engine.apply(state, event) -> Outcome``.
+
+Each event runs in a transaction (:class:`_Tx`) over the immutable state; it either
+commits a new state with its decisions and revenue events, or fails with a clean
+error and leaves the state exactly as it was. Rules run as compiled functions
+(:mod:`revrules.compiler`); prices, promotions and contracts come from tables the
+:class:`~revrules.ruleset.Ruleset` built once. Time comes only from events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import immutables
+
+from . import model as m
+from . import runtime as rt
+from .compiler import Ctx
+from .diagnostics import did_you_mean
+from .events import Event, EventError, parse_event
+from .results import Decision, Discount, Error, Outcome, RevenueEvent, Trace
+from .ruleset import Ruleset
+from .state import AttachedPromotion, Charge, Dunning, Payment, State, Subscription
+
+__all__ = ["Engine"]
+
+ZERO = Decimal(0)
+_NO_DISCOUNTS: tuple[Discount, ...] = ()
+
+
+@attrs.frozen
+class Quote:
+    """A priced charge before it becomes a decision."""
+
+    currency: str
+    list: Decimal
+    discounts: tuple[Discount, ...]
+    credit: Decimal
+    tax: Decimal
+    net: Decimal
+    total: Decimal
+    psp: str | None
+    gross_ex: Decimal
+    discount_ex: Decimal
+    credit_ex: Decimal
+    trace: tuple[Trace, ...]
+
+    @property
+    def discount(self) -> Decimal:
+        return sum((d.amount for d in self.discounts), ZERO)
+
+
+class Engine:
+    """Applies events to a state under one ruleset.
+
+    >>> import revrules
+    >>> engine = revrules.Engine(revrules.load("rulesets/streaming.rr"))  # doctest: +SKIP
+    >>> out = engine.apply(revrules.State(), {"id": "e1", "type": "tick", "at": "2027-01-01"})
+    ... # doctest: +SKIP
+    """
+
+    def __init__(self, ruleset: Ruleset):
+        self.rules = ruleset
+        self.model = ruleset.model
+        self.tz = ruleset.model.timezone
+        self.rounding = ruleset.rounding
+        self.attributes = {a.name: a for a in ruleset.model.attributes}
+
+    def apply(self, state: State, event: Event | Mapping[str, Any]) -> Outcome:
+        """Apply one event; never raises for bad input (the outcome says what was wrong)."""
+        if not isinstance(event, Event):
+            try:
+                event = parse_event(event)
+            except EventError as exc:
+                event_id = event.get("id") if isinstance(event, Mapping) else None
+                return Outcome(str(event_id) if event_id is not None else "", False, state,
+                               error=Error(exc.code, exc.message))
+        if event.id in state.applied:
+            return Outcome(event.id, True, state, replayed=True)
+        tx = _Tx(self, state, event)
+        try:
+            tx.run()
+        except (EventError, rt.EvaluationError) as exc:
+            return Outcome(event.id, False, state, error=Error(exc.code, exc.message))
+        return Outcome(event.id, True, tx.commit(), tuple(tx.decisions), tuple(tx.events))
+
+    def run(self, events: Iterable[Event | Mapping[str, Any]],
+            state: State | None = None) -> tuple[State, list[Outcome]]:
+        """Apply events in order; return the final state and every outcome."""
+        current = state if state is not None else State()
+        outcomes = []
+        for event in events:
+            outcome = self.apply(current, event)
+            current = outcome.state
+            outcomes.append(outcome)
+        return current, outcomes
+
+
+def _fail(code: str, message: str) -> EventError:
+    return EventError(code, message)
+
+
+class _Tx:
+    """One event's work over a copy-on-write view of the state."""
+
+    def __init__(self, engine: Engine, state: State, event: Event):
+        self.engine = engine
+        self.rules = engine.rules
+        self.state = state
+        self.event = event
+        self.tz = engine.tz
+        self.rounding = engine.rounding
+        self.subs = state.subscriptions
+        self.redemptions = state.redemptions
+        self.customer_redemptions = state.customer_redemptions
+        self.decisions: list[Decision] = []
+        self.events: list[RevenueEvent] = []
+        self.day = rt.local_date(event.at, self.tz)
+
+    # -- plumbing ----------------------------------------------------------------------
+    def run(self) -> None:
+        handler = getattr(self, "on_" + self.event.type)
+        handler()
+
+    def commit(self) -> State:
+        clock = self.state.clock
+        if clock is None or self.event.at > clock:
+            clock = self.event.at
+        return State(self.subs, self.redemptions, self.customer_redemptions,
+                     self.state.applied.set(self.event.id, True), clock)
+
+    def put(self, sub: Subscription) -> Subscription:
+        self.subs = self.subs.set(sub.id, sub)
+        return sub
+
+    def emit(self, kind: str, sub: Subscription, *, at: dt.datetime | None = None,
+             rule: str | None = None, source: Any = None, **fields: Any) -> None:
+        sf = self.rules.storefronts[sub.storefront]
+        self.events.append(RevenueEvent(
+            id=f"{self.event.id}.{len(self.events) + 1}", type=kind, at=at or self.event.at,
+            subscription=sub.id, customer=sub.customer_id, storefront=sf.name,
+            channel=sf.channel, plan=sub.plan, currency=sf.currency, rule=rule,
+            source=str(source) if source is not None else None,
+            ruleset=self.rules.name, version=self.rules.version, **fields))
+
+    def subscription(self) -> Subscription:
+        sub_id = self.event.subscription
+        assert sub_id is not None
+        sub = self.subs.get(sub_id)
+        if sub is None:
+            raise _fail("unknown_subscription", f"unknown subscription '{sub_id}'"
+                        f"{did_you_mean(sub_id, self._nearby_ids(sub_id))}")
+        return sub
+
+    def _nearby_ids(self, sub_id: str) -> list[str]:
+        # bounded: suggestions only look at ids sharing the first character
+        return [k for k in self.subs.keys() if k[:1] == sub_id[:1]][:1000]
+
+    def at_time(self, day: dt.date) -> dt.datetime:
+        return rt.start_of(day, self.tz)
+
+    def ctx(self, sub: Subscription, cycle: int | None = None, total: Decimal | None = None,
+            at: dt.datetime | None = None) -> Ctx:
+        sf = self.rules.storefronts[sub.storefront]
+        return Ctx(sub.customer, sub.customer_id, sf, self.rules.plans[sub.plan],
+                   sub.cycle if cycle is None else cycle, sub.status, at or self.event.at,
+                   self.event.type,
+                   rt.Money(sf.currency, total) if total is not None else None,
+                   self.event.reason, self.event.attempt or 0, self.event.psp)
+
+    def next_charge(self, sub: Subscription) -> dt.date:
+        return rt.add_periods(sub.anchor, self.rules.plans[sub.plan].every, sub.index)
+
+    def period(self, sub: Subscription, index: int) -> tuple[dt.date, dt.date]:
+        every = self.rules.plans[sub.plan].every
+        return rt.add_periods(sub.anchor, every, index), rt.add_periods(sub.anchor, every,
+                                                                          index + 1)
+
+    # -- pricing -----------------------------------------------------------------------
+    def price_entry(self, plan: str, storefront: str, day: dt.date,
+                    existing: bool) -> m.PriceEntry | None:
+        found = None
+        for entry in self.rules.prices.get((plan, storefront), ()):
+            start = entry.existing if existing else entry.effective
+            if start is None or start <= day:
+                found = entry
+        return found
+
+    def contract(self, customer_id: str, plan: str, day: dt.date) -> m.Contract | None:
+        for c in self.rules.contracts.get((customer_id, plan), ()):
+            if c.valid_from <= day <= c.valid_to:
+                return c
+        return None
+
+    def quote(self, sub: Subscription, list_amount: Decimal, discounts: tuple[Discount, ...],
+              credit: Decimal, cycle: int, trace: list[Trace]) -> Quote:
+        rules = self.rules
+        sf = rules.storefronts[sub.storefront]
+        currency, mode = sf.currency, self.rounding
+        amount = list_amount - sum((d.amount for d in discounts), ZERO) - credit
+        if amount < 0:
+            amount = ZERO
+        ctx = self.ctx(sub, cycle)
+        rates: list[Decimal] = []
+        for table in rules.taxes:
+            for rate, test in table:
+                if test is None or test(ctx):
+                    rates.append(rate.rate)
+                    trace.append(Trace(rate.rule.name, str(rate.rule.span)))
+                    break
+        if sf.tax_inclusive:
+            combined = sum(rates, ZERO)
+            tax = sum((rt.split_inclusive(amount, r, currency, mode) if len(rates) == 1 else
+                       rt.quantize(rt.CONTEXT.divide(amount * r, 1 + combined), currency, mode)
+                       for r in rates), ZERO)
+            net, total = amount - tax, amount
+            gross_ex = list_amount - self._inner_tax(list_amount, rates, currency)
+            credit_ex = credit - self._inner_tax(credit, rates, currency)
+            discount_ex = gross_ex - credit_ex - net
+        else:
+            tax = sum((rt.percent_of(amount, r, currency, mode) for r in rates), ZERO)
+            net, total = amount, amount + tax
+            gross_ex, credit_ex = list_amount, credit
+            discount_ex = sum((d.amount for d in discounts), ZERO)
+        ctx.total = rt.Money(currency, total)
+        psp = None
+        for route, test in rules.route:
+            if route.psp in sf.psps and (test is None or test(ctx)):
+                psp = route.psp
+                trace.append(Trace(route.rule.name, str(route.rule.span)))
+                break
+        if psp is None and sf.psps:
+            psp = sf.psps[0]
+            trace.append(Trace(f"storefront {sf.name} psp", str(sf.span)))
+        q = rt.quantize
+        return Quote(currency, q(list_amount, currency), discounts, q(credit, currency),
+                     q(tax, currency), q(net, currency), q(total, currency), psp,
+                     q(gross_ex, currency), q(discount_ex, currency), q(credit_ex, currency),
+                     tuple(trace))
+
+    def _inner_tax(self, amount: Decimal, rates: list[Decimal], currency: str) -> Decimal:
+        if not rates or not amount:
+            return ZERO
+        combined = sum(rates, ZERO)
+        return sum((rt.quantize(rt.CONTEXT.divide(amount * r, 1 + combined), currency,
+                                self.rounding) for r in rates), ZERO)
+
+    # -- promotions --------------------------------------------------------------------
+    def promotion_refusal(self, p: m.Promotion, sub: Subscription, cycle: int,
+                          day: dt.date) -> str | None:
+        """Why promotion ``p`` cannot be redeemed now, or None."""
+        sf = self.rules.storefronts[sub.storefront]
+        if p.plans is not None and sub.plan not in p.plans:
+            return f"{p.name} does not apply to plan {sub.plan}"
+        if p.storefronts is not None and sub.storefront not in p.storefronts:
+            return f"{p.name} is not offered in storefront {sub.storefront}"
+        if p.currency is not None and p.currency != sf.currency:
+            return f"{p.name} takes {p.currency} off but {sf.name} sells in {sf.currency}"
+        if (p.valid_from and day < p.valid_from) or (p.valid_to and day > p.valid_to):
+            return f"{p.name} not valid on {day}"
+        test = self.rules.promotion_tests[p.name]
+        if test is not None and p.condition is not None and not test(self.ctx(sub, cycle)):
+            return f"{p.name} requires {self.rules.source_text(p.condition)}"
+        if p.limit_total is not None and self.redemptions.get(p.name, 0) >= p.limit_total:
+            return f"{p.name} is exhausted ({p.limit_total} redemptions)"
+        if p.limit_per_customer is not None and self.customer_redemptions.get(
+                _redemption_key(p.name, sub.customer_id), 0) >= p.limit_per_customer:
+            return f"{p.name} already redeemed by {sub.customer_id}"
+        return None
+
+    def discount_of(self, p: m.Promotion, list_amount: Decimal, currency: str) -> Decimal:
+        if p.kind == "percent":
+            return rt.percent_of(list_amount, p.value, currency, self.rounding)
+        return min(p.value, list_amount)
+
+    def choose_promotions(self, sub: Subscription, list_amount: Decimal, cycle: int,
+                          day: dt.date, code: str | None,
+                          reasons: list[str]) -> list[tuple[m.Promotion, Decimal, bool]]:
+        """The promotions that discount this charge: (promotion, amount, newly redeemed)."""
+        rules = self.rules
+        currency = rules.storefronts[sub.storefront].currency
+        candidates: list[tuple[m.Promotion, Decimal, bool]] = []
+        attached = {a.name: a for a in sub.promotions}
+        for a in sub.promotions:
+            p = rules.promotions[a.name]
+            if a.first_cycle <= cycle and (a.last_cycle is None or cycle <= a.last_cycle):
+                test = rules.promotion_tests[p.name]
+                if p.automatic and test is not None and not test(self.ctx(sub, cycle)):
+                    continue
+                candidates.append((p, self.discount_of(p, list_amount, currency), False))
+        code_promo = None
+        if code is not None:
+            code_promo = rules.codes.get(code.upper())
+            if code_promo is None:
+                reasons.append(f"unknown promotion code \"{code}\""
+                               f"{did_you_mean(code.upper(), rules.codes)}")
+            elif code_promo.name in attached:
+                reasons.append(f"{code_promo.name} is already applied")
+                code_promo = None
+            else:
+                refusal = self.promotion_refusal(code_promo, sub, cycle, day)
+                if refusal:
+                    reasons.append(refusal)
+                    code_promo = None
+                else:
+                    candidates.append((code_promo, self.discount_of(
+                        code_promo, list_amount, currency), True))
+        for p in rules.automatic.get((sub.plan, sub.storefront), ()):
+            if p.name in attached:
+                continue
+            if self.promotion_refusal(p, sub, cycle, day) is None:
+                candidates.append((p, self.discount_of(p, list_amount, currency), True))
+        if not candidates:
+            return []
+        single = [c for c in candidates if not c[0].stackable]
+        chosen = [c for c in candidates if c[0].stackable]
+        if single:
+            best = min(single, key=lambda c: (-c[1], c[0].order))
+            chosen.append(best)
+            for c in single:
+                if c is not best and c[2] and c[0] is code_promo:
+                    reasons.append(f"{c[0].name} outbid by {best[0].name}")
+        chosen.sort(key=lambda c: c[0].order)
+        # never discount below zero
+        remaining = list_amount
+        result = []
+        for p, amount, new in chosen:
+            amount = min(amount, remaining)
+            remaining -= amount
+            result.append((p, amount, new))
+        return result
+
+    def redeem(self, sub: Subscription, p: m.Promotion, cycle: int) -> AttachedPromotion:
+        count = self.redemptions.get(p.name, 0) + 1
+        self.redemptions = self.redemptions.set(p.name, count)
+        key = _redemption_key(p.name, sub.customer_id)
+        self.customer_redemptions = self.customer_redemptions.set(
+            key, self.customer_redemptions.get(key, 0) + 1)
+        self.emit("campaign.applied", sub, rule=p.name, source=p.span)
+        if p.limit_total is not None and count == p.limit_total:
+            self.emit("promo.exhausted", sub, rule=p.name, source=p.span)
+        last = None if p.cycles is None else cycle + p.cycles - 1
+        return AttachedPromotion(p.name, cycle, last)
+
+    def apply_promotions(self, sub: Subscription, list_amount: Decimal, cycle: int,
+                         day: dt.date, code: str | None, reasons: list[str],
+                         trace: list[Trace]) -> tuple[Subscription, tuple[Discount, ...]]:
+        chosen = self.choose_promotions(sub, list_amount, cycle, day, code, reasons)
+        attached = list(sub.promotions)
+        discounts = []
+        for p, amount, new in chosen:
+            if new:
+                attached.append(self.redeem(sub, p, cycle))
+            discounts.append(Discount(p.name, amount))
+            trace.append(Trace(p.name, str(p.span)))
+        if len(attached) != len(sub.promotions):
+            sub = attrs.evolve(sub, promotions=tuple(attached))
+        return sub, tuple(discounts)
+
+    # -- charges -----------------------------------------------------------------------
+    def open_charge(self, sub: Subscription, quote: Quote, kind: str, start: dt.date,
+                    end: dt.date, rule: str, source: Any) -> Subscription:
+        charge = Charge(kind, self.event.at, start, end, quote.currency, quote.list,
+                        quote.discount, quote.credit, quote.tax, quote.net, quote.total,
+                        quote.psp, quote.gross_ex, quote.discount_ex, quote.credit_ex, rule,
+                        str(source))
+        if quote.total == 0:
+            return self.settle(sub, charge, self.event.at, quote.psp)
+        return attrs.evolve(sub, charge=charge)
+
+    def settle(self, sub: Subscription, charge: Charge, at: dt.datetime,
+               psp: str | None) -> Subscription:
+        sf = self.rules.storefronts[sub.storefront]
+        commission = rt.percent_of(charge.net, sf.commission, sf.currency, self.rounding)
+        self.emit("payment.succeeded", sub, at=at, rule=charge.rule, source=charge.source,
+                  gross=charge.gross_ex, discount=charge.discount_ex, credit=charge.credit_ex,
+                  tax=charge.tax, net=charge.net, amount=charge.total, commission=commission,
+                  psp=psp or charge.psp)
+        payment = Payment(at, charge.period_start, charge.period_end, charge.currency,
+                          charge.total, charge.tax, ZERO, psp or charge.psp,
+                          charge.list - charge.discount)
+        return attrs.evolve(sub, charge=None, payment=payment, dunning=None)
+
+    def decision(self, sub: Subscription, kind: str, quote: Quote | None = None,
+                 **fields: Any) -> None:
+        if quote is not None:
+            fields.update(currency=quote.currency, list=quote.list, discounts=quote.discounts,
+                          credit=quote.credit, tax=quote.tax, net=quote.net, total=quote.total,
+                          psp=quote.psp, trace=quote.trace + tuple(fields.pop("trace", ())))
+        else:
+            fields.setdefault("currency", self.rules.storefronts[sub.storefront].currency)
+        fields.setdefault("next_charge", None if sub.status == "canceled"
+                          else self.next_charge(sub))
+        self.decisions.append(Decision(sub.id, kind, **fields))  # type: ignore[arg-type]
+
+    def set_entitlements(self, sub: Subscription, wanted: tuple[str, ...], rule: str,
+                         source: Any) -> Subscription:
+        revoked = tuple(e for e in sub.entitlements if e not in wanted)
+        granted = tuple(e for e in wanted if e not in sub.entitlements)
+        if revoked:
+            self.emit("entitlement.revoked", sub, rule=rule, source=source, entitlements=revoked)
+        if granted:
+            self.emit("entitlement.granted", sub, rule=rule, source=source, entitlements=granted)
+        return attrs.evolve(sub, entitlements=wanted)
+
+    # -- checkout ----------------------------------------------------------------------
+    def on_checkout(self) -> None:
+        ev, rules = self.event, self.rules
+        assert ev.storefront and ev.plan and ev.subscription and ev.customer is not None
+        sf = rules.storefronts.get(ev.storefront)
+        if sf is None:
+            raise _fail("unknown_storefront", f"unknown storefront '{ev.storefront}'"
+                        f"{did_you_mean(ev.storefront, rules.storefronts)}")
+        plan = rules.plans.get(ev.plan)
+        if plan is None:
+            raise _fail("unknown_plan", f"unknown plan '{ev.plan}'"
+                        f"{did_you_mean(ev.plan, rules.plans)}")
+        if ev.subscription in self.subs:
+            raise _fail("duplicate_subscription",
+                        f"subscription '{ev.subscription}' already exists")
+        customer = self.customer(ev.customer)
+        customer_id = ev.customer["id"]
+        day = self.day
+        contract = self.contract(customer_id, plan.name, day)
+        if contract is not None and contract.currency != sf.currency:
+            contract = None
+        trace: list[Trace] = []
+        reasons: list[str] = []
+        if contract is not None:
+            list_amount = contract.amount
+            trace.append(Trace(f"contract {contract.name}", str(contract.span)))
+        else:
+            if sf.name in plan.not_sold or (plan.name, sf.name) not in rules.prices:
+                raise _fail("not_sold", f"plan '{plan.name}' is not sold in storefront "
+                            f"'{sf.name}'")
+            entry = self.price_entry(plan.name, sf.name, day, existing=False)
+            if entry is None:
+                first = rules.prices[(plan.name, sf.name)][0].effective
+                raise _fail("not_sold", f"plan '{plan.name}' is not sold in storefront "
+                            f"'{sf.name}' before {first}")
+            list_amount = entry.amount
+            trace.append(Trace(f"price {plan.name} {sf.name}", str(entry.span)))
+        sub = Subscription(ev.subscription, customer_id, immutables.Map(customer), sf.name,
+                           plan.name, "active", day, 0, 0, list_amount,
+                           contract.name if contract else None, started=day)
+
+        trial_days, trial_granted = 0, False
+        if plan.trial is not None:
+            denied = self.eligibility(plan.trial.eligibility, sub, 1, trace)
+            if denied:
+                reasons.extend(f"{plan.trial.eligibility}: {r}" for r, _ in denied)
+                rule = denied[0][1]
+                self.emit("trial.blocked", sub, rule=plan.trial.eligibility, source=rule.span,
+                          reasons=tuple(r for r, _ in denied))
+            else:
+                trial_granted = True
+                anchor = rt.add(day, plan.trial.length)
+                trial_days = (anchor - day).days
+                sub = attrs.evolve(sub, status="trialing", anchor=anchor, trial_end=anchor)
+                self.emit("trial.granted", sub, rule=f"plan {plan.name} trial",
+                          source=plan.trial.span, date=anchor)
+                trace.append(Trace(f"plan {plan.name} trial", str(plan.trial.span)))
+
+        if contract is not None:
+            if ev.code:
+                reasons.append(f"promotions do not apply to contract {contract.name}")
+            discounts = _NO_DISCOUNTS
+        elif trial_granted:
+            # a code is redeemed at checkout and discounts the first charged cycles
+            sub, _ = self.apply_promotions_code_only(sub, list_amount, day, ev.code, reasons,
+                                                     trace)
+            discounts = _NO_DISCOUNTS
+        else:
+            sub, discounts = self.apply_promotions(sub, list_amount, 1, day, ev.code, reasons,
+                                                   trace)
+        self.emit("subscription.started", sub, rule=f"plan {plan.name}", source=plan.span)
+        sub = self.set_entitlements(sub, plan.entitlements, f"plan {plan.name}", plan.span)
+        due = rt.add(day, sf.terms) if sf.terms else None
+        if trial_granted:
+            quote = self.quote(sub, ZERO, _NO_DISCOUNTS, ZERO, 1, trace)
+            self.put(sub)
+            self.decision(sub, "charge", quote, trial_days=trial_days, reasons=tuple(reasons))
+            return
+        quote = self.quote(sub, list_amount, discounts, ZERO, 1, trace)
+        sub = attrs.evolve(sub, index=1, cycle=1)
+        start, end = self.period(sub, 0)
+        sub = self.open_charge(sub, quote, "checkout", start, end, trace[0].rule,
+                               trace[0].source)
+        self.put(sub)
+        self.decision(sub, "charge", quote, due=due, reasons=tuple(reasons))
+
+    def apply_promotions_code_only(self, sub: Subscription, list_amount: Decimal, day: dt.date,
+                                   code: str | None, reasons: list[str],
+                                   trace: list[Trace]) -> tuple[Subscription, tuple[Discount, ...]]:
+        if code is None:
+            return sub, _NO_DISCOUNTS
+        p = self.rules.codes.get(code.upper())
+        if p is None:
+            reasons.append(f"unknown promotion code \"{code}\""
+                           f"{did_you_mean(code.upper(), self.rules.codes)}")
+            return sub, _NO_DISCOUNTS
+        refusal = self.promotion_refusal(p, sub, 1, day)
+        if refusal:
+            reasons.append(refusal)
+            return sub, _NO_DISCOUNTS
+        attached = self.redeem(sub, p, 1)
+        trace.append(Trace(p.name, str(p.span)))
+        return attrs.evolve(sub, promotions=sub.promotions + (attached,)), _NO_DISCOUNTS
+
+    def customer(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate customer attributes against the schema; apply defaults."""
+        result: dict[str, Any] = {}
+        for key in sorted(given):
+            if key == "id":
+                continue
+            attr = self.engine.attributes.get(key)
+            if attr is None:
+                raise _fail("unknown_field", f"unknown customer attribute '{key}'"
+                            f"{did_you_mean(key, self.engine.attributes)}")
+            result[key] = _attribute_value(attr, given[key])
+        for name, attr in self.engine.attributes.items():
+            if name not in result:
+                result[name] = attr.default
+        return result
+
+    def eligibility(self, name: str | None, sub: Subscription, cycle: int,
+                    trace: list[Trace]) -> list[tuple[str, m.Rule]]:
+        """Every deny reason that holds (all are collected, not only the first)."""
+        if name is None:
+            return []
+        ctx = self.ctx(sub, cycle)
+        denied = []
+        for deny, test in self.rules.eligibility[name]:
+            if test(ctx):
+                denied.append((deny.reason, deny.rule))
+                trace.append(Trace(name, str(deny.rule.span)))
+        return denied
+
+    # -- payments ----------------------------------------------------------------------
+    def on_payment_succeeded(self) -> None:
+        sub = self.subscription()
+        if sub.charge is None:
+            raise _fail("no_open_charge", f"subscription '{sub.id}' has no open charge to pay")
+        was_past_due = sub.status == "past_due"
+        sub = self.settle(sub, sub.charge, self.event.at, self.event.psp)
+        if was_past_due:
+            sub = attrs.evolve(sub, status="active")
+            plan = self.rules.plans[sub.plan]
+            sub = self.set_entitlements(sub, plan.entitlements, f"plan {plan.name}", plan.span)
+        self.put(sub)
+        self.decision(sub, "none")
+
+    def dunning_policy(self, sub: Subscription) -> tuple[m.DunningPolicy | None, Any]:
+        ctx = self.ctx(sub)
+        fallback = None
+        for policy, applies, no_retry in self.rules.dunning:
+            if applies is None:
+                if fallback is None:
+                    fallback = (policy, no_retry)
+            elif applies(ctx):
+                return policy, no_retry
+        return fallback if fallback else (None, None)
+
+    def on_payment_failed(self) -> None:
+        sub = self.subscription()
+        charge = sub.charge
+        if charge is None:
+            raise _fail("no_open_charge", f"subscription '{sub.id}' has no open charge")
+        self.emit("payment.failed", sub, rule=charge.rule, source=charge.source,
+                  amount=charge.total, psp=self.event.psp or charge.psp,
+                  reasons=(self.event.reason,) if self.event.reason else ())
+        if sub.dunning is not None:
+            dunning = attrs.evolve(sub.dunning, attempts=sub.dunning.attempts + 1)
+            sub = self.put(attrs.evolve(sub, dunning=dunning))
+            self.decision(sub, "none", retry_at=dunning.retries[0] if dunning.retries else None,
+                          grace_ends=dunning.grace_end)
+            return
+        policy, no_retry = self.dunning_policy(sub)
+        day = self.day
+        sf = self.rules.storefronts[sub.storefront]
+        reasons: list[str] = []
+        trace: list[Trace] = []
+        if policy is None:
+            sub = self.put(attrs.evolve(sub, status="past_due"))
+            self.decision(sub, "none", reasons=("no dunning policy applies",))
+            return
+        trace.append(Trace(f"dunning {policy.name}", str(policy.span)))
+        retries: tuple[dt.date, ...] = ()
+        if sf.store_managed:
+            reasons.append(f"{sf.channel}: the store retries the payment")
+        elif no_retry is not None and no_retry(self.ctx(sub)):
+            assert policy.no_retry is not None
+            reasons.append(f"dunning {policy.name}: no retry when "
+                           f"{self.rules.source_text(policy.no_retry)}")
+            trace.append(Trace(f"dunning {policy.name} no retry", str(policy.no_retry.span)))
+        else:
+            retries = tuple(rt.add(day, d) for d in policy.retries)
+        grace_end = rt.add(day, policy.grace) if policy.grace else None
+        ends = max([day, *retries, *([grace_end] if grace_end else [])])
+        via = policy.via or charge.psp
+        dunning = Dunning(policy.name, day, retries, grace_end, ends, 1, via)
+        sub = attrs.evolve(sub, status="past_due", dunning=dunning)
+        for retry in retries:
+            self.emit("payment.retry_scheduled", sub, rule=f"dunning {policy.name}",
+                      source=policy.span, date=retry, psp=via, amount=charge.total)
+        if not policy.keep_entitlements:
+            sub = self.set_entitlements(sub, (), f"dunning {policy.name}", policy.span)
+        self.put(sub)
+        self.decision(sub, "none", retry_at=retries[0] if retries else None,
+                      grace_ends=grace_end, reasons=tuple(reasons), trace=tuple(trace))
+
+    # -- renewals ----------------------------------------------------------------------
+    def on_renewal_due(self) -> None:
+        sub = self.subscription()
+        if sub.status in ("canceled", "paused", "unpaid"):
+            raise _fail("not_active", f"subscription '{sub.id}' is {sub.status}")
+        if sub.charge is not None:
+            raise _fail("past_due", f"subscription '{sub.id}' has an unpaid charge from "
+                        f"{sub.charge.period_start}; settle it before the next renewal")
+        due = self.next_charge(sub)
+        if self.day != due:
+            raise _fail("not_due", f"subscription '{sub.id}' renews on {due}, not {self.day}")
+        self.renew(sub, due)
+
+    def renew(self, sub: Subscription, day: dt.date) -> None:
+        """Charge the period starting ``day`` (the subscription's next charge date)."""
+        rules = self.rules
+        at = max(self.event.at, self.at_time(day)) if self.event.type == "tick" else self.event.at
+        if sub.cancel_at is not None and day >= sub.cancel_at:
+            self.cancel(sub, at, "lifecycle cancel", rules.model.lifecycle.span)
+            return
+        if sub.status == "trialing":
+            plan = rules.plans[sub.plan]
+            self.emit("trial.expired", sub, at=at, rule=f"plan {plan.name} trial",
+                      source=plan.trial.span if plan.trial else plan.span)
+            sub = attrs.evolve(sub, status="active", trial_end=None)
+        trace: list[Trace] = []
+        if sub.pending_plan is not None:
+            sub = self.change_plan(sub, sub.pending_plan, at, day)
+        sub, list_amount = self.renewal_price(sub, day, at, trace)
+        cycle = sub.cycle + 1
+        reasons: list[str] = []
+        if sub.contract is None:
+            sub, discounts = self.apply_promotions(sub, list_amount, cycle, day, None, reasons,
+                                                   trace)
+        else:
+            discounts = _NO_DISCOUNTS
+        quote = self.quote(sub, list_amount, discounts, ZERO, cycle, trace)
+        start, end = self.period(sub, sub.index)
+        sub = attrs.evolve(sub, index=sub.index + 1, cycle=cycle)
+        self.emit("subscription.renewed", sub, at=at, rule=trace[0].rule, source=trace[0].source,
+                  gross=quote.gross_ex, discount=quote.discount_ex, tax=quote.tax,
+                  net=quote.net, amount=quote.total, date=start)
+        sub = self.open_charge(sub, quote, "renewal", start, end, trace[0].rule, trace[0].source)
+        self.put(sub)
+        sf = rules.storefronts[sub.storefront]
+        due = rt.add(day, sf.terms) if sf.terms else None
+        self.decision(sub, "charge", quote, due=due, reasons=tuple(reasons))
+
+    def renewal_price(self, sub: Subscription, day: dt.date, at: dt.datetime,
+                      trace: list[Trace]) -> tuple[Subscription, Decimal]:
+        """The list price an existing subscription pays from ``day``; emits price events."""
+        rules = self.rules
+        contract = self.contract(sub.customer_id, sub.plan, day)
+        if contract is not None and contract.currency == rules.storefronts[sub.storefront].currency:
+            trace.append(Trace(f"contract {contract.name}", str(contract.span)))
+            if contract.amount != sub.price:
+                self.emit("price.changed", sub, at=at, rule=f"contract {contract.name}",
+                          source=contract.span, gross=contract.amount)
+            return attrs.evolve(sub, price=contract.amount, contract=contract.name), \
+                contract.amount
+        entry = self.price_entry(sub.plan, sub.storefront, day, existing=True)
+        if entry is None:
+            raise _fail("not_sold", f"plan '{sub.plan}' has no price in '{sub.storefront}' "
+                        f"on {day}")
+        rule = f"price {sub.plan} {sub.storefront}"
+        trace.append(Trace(rule, str(entry.span)))
+        if entry.amount == sub.price:
+            return attrs.evolve(sub, contract=None), sub.price
+        if sub.contract is None and entry.consent and not (
+                sub.consent == "collected" and sub.consent_price == entry.amount):
+            if sub.consent == "requested" and sub.consent_price == entry.amount:
+                self.emit("consent.deferred", sub, at=at, rule=rule, source=entry.span,
+                          gross=entry.amount)
+            else:
+                self.emit("consent.requested", sub, at=at, rule=rule, source=entry.span,
+                          gross=entry.amount)
+                sub = attrs.evolve(sub, consent="requested", consent_price=entry.amount)
+            return sub, sub.price
+        self.emit("price.changed", sub, at=at, rule=rule, source=entry.span, gross=entry.amount)
+        return attrs.evolve(sub, price=entry.amount, contract=None, consent=None,
+                            consent_price=None), entry.amount
+
+    def change_plan(self, sub: Subscription, target: str, at: dt.datetime,
+                    day: dt.date) -> Subscription:
+        """Move to ``target`` now (anchor unchanged); entitlement and plan-change events."""
+        rules = self.rules
+        old = rules.plans[sub.plan]
+        new = rules.plans[target]
+        change = next((c for c in old.changes if c.target == target), None)
+        kind = change.kind if change else "upgrade"
+        source = change.span if change else new.span
+        self.emit(f"subscription.{kind}d", sub, at=at, rule=f"plan {old.name} {kind}",
+                  source=source)
+        entry = self.price_entry(target, sub.storefront, day, existing=False)
+        price = entry.amount if entry is not None else sub.price
+        sub = attrs.evolve(sub, plan=target, price=price, pending_plan=None, consent=None,
+                           consent_price=None, contract=None)
+        return self.set_entitlements(sub, new.entitlements, f"plan {old.name} {kind}", source)
+
+    def cancel(self, sub: Subscription, at: dt.datetime, rule: str, source: Any,
+               status: str = "canceled") -> Subscription:
+        if status == "canceled":
+            self.emit("subscription.canceled", sub, at=at, rule=rule, source=source)
+        elif status == "paused":
+            self.emit("subscription.paused", sub, at=at, rule=rule, source=source)
+        sub = attrs.evolve(sub, status=status, cancel_at=None, charge=None if status ==
+                           "canceled" else sub.charge, dunning=None, pending_plan=None)
+        sub = self.set_entitlements(sub, (), rule, source)
+        self.put(sub)
+        self.decision(sub, "none", next_charge=None)
+        return sub
+
+    # -- time passing ------------------------------------------------------------------
+    def due_item(self, sub: Subscription, until: dt.date) -> tuple[dt.date, int, str] | None:
+        """The earliest thing due for ``sub`` on or before ``until``: (date, order, kind)."""
+        items: list[tuple[dt.date, int, str]] = []
+        if sub.status in ("canceled", "unpaid"):
+            return None
+        if sub.status == "paused":
+            if sub.resume_by is not None:
+                items.append((sub.resume_by, 0, "resume"))
+        else:
+            if sub.cancel_at is not None:
+                items.append((sub.cancel_at, 1, "cancel"))
+            if sub.status == "trialing" and sub.charge is None:
+                items.append((self.next_charge(sub), 2, "trial_end"))
+            if sub.dunning is not None:
+                if sub.dunning.retries:
+                    items.append((sub.dunning.retries[0], 3, "retry"))
+                else:
+                    items.append((sub.dunning.ends, 4, "dunning_end"))
+        items = [i for i in items if i[0] <= until]
+        return min(items) if items else None
+
+    def on_tick(self) -> None:
+        until = self.day
+        pending = []
+        for sub_id in sorted(self.subs.keys()):
+            item = self.due_item(self.subs[sub_id], until)
+            if item is not None:
+                pending.append((item, sub_id))
+        while pending:
+            pending.sort()
+            (day, _, kind), sub_id = pending.pop(0)
+            self.settle_due(self.subs[sub_id], day, kind)
+            item = self.due_item(self.subs[sub_id], until)
+            if item is not None:
+                pending.append((item, sub_id))
+
+    def settle_due(self, sub: Subscription, day: dt.date, kind: str) -> None:
+        at = self.at_time(day)
+        rules = self.rules
+        if kind == "trial_end":
+            self.renew(sub, day)
+        elif kind == "cancel":
+            self.cancel(sub, at, "lifecycle cancel", rules.model.lifecycle.span)
+        elif kind == "resume":
+            self.resume(sub, day, at)
+        elif kind == "retry":
+            assert sub.dunning is not None and sub.charge is not None
+            dunning = attrs.evolve(sub.dunning, retries=sub.dunning.retries[1:])
+            sub = self.put(attrs.evolve(sub, dunning=dunning))
+            self.decision(sub, "charge", currency=sub.charge.currency, list=sub.charge.list,
+                          credit=sub.charge.credit, tax=sub.charge.tax, net=sub.charge.net,
+                          total=sub.charge.total, psp=dunning.via, retry_at=day,
+                          grace_ends=dunning.grace_end,
+                          reasons=(f"dunning {dunning.policy}: retry {dunning.attempts}",))
+        else:
+            assert sub.dunning is not None
+            policy = next(p for p, _, _ in rules.dunning if p.name == sub.dunning.policy)
+            self.cancel(sub, at, f"dunning {policy.name}", policy.span,
+                        status={"cancel": "canceled", "pause": "paused",
+                                "unpaid": "unpaid"}[policy.then])
+
+    # -- plan changes ------------------------------------------------------------------
+    def deny(self, sub: Subscription, reason: str, trace: tuple[Trace, ...] = ()) -> None:
+        self.decision(sub, "deny", reasons=(reason,), trace=trace)
+
+    def on_plan_change_requested(self) -> None:
+        rules, ev = self.rules, self.event
+        sub = self.subscription()
+        assert ev.plan is not None
+        if ev.plan not in rules.plans:
+            raise _fail("unknown_plan", f"unknown plan '{ev.plan}'"
+                        f"{did_you_mean(ev.plan, rules.plans)}")
+        if sub.status not in ("active", "trialing"):
+            return self.deny(sub, f"subscription is {sub.status}")
+        plan = rules.plans[sub.plan]
+        change = next((c for c in plan.changes if c.target == ev.plan), None)
+        if change is None:
+            return self.deny(sub, f"plan {plan.name} does not allow a change to {ev.plan}")
+        trace = (Trace(f"plan {plan.name} {change.kind}", str(change.span)),)
+        if self.price_entry(ev.plan, sub.storefront, self.day, existing=False) is None:
+            return self.deny(sub, f"plan {ev.plan} is not sold in {sub.storefront}", trace)
+        if change.timing == "period_end":
+            sub = self.put(attrs.evolve(sub, pending_plan=ev.plan))
+            self.decision(sub, "none", trace=trace)
+            return None
+        if sub.charge is not None:
+            return self.deny(sub, "an unpaid charge is open; pay it before changing plan", trace)
+        if not change.prorate or sub.status == "trialing" or sub.payment is None:
+            sub = self.put(self.change_plan(sub, ev.plan, ev.at, self.day))
+            self.decision(sub, "none", trace=trace)
+            return None
+        self.prorated_change(sub, change, trace)
+        return None
+
+    def prorated_change(self, sub: Subscription, change: m.PlanChange,
+                        trace: tuple[Trace, ...]) -> None:
+        start, end = self.period(sub, sub.index - 1)
+        whole = (end - start).days
+        unused = max(0, min(whole, (end - self.day).days))
+        currency = self.rules.storefronts[sub.storefront].currency
+        assert sub.payment is not None
+        credit = rt.prorate(sub.payment.base, unused, whole, currency, self.rounding)
+        sub = self.change_plan(sub, change.target, self.event.at, self.day)
+        charge = rt.prorate(sub.price, unused, whole, currency, self.rounding)
+        credit_used = min(credit, charge)
+        notes = [f"{unused} unused of {whole} days"]
+        quote = self.quote(sub, charge, _NO_DISCOUNTS, credit_used, sub.cycle, list(trace))
+        self.emit("credit.issued", sub, rule=trace[0].rule, source=trace[0].source,
+                  credit=quote.credit_ex, amount=credit)
+        sub = self.open_charge(sub, quote, "proration", self.day, end, trace[0].rule,
+                               trace[0].source)
+        self.put(sub)
+        kind = "charge" if credit <= charge else "credit"
+        if credit > charge:
+            notes.append(f"{rt.money_str(credit - charge, currency)} {currency} left as credit")
+        self.decision(sub, kind, quote, reasons=tuple(notes))
+
+    # -- pause, resume, cancel ---------------------------------------------------------
+    def on_pause_requested(self) -> None:
+        sub = self.subscription()
+        policy = self.rules.model.lifecycle
+        if sub.status != "active" or sub.charge is not None:
+            return self.deny(sub, f"only an active, paid-up subscription can pause "
+                             f"(this one is {sub.status})")
+        if policy.pause_max is None or policy.pause_rule is None:
+            return self.deny(sub, "this ruleset does not allow pauses")
+        rule = policy.pause_rule
+        trace = (Trace(rule.name, str(rule.span)),)
+        test = self.rules.pause_test
+        if test is not None and not test(self.ctx(sub)):
+            return self.deny(sub, f"{rule.name}: requires {self.rules.source_text(rule)} "
+                             f"({rule.span})", trace)
+        sub = attrs.evolve(sub, status="paused", paused_at=self.day,
+                           resume_by=rt.add(self.day, policy.pause_max))
+        self.emit("subscription.paused", sub, rule=rule.name, source=rule.span,
+                  date=sub.resume_by)
+        sub = self.put(self.set_entitlements(sub, (), rule.name, rule.span))
+        self.decision(sub, "none", next_charge=None, trace=trace)
+        return None
+
+    def on_resume_requested(self) -> None:
+        sub = self.subscription()
+        if sub.status != "paused" or sub.paused_at is None:
+            return self.deny(sub, f"subscription is {sub.status}, not paused")
+        self.resume(sub, self.day, self.event.at)
+        return None
+
+    def resume(self, sub: Subscription, day: dt.date, at: dt.datetime) -> None:
+        assert sub.paused_at is not None
+        plan = self.rules.plans[sub.plan]
+        shift = dt.timedelta(days=(day - sub.paused_at).days)
+        sub = attrs.evolve(sub, status="active", anchor=sub.anchor + shift, paused_at=None,
+                           resume_by=None)
+        rule = self.rules.model.lifecycle.pause_rule
+        self.emit("subscription.resumed", sub, at=at, rule=rule.name if rule else None,
+                  source=rule.span if rule else None, date=self.next_charge(sub))
+        sub = self.put(self.set_entitlements(sub, plan.entitlements, f"plan {plan.name}",
+                                             plan.span))
+        self.decision(sub, "none")
+
+    def on_cancel_requested(self) -> None:
+        sub = self.subscription()
+        if sub.status in ("canceled",):
+            raise _fail("already_canceled", f"subscription '{sub.id}' is already canceled")
+        policy = self.rules.model.lifecycle
+        if policy.cancel == "immediate" or sub.status in ("past_due", "paused", "unpaid"):
+            self.cancel(sub, self.event.at, "lifecycle cancel", policy.span)
+            return
+        sub = self.put(attrs.evolve(sub, cancel_at=self.next_charge(sub)))
+        self.decision(sub, "none", reasons=(f"cancels at period end, {sub.cancel_at}",),
+                      trace=(Trace("lifecycle cancel", str(policy.span)),))
+
+    # -- consent -----------------------------------------------------------------------
+    def on_consent_given(self) -> None:
+        sub = self.subscription()
+        if sub.consent != "requested":
+            raise _fail("no_consent_pending", f"subscription '{sub.id}' has no price change "
+                        "waiting for consent")
+        sub = attrs.evolve(sub, consent="collected")
+        self.emit("consent.collected", sub, rule=f"price {sub.plan} {sub.storefront}",
+                  gross=sub.consent_price or ZERO)
+        self.put(sub)
+        self.decision(sub, "none")
+
+    def on_consent_declined(self) -> None:
+        sub = self.subscription()
+        if sub.consent != "requested":
+            raise _fail("no_consent_pending", f"subscription '{sub.id}' has no price change "
+                        "waiting for consent")
+        sub = self.put(attrs.evolve(sub, consent=None, consent_price=None,
+                                    cancel_at=self.next_charge(sub)))
+        self.decision(sub, "none", reasons=(f"consent declined: cancels at period end, "
+                                            f"{sub.cancel_at}",))
+
+    # -- refunds -----------------------------------------------------------------------
+    def on_refund_requested(self) -> None:
+        sub = self.subscription()
+        payment = sub.payment
+        if payment is None or payment.total - payment.refunded <= 0:
+            raise _fail("nothing_to_refund", f"subscription '{sub.id}' has no payment to refund")
+        refundable = payment.total - payment.refunded
+        policy = self.rules.model.lifecycle
+        currency = payment.currency
+        trace = (Trace("lifecycle refund", str(policy.span)),)
+        paid_day = rt.local_date(payment.at, self.tz)
+        if self.event.amount is not None:
+            amount = self.event.amount
+            if rt.quantize(amount, currency) != amount:
+                raise _fail("bad_field", f"{currency} amounts have at most "
+                            f"{-rt.exponent(currency).as_tuple().exponent} decimals")  # type: ignore[operator]
+            if amount > refundable:
+                raise _fail("refund_too_large", f"refund of {rt.money_str(amount, currency)} "
+                            f"{currency} is more than the {rt.money_str(refundable, currency)} "
+                            "still refundable")
+            mode = "requested"
+        else:
+            within = policy.refund_within is not None and self.day <= rt.add(
+                paid_day, policy.refund_within)
+            mode = policy.refund if policy.refund_within is None else (
+                "full" if within else policy.refund_after)
+            if mode == "none":
+                return self.deny(sub, "no refund: outside the refund window"
+                                 if policy.refund_within else "this ruleset gives no refunds",
+                                 trace)
+            if mode == "full":
+                amount = refundable
+            else:
+                whole = (payment.period_end - payment.period_start).days
+                unused = max(0, min(whole, (payment.period_end - self.day).days))
+                amount = min(refundable, rt.prorate(payment.total, unused, whole, currency,
+                                                    self.rounding))
+        tax = rt.prorate(payment.tax, 1, 1, currency, self.rounding) if amount == payment.total \
+            else rt.quantize(rt.CONTEXT.divide(amount * payment.tax, payment.total), currency,
+                             self.rounding) if payment.total else ZERO
+        sub = attrs.evolve(sub, payment=attrs.evolve(payment, refunded=payment.refunded + amount))
+        self.emit("payment.refunded", sub, rule="lifecycle refund", source=policy.span,
+                  amount=amount, tax=tax, net=amount - tax, psp=payment.psp,
+                  reasons=(mode,))
+        quote_fields = dict(currency=currency, total=amount, tax=tax, net=amount - tax,
+                            reasons=(f"refund {mode}",), trace=trace)
+        if sub.status != "canceled":
+            sub = attrs.evolve(sub, status="canceled", cancel_at=None, charge=None, dunning=None)
+            self.emit("subscription.canceled", sub, rule="lifecycle refund", source=policy.span)
+            sub = self.set_entitlements(sub, (), "lifecycle refund", policy.span)
+        self.put(sub)
+        self.decision(sub, "refund", next_charge=None, psp=payment.psp, **quote_fields)
+        return None
+
+
+def _redemption_key(promotion: str, customer: str) -> str:
+    return f"{promotion}\u001f{customer}"
+
+
+def _attribute_value(attr: m.Attribute, value: Any) -> Any:
+    kind = attr.type
+    if value is None:
+        return attr.default
+    if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind == "string" and isinstance(value, str):
+        return value
+    if kind == "bool" and isinstance(value, bool):
+        return value
+    if kind == "decimal" and isinstance(value, (str, int)) and not isinstance(value, bool):
+        try:
+            return Decimal(str(value))
+        except ArithmeticError:
+            pass
+    if kind == "date" and isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise _fail("bad_field", f"customer attribute '{attr.name}' must be {_article(kind)}, "
+                f"found {value!r}")
+
+
+def _article(kind: str) -> str:
+    return {"int": "a whole number", "decimal": "a decimal string", "string": "a string",
+            "bool": "true or false", "date": "a date (YYYY-MM-DD)"}[kind]

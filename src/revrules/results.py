@@ -1,0 +1,119 @@
+"""What the engine returns: priced decisions, revenue events and outcomes (WIRE.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import TYPE_CHECKING, Literal
+
+import attrs
+
+if TYPE_CHECKING:
+    from .state import State
+
+__all__ = ["Decision", "Discount", "Outcome", "RevenueEvent", "Trace", "Error"]
+
+DecisionKind = Literal["charge", "credit", "refund", "none", "deny"]
+ZERO = Decimal(0)
+
+
+@attrs.frozen
+class Trace:
+    """A rule that fired, with its source location (``file:line:col``)."""
+
+    rule: str
+    source: str
+
+
+@attrs.frozen
+class Discount:
+    rule: str
+    amount: Decimal
+
+
+@attrs.frozen
+class Decision:
+    """A priced decision about one subscription.
+
+    ``total`` is what the customer pays now: list − discounts − credit (+ tax on a
+    tax-exclusive storefront); ``net`` is that amount without tax.
+    """
+
+    subscription: str
+    kind: DecisionKind
+    currency: str | None = None
+    list: Decimal = ZERO
+    discounts: tuple[Discount, ...] = ()
+    credit: Decimal = ZERO
+    tax: Decimal = ZERO
+    net: Decimal = ZERO
+    total: Decimal = ZERO
+    psp: str | None = None
+    trial_days: int = 0
+    next_charge: dt.date | None = None
+    due: dt.date | None = None
+    retry_at: dt.date | None = None
+    grace_ends: dt.date | None = None
+    reasons: tuple[str, ...] = ()
+    trace: tuple[Trace, ...] = ()
+
+
+@attrs.frozen
+class RevenueEvent:
+    """A timestamped, traceable fact about revenue.
+
+    Amounts are tax-exclusive ledger figures (LANGUAGE.md §6): ``gross`` the list
+    price, ``discount``, ``credit``, ``tax`` and ``net`` = gross − discount − credit;
+    ``amount`` is the money that moves (tax included where it applies).
+    """
+
+    id: str
+    type: str
+    at: dt.datetime
+    subscription: str
+    customer: str
+    storefront: str
+    channel: str
+    plan: str
+    currency: str
+    gross: Decimal = ZERO
+    discount: Decimal = ZERO
+    credit: Decimal = ZERO
+    tax: Decimal = ZERO
+    net: Decimal = ZERO
+    amount: Decimal = ZERO
+    commission: Decimal = ZERO
+    rule: str | None = None
+    source: str | None = None
+    psp: str | None = None
+    reasons: tuple[str, ...] = ()
+    entitlements: tuple[str, ...] = ()
+    date: dt.date | None = None  # the date the event points at: retry, period end, …
+    ruleset: str | None = None
+    version: str | None = None
+
+
+@attrs.frozen
+class Error:
+    """Why an event could not be applied: a stable ``code`` and a human ``message``."""
+
+    code: str
+    message: str
+
+
+@attrs.frozen
+class Outcome:
+    """The result of applying one event: the new state, decisions and revenue events.
+
+    When ``ok`` is false, ``state`` is exactly the state before the event and
+    ``error`` says why. A replayed event (an id already applied) is ``ok`` with
+    ``replayed`` set and changes nothing.
+    """
+
+    event: str
+    ok: bool
+    state: State = attrs.field(repr=False)
+    decisions: tuple[Decision, ...] = ()
+    events: tuple[RevenueEvent, ...] = ()
+    error: Error | None = None
+    replayed: bool = False

@@ -1,0 +1,154 @@
+"""The pipeline in one place: text → parse → check → compile → :class:`Ruleset`.
+
+A :class:`Ruleset` is what the engine runs: the checked model, the compiled rule
+functions, and lookup tables built once (prices per plan and storefront, promotion
+candidates, contracts per customer) so that a decision does no searching.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import attrs
+
+from . import model as m
+from .checker import check
+from .compiler import CompiledRules, Predicate, compile_model
+from .diagnostics import Diagnostic, RulesetError
+from .parser import parse
+from .runtime import ROUNDING_MODES
+
+__all__ = ["Ruleset", "load", "load_text"]
+
+
+@attrs.frozen
+class Guarded:
+    """A rule with its compiled condition (None: always)."""
+
+    rule: m.Rule
+    test: Predicate | None
+
+    @property
+    def source(self) -> str:
+        return str(self.rule.span)
+
+
+@attrs.frozen(eq=False)
+class Ruleset:
+    """A checked, compiled ruleset, ready for :class:`revrules.Engine`."""
+
+    model: m.Model
+    compiled: CompiledRules = attrs.field(repr=False)
+    warnings: tuple[Diagnostic, ...] = ()
+
+    # lookup tables, built once
+    storefronts: dict[str, m.Storefront] = attrs.field(init=False, repr=False)
+    plans: dict[str, m.Plan] = attrs.field(init=False, repr=False)
+    prices: dict[tuple[str, str], tuple[m.PriceEntry, ...]] = attrs.field(init=False, repr=False)
+    contracts: dict[tuple[str, str], tuple[m.Contract, ...]] = attrs.field(init=False,
+                                                                           repr=False)
+    eligibility: dict[str, tuple[tuple[m.Deny, Predicate], ...]] = attrs.field(init=False,
+                                                                                repr=False)
+    promotions: dict[str, m.Promotion] = attrs.field(init=False, repr=False)
+    promotion_tests: dict[str, Predicate | None] = attrs.field(init=False, repr=False)
+    codes: dict[str, m.Promotion] = attrs.field(init=False, repr=False)
+    automatic: dict[tuple[str, str], tuple[m.Promotion, ...]] = attrs.field(init=False,
+                                                                            repr=False)
+    taxes: tuple[tuple[tuple[m.TaxRate, Predicate | None], ...], ...] = attrs.field(
+        init=False, repr=False)
+    route: tuple[tuple[m.RouteRule, Predicate | None], ...] = attrs.field(init=False, repr=False)
+    dunning: tuple[tuple[m.DunningPolicy, Predicate | None, Predicate | None], ...] = \
+        attrs.field(init=False, repr=False)
+    pause_test: Predicate | None = attrs.field(init=False, repr=False)
+    rounding: str = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        model, pred = self.model, self.compiled.predicate
+        put: Callable[[str, object], None] = lambda k, v: object.__setattr__(self, k, v)
+        put("storefronts", {s.name: s for s in model.storefronts})
+        put("plans", {p.name: p for p in model.plans})
+        prices: dict[tuple[str, str], list[m.PriceEntry]] = {}
+        for plan in model.plans:
+            for entry in plan.prices:
+                prices.setdefault((plan.name, entry.storefront), []).append(entry)
+        put("prices", {k: tuple(v) for k, v in prices.items()})
+        contracts: dict[tuple[str, str], list[m.Contract]] = {}
+        for c in model.contracts:
+            contracts.setdefault((c.customer, c.plan), []).append(c)
+        put("contracts", {k: tuple(v) for k, v in contracts.items()})
+        put("eligibility", {e.name: tuple((d, pred(d.rule)) for d in e.denies)
+                            for e in model.eligibilities})
+        put("promotions", {p.name: p for p in model.promotions})
+        put("promotion_tests", {p.name: pred(p.condition) for p in model.promotions})
+        put("codes", {p.code.upper(): p for p in model.promotions if p.code})
+        automatic = {}
+        for plan in model.plans:
+            for sf in model.storefronts:
+                automatic[(plan.name, sf.name)] = tuple(
+                    p for p in model.promotions if p.automatic
+                    and (p.plans is None or plan.name in p.plans)
+                    and (p.storefronts is None or sf.name in p.storefronts)
+                    and (p.currency is None or p.currency == sf.currency))
+        put("automatic", automatic)
+        put("taxes", tuple(tuple((r, pred(r.rule)) for r in t.rates) for t in model.taxes))
+        put("route", tuple((r, pred(r.rule)) for r in model.route))
+        put("dunning", tuple((d, pred(d.applies), pred(d.no_retry)) for d in model.dunning))
+        put("pause_test", pred(model.lifecycle.pause_rule))
+        put("rounding", ROUNDING_MODES[model.rounding])
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def version(self) -> str | None:
+        return self.model.version
+
+    def source_text(self, rule: m.Rule) -> str:
+        """The source text of a rule's condition, for reasons (``subscription.cycle >= 2``)."""
+        if rule.when is None:
+            return "always"
+        span = rule.when.span
+        lines = self.model.source.splitlines()
+        if span.line != span.end_line or span.line > len(lines):
+            return str(rule.name)
+        return lines[span.line - 1][span.column - 1:span.end_column - 1]
+
+
+def load_text(text: str, file: str = "<string>") -> Ruleset:
+    """Parse, check and compile ruleset source; raise :class:`RulesetError` with every problem."""
+    module = parse(text, file)
+    result = check(module)
+    if result.model is None:
+        raise RulesetError(result.diagnostics, {file: text})
+    warnings = tuple(d for d in result.diagnostics if d.severity == "warning")
+    return Ruleset(result.model, compile_model(result.model), warnings)
+
+
+def load(source: str | os.PathLike[str]) -> Ruleset:
+    """Load a ruleset from a path, or from source text if ``source`` is not a file.
+
+    >>> rules = load('ruleset tiny\\nstorefront web { channel web currency EUR tax inclusive psp stripe }')
+    >>> rules.name
+    'tiny'
+    """
+    if isinstance(source, os.PathLike) or not _looks_like_source(source):
+        path = Path(source)
+        try:
+            text = path.read_text("utf-8")
+        except OSError as exc:
+            raise RulesetError([Diagnostic("error", "io", f"cannot read {path}: {exc.strerror}",
+                                           _file_span(str(path)))]) from None
+        return load_text(text, os.fspath(source))
+    return load_text(source)
+
+
+def _looks_like_source(text: str) -> bool:
+    return "\n" in text or re.match(r"\s*(#|ruleset\s)", text) is not None
+
+
+def _file_span(file: str) -> m.Span:
+    return m.Span(file, 0, 0, 0, 0)

@@ -1,0 +1,125 @@
+"""Immutable engine state: subscriptions, promotion counters and applied event ids.
+
+Maps are ``immutables.Map`` (a persistent hash array mapped trie): applying an event
+copies only the path it changes, so state stays cheap to keep for every step of a
+replay. Nothing here is iterated in hash order where order reaches output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import immutables
+
+__all__ = ["State", "Subscription", "Charge", "Payment", "AttachedPromotion", "Dunning"]
+
+STATUSES = ("trialing", "active", "past_due", "paused", "canceled", "unpaid")
+
+
+@attrs.frozen
+class AttachedPromotion:
+    """A promotion redeemed by a subscription: it discounts charged cycles first..last."""
+
+    name: str
+    first_cycle: int
+    last_cycle: int | None  # None: forever
+
+
+@attrs.frozen
+class Charge:
+    """An open (decided, not yet paid) charge."""
+
+    kind: str  # checkout | renewal | proration | retry
+    at: dt.datetime
+    period_start: dt.date
+    period_end: dt.date
+    currency: str
+    list: Decimal
+    discount: Decimal
+    credit: Decimal
+    tax: Decimal
+    net: Decimal
+    total: Decimal
+    psp: str | None
+    gross_ex: Decimal  # ledger figures, tax-exclusive
+    discount_ex: Decimal
+    credit_ex: Decimal
+    rule: str | None = None
+    source: str | None = None
+
+
+@attrs.frozen
+class Payment:
+    """The last settled charge, kept for refunds."""
+
+    at: dt.datetime
+    period_start: dt.date
+    period_end: dt.date
+    currency: str
+    total: Decimal
+    tax: Decimal
+    refunded: Decimal = Decimal(0)
+    psp: str | None = None
+    base: Decimal = Decimal(0)  # list − discounts: what proration credits back
+
+
+@attrs.frozen
+class Dunning:
+    """A failed charge being recovered."""
+
+    policy: str
+    first_failure: dt.date
+    retries: tuple[dt.date, ...]  # still pending, in order
+    grace_end: dt.date | None
+    ends: dt.date  # when the `then` action runs: the later of last retry and grace end
+    attempts: int = 1
+    via: str | None = None
+
+
+@attrs.frozen
+class Subscription:
+    id: str
+    customer_id: str
+    customer: immutables.Map[str, Any]
+    storefront: str
+    plan: str
+    status: str
+    anchor: dt.date  # the first charged period starts here
+    index: int  # the next period to charge: it starts at anchor + index × every
+    cycle: int  # charged periods so far
+    price: Decimal  # the list price the subscription pays now
+    contract: str | None = None
+    promotions: tuple[AttachedPromotion, ...] = ()
+    charge: Charge | None = None
+    payment: Payment | None = None
+    trial_end: dt.date | None = None
+    consent: str | None = None  # requested | collected
+    consent_price: Decimal | None = None
+    pending_plan: str | None = None
+    cancel_at: dt.date | None = None
+    paused_at: dt.date | None = None
+    resume_by: dt.date | None = None
+    dunning: Dunning | None = None
+    entitlements: tuple[str, ...] = ()
+    started: dt.date | None = None
+
+
+def _empty_map() -> immutables.Map[Any, Any]:
+    return immutables.Map()
+
+
+@attrs.frozen
+class State:
+    """Everything the engine knows. Immutable: :meth:`Engine.apply` returns a new one."""
+
+    subscriptions: immutables.Map[str, Subscription] = attrs.field(factory=_empty_map)
+    redemptions: immutables.Map[str, int] = attrs.field(factory=_empty_map)  # promo → count
+    customer_redemptions: immutables.Map[str, int] = attrs.field(factory=_empty_map)
+    applied: immutables.Map[str, bool] = attrs.field(factory=_empty_map)  # event ids
+    clock: dt.datetime | None = None
+
+    def subscription(self, sub_id: str) -> Subscription | None:
+        return self.subscriptions.get(sub_id)

@@ -1,0 +1,500 @@
+"""JSON in and out (WIRE.md): outcomes, decisions, revenue events, events and state.
+
+One module-level :data:`converter` (cattrs) knows every shape. Two dialects share it:
+
+* the **wire** dialect for outcomes, decisions and revenue events, written for other
+  systems: money as strings with exactly the currency's minor units (``"12.99"``,
+  ``"1200"``, ``"1.250"``), keys in the order WIRE.md lists them;
+* the **state** dialect, written for revrules itself: every field of
+  :class:`~revrules.state.State`, Decimals as their exact ``str``, map keys sorted,
+  so that ``state_to_json(state_from_json(text)) == text`` byte for byte.
+
+Both write dates as ``YYYY-MM-DD`` and datetimes in UTC as ``YYYY-MM-DDTHH:MM:SSZ``
+and never a float. Output is deterministic: the same value always gives the same
+bytes (``json.dumps(..., ensure_ascii=False, separators=(", ", ": "))``).
+
+>>> from decimal import Decimal
+>>> from revrules.results import Decision
+>>> to_json(Decision("s1", "charge", "JPY", list=Decimal(1200), total=Decimal(1200)))[:60]
+'{"subscription": "s1", "kind": "charge", "currency": "JPY", '
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+import cattrs
+import immutables
+
+from .events import Event, EventError, parse_event
+from .results import Decision, Error, Outcome, RevenueEvent
+from .runtime import money_str
+from .state import State
+
+__all__ = [
+    "DECISION_KEYS",
+    "OUTCOME_KEYS",
+    "REVENUE_EVENT_EXTRA_KEYS",
+    "REVENUE_EVENT_KEYS",
+    "STATE_FORMAT",
+    "WireError",
+    "converter",
+    "decision_to_wire",
+    "dumps",
+    "event_from_wire",
+    "from_json",
+    "outcome_to_json",
+    "outcome_to_wire",
+    "read_events",
+    "revenue_event_to_wire",
+    "state_from_json",
+    "state_to_json",
+    "to_json",
+]
+
+T = TypeVar("T")
+
+#: Key order of an outcome (``error`` replaces ``decisions`` and ``events`` when not ok).
+OUTCOME_KEYS = ("event", "ok", "decisions", "events", "error", "replayed")
+#: Key order of a decision: WIRE.md's keys, then ``grace_ends``. Every key is always present.
+DECISION_KEYS = ("subscription", "kind", "currency", "list", "discounts", "credit", "tax",
+                 "net", "total", "psp", "trial_days", "next_charge", "due", "retry_at",
+                 "reasons", "trace", "grace_ends")
+#: The revenue-event keys WIRE.md lists, in its order: always present (null when unset).
+REVENUE_EVENT_KEYS = ("id", "type", "at", "subscription", "customer", "storefront", "channel",
+                      "plan", "currency", "gross", "discount", "tax", "net", "rule", "source")
+#: Further revenue-event keys, in this order, written only when they differ from their
+#: default (None, an empty list, or a zero amount).
+REVENUE_EVENT_EXTRA_KEYS = ("credit", "amount", "commission", "psp", "reasons", "entitlements",
+                            "date", "ruleset", "version")
+_DECISION_MONEY = frozenset({"list", "credit", "tax", "net", "total"})
+_EVENT_MONEY = frozenset({"gross", "discount", "tax", "net", "credit", "amount", "commission"})
+
+#: The first key of a state file; :func:`state_from_json` refuses other formats.
+STATE_FORMAT = "revrules-state/1"
+
+
+class WireError(ValueError):
+    """JSON that does not have the shape it should (a state file, a wire outcome, ...).
+
+    The message is one line and names where the problem is (``$.subscriptions.s1.anchor``).
+    """
+
+
+# -- writing -------------------------------------------------------------------------
+
+
+def dumps(obj: Any) -> str:
+    """The one JSON writer: deterministic, UTF-8 as is, and refusing floats."""
+    _refuse_floats(obj, "$")
+    return json.dumps(obj, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
+
+
+def _refuse_floats(obj: Any, path: str) -> None:
+    if isinstance(obj, float):
+        raise TypeError(f"refusing to write a float at {path}: amounts are decimal strings")
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            _refuse_floats(value, f"{path}.{key}")
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            _refuse_floats(value, f"{path}[{i}]")
+
+
+def _date_str(day: dt.date) -> str:
+    return day.isoformat()
+
+
+def _datetime_str(at: dt.datetime) -> str:
+    """UTC with a ``Z``: ``2026-11-15T10:00:00Z`` (microseconds only when there are some)."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"refusing to write a datetime without a timezone: {at!r}")
+    return at.astimezone(dt.UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
+def _money(amount: Decimal, currency: str | None) -> str:
+    return str(amount) if currency is None else money_str(amount, currency)
+
+
+def _opt_date(day: dt.date | None) -> str | None:
+    if day is None:
+        return None
+    return _datetime_str(day) if isinstance(day, dt.datetime) else _date_str(day)
+
+
+def decision_to_wire(decision: Decision) -> dict[str, Any]:
+    """A decision in WIRE.md's shape and key order (:data:`DECISION_KEYS`)."""
+    cur = decision.currency
+    out: dict[str, Any] = {}
+    for key in DECISION_KEYS:
+        value = getattr(decision, key)
+        if key in _DECISION_MONEY:
+            out[key] = _money(value, cur)
+        elif key == "discounts":
+            out[key] = [{"rule": d.rule, "amount": _money(d.amount, cur)} for d in value]
+        elif key == "trace":
+            out[key] = [{"rule": t.rule, "source": t.source} for t in value]
+        elif key == "reasons":
+            out[key] = list(value)
+        elif key in ("next_charge", "due", "retry_at", "grace_ends"):
+            out[key] = _opt_date(value)
+        else:
+            out[key] = value
+    return out
+
+
+def revenue_event_to_wire(event: RevenueEvent) -> dict[str, Any]:
+    """A revenue event: :data:`REVENUE_EVENT_KEYS` always, then the non-default extras."""
+    cur = event.currency
+    out: dict[str, Any] = {}
+    for key in REVENUE_EVENT_KEYS:
+        value = getattr(event, key)
+        if key in _EVENT_MONEY:
+            out[key] = _money(value, cur)
+        elif key == "at":
+            out[key] = _datetime_str(value)
+        else:
+            out[key] = value
+    for key in REVENUE_EVENT_EXTRA_KEYS:
+        value = getattr(event, key)
+        if value is None or value == () or (key in _EVENT_MONEY and not value):
+            continue
+        if key in _EVENT_MONEY:
+            out[key] = _money(value, cur)
+        elif key == "date":
+            out[key] = _opt_date(value)
+        elif isinstance(value, tuple):
+            out[key] = list(value)
+        else:
+            out[key] = value
+    return out
+
+
+def outcome_to_wire(outcome: Outcome) -> dict[str, Any]:
+    """One outcome line as a dict, in :data:`OUTCOME_KEYS` order; the state is not included.
+
+    ``{"event", "ok", "decisions", "events"}`` (plus ``"replayed": true`` for a
+    replay) or ``{"event", "ok": false, "error": {"code", "message"}}``.
+    """
+    out: dict[str, Any] = {"event": outcome.event, "ok": outcome.ok}
+    if not outcome.ok:
+        error = outcome.error or Error("internal", "the event was not applied")
+        out["error"] = {"code": error.code, "message": error.message}
+        return out
+    out["decisions"] = [decision_to_wire(d) for d in outcome.decisions]
+    out["events"] = [revenue_event_to_wire(e) for e in outcome.events]
+    if outcome.replayed:
+        out["replayed"] = True
+    return out
+
+
+def outcome_to_json(outcome: Outcome) -> str:
+    """One JSONL line (without the newline) for an outcome."""
+    return dumps(outcome_to_wire(outcome))
+
+
+# -- the converter -------------------------------------------------------------------
+
+converter = cattrs.Converter()
+"""The module's cattrs converter: wire shapes for results, the state dialect for state."""
+
+
+def _structure_decimal(value: Any, _: type) -> Decimal:
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TypeError(f"expected a decimal string like \"12.99\", found {value!r}")
+    try:
+        result = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"not a decimal: {value!r}") from None
+    if not result.is_finite():
+        raise ValueError(f"not a finite decimal: {value!r}")
+    return result
+
+
+def _structure_date(value: Any, _: type) -> dt.date:
+    if not isinstance(value, str) or len(value) != 10:
+        raise ValueError(f"expected a date YYYY-MM-DD, found {value!r}")
+    return dt.date.fromisoformat(value)
+
+
+def _structure_datetime(value: Any, _: type) -> dt.datetime:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a datetime like 2026-11-15T10:00:00Z, found {value!r}")
+    parsed = dt.datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"datetime without a UTC offset: {value!r}")
+    return parsed.astimezone(dt.UTC)
+
+
+def _strict(kind: type) -> Callable[[Any, type], Any]:
+    def structure(value: Any, _: type) -> Any:
+        if type(value) is not kind:
+            raise ValueError(f"expected {kind.__name__}, found {value!r}")
+        return value
+    return structure
+
+
+for _kind in (str, int, bool):
+    converter.register_structure_hook(_kind, _strict(_kind))
+converter.register_structure_hook(Decimal, _structure_decimal)
+converter.register_unstructure_hook(Decimal, str)
+converter.register_structure_hook(dt.date, _structure_date)
+converter.register_unstructure_hook(dt.date, _date_str)
+converter.register_structure_hook(dt.datetime, _structure_datetime)
+converter.register_unstructure_hook(dt.datetime, _datetime_str)
+
+
+def _is_tuple(t: Any) -> bool:
+    return t is tuple or typing.get_origin(t) is tuple
+
+
+def _tuple_unstructure(t: Any) -> Callable[[Any], list[Any]]:
+    args = typing.get_args(t)
+    if len(args) == 2 and args[1] is Ellipsis:
+        item = converter.get_unstructure_hook(args[0])
+        return lambda value: [item(v) for v in value]
+    return lambda value: [converter.unstructure(v) for v in value]
+
+
+def _tuple_structure(t: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
+    args = typing.get_args(t)
+
+    def structure(value: Any, _: Any) -> tuple[Any, ...]:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"expected a list, found {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(converter.structure(v, args[0]) for v in value)
+        if args and len(args) != len(value):
+            raise ValueError(f"expected {len(args)} items, found {len(value)}")
+        if not args:
+            return tuple(value)
+        return tuple(converter.structure(v, a) for v, a in zip(value, args))
+    return structure
+
+
+converter.register_unstructure_hook_factory(_is_tuple, _tuple_unstructure)
+converter.register_structure_hook_factory(_is_tuple, _tuple_structure)
+
+# Customer attributes are typed by the ruleset's schema, which a state file does not
+# carry; JSON's own types stand for themselves and the rest are tagged.
+_TAGS: dict[str, Callable[[str], Any]] = {"decimal": Decimal, "date": dt.date.fromisoformat}
+
+
+def _unstructure_any(value: Any) -> Any:
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, Decimal):
+        return {"decimal": str(value)}
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return {"date": value.isoformat()}
+    raise TypeError(f"cannot write a {type(value).__name__} attribute value: {value!r}")
+
+
+def _structure_any(value: Any) -> Any:
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        (tag, text), = value.items()
+        if tag in _TAGS and isinstance(text, str):
+            return _TAGS[tag](text)
+    raise ValueError(f"expected a string, number, true/false, null, {{\"decimal\": …}} or "
+                     f"{{\"date\": …}}, found {value!r}")
+
+
+def _is_map(t: Any) -> bool:
+    return t is immutables.Map or typing.get_origin(t) is immutables.Map
+
+
+def _map_args(t: Any) -> tuple[Any, Any]:
+    args = typing.get_args(t)
+    return (args[0], args[1]) if len(args) == 2 else (str, Any)
+
+
+def _map_unstructure(t: Any) -> Callable[[immutables.Map[Any, Any]], dict[str, Any]]:
+    _, value_type = _map_args(t)
+    item = _unstructure_any if value_type is Any else converter.get_unstructure_hook(value_type)
+
+    def unstructure(value: immutables.Map[Any, Any]) -> dict[str, Any]:
+        return {key: item(value[key]) for key in sorted(value)}
+    return unstructure
+
+
+def _map_structure(t: Any) -> Callable[[Any, Any], immutables.Map[Any, Any]]:
+    key_type, value_type = _map_args(t)
+
+    def structure(value: Any, _: Any) -> immutables.Map[Any, Any]:
+        if not isinstance(value, dict):
+            raise TypeError(f"expected an object, found {value!r}")
+        if value_type is Any:
+            items = {converter.structure(k, key_type): _structure_any(v) for k, v in value.items()}
+        else:
+            items = {converter.structure(k, key_type): converter.structure(v, value_type)
+                     for k, v in value.items()}
+        return immutables.Map(items)
+    return structure
+
+
+converter.register_unstructure_hook_factory(_is_map, _map_unstructure)
+converter.register_structure_hook_factory(_is_map, _map_structure)
+
+# Results: written in the wire dialect, read back by the generated attrs hooks
+# (money strings become Decimals, missing extras take their defaults).
+converter.register_unstructure_hook(Decision, decision_to_wire)
+converter.register_unstructure_hook(RevenueEvent, revenue_event_to_wire)
+# Outcome names State only for type checkers, so its annotations cannot be resolved:
+# register by predicate, which does not try.
+converter.register_unstructure_hook_func(lambda t: t is Outcome, outcome_to_wire)
+
+
+def _structure_outcome(value: Any, _: type) -> Outcome:
+    """A wire outcome; it carries no state, so ``state`` is an empty :class:`State`."""
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, found {value!r}")
+    event = value.get("event")
+    ok = value.get("ok")
+    if not isinstance(event, str) or not isinstance(ok, bool):
+        raise TypeError("an outcome needs 'event' (a string) and 'ok' (true or false)")
+    error = converter.structure(value["error"], Error) if value.get("error") else None
+    return Outcome(
+        event, ok, State(),
+        converter.structure(value.get("decisions", []), tuple[Decision, ...]),
+        converter.structure(value.get("events", []), tuple[RevenueEvent, ...]),
+        error, converter.structure(value.get("replayed", False), bool))
+
+
+converter.register_structure_hook_func(lambda t: t is Outcome, _structure_outcome)
+
+
+def _unstructure_state(state: State) -> dict[str, Any]:
+    out: dict[str, Any] = {"format": STATE_FORMAT}
+    out.update(_plain_state(state))
+    return out
+
+
+def _structure_state(value: Any, _: type) -> State:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, found {value!r}")
+    body = dict(value)
+    found = body.pop("format", None)
+    if found != STATE_FORMAT:
+        raise ValueError(f"not a revrules state file (format {found!r}, expected "
+                         f"{STATE_FORMAT!r})")
+    return _plain_state_in(body, State)
+
+
+_plain_state = cattrs.gen.make_dict_unstructure_fn(State, converter)
+_plain_state_in = cattrs.gen.make_dict_structure_fn(State, converter)
+converter.register_unstructure_hook(State, _unstructure_state)
+converter.register_structure_hook(State, _structure_state)
+
+
+# -- reading -------------------------------------------------------------------------
+
+
+def _where(exc: Exception) -> str:
+    if isinstance(exc, cattrs.BaseValidationError):
+        messages = cattrs.transform_error(exc)
+        return "; ".join(messages[:3]) + ("; …" if len(messages) > 3 else "")
+    return str(exc)
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise WireError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") \
+            from None
+    except (ValueError, RecursionError) as exc:
+        raise WireError(f"not valid JSON: {exc}") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number revrules accepts")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def to_json(obj: Outcome | Decision | RevenueEvent | State | Any) -> str:
+    """JSON for an :class:`Outcome`, :class:`Decision`, :class:`RevenueEvent` or :class:`State`."""
+    return dumps(converter.unstructure(obj))
+
+
+def from_json(text: str, cls: type[T]) -> T:
+    """Read what :func:`to_json` wrote; raise :class:`WireError` naming the bad field.
+
+    An :class:`Outcome` read back has an empty ``state``: the wire form carries none.
+    """
+    data = _loads(text)
+    try:
+        return converter.structure(data, cls)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
+        raise WireError(f"not a valid {cls.__name__}: {_where(exc)}") from None
+
+
+def state_to_json(state: State) -> str:
+    """The whole state as JSON; :func:`state_from_json` reads it back exactly."""
+    return to_json(state)
+
+
+def state_from_json(text: str) -> State:
+    """Read a state written by :func:`state_to_json`; raise :class:`WireError` if it is not one."""
+    return from_json(text, State)
+
+
+def event_from_wire(obj: Mapping[str, Any]) -> Event:
+    """One wire event as an :class:`Event`; raise :class:`EventError` with a stable code."""
+    return parse_event(obj)
+
+
+def read_events(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] | EventError]]:
+    """Parse JSONL: ``(line number, object)`` per non-blank line, 1-based.
+
+    A line that is not a JSON object yields an ``EventError("bad_json", "line N: …")``
+    in place of the object, so one bad line never stops a log.
+    """
+    for number, line in enumerate(lines, 1):
+        if number == 1:
+            line = line.lstrip("\ufeff")
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line, parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
+        except json.JSONDecodeError as exc:
+            yield number, EventError("bad_json", f"line {number}: not valid JSON: {exc.msg} "
+                                     f"(column {exc.colno})")
+            continue
+        except (ValueError, RecursionError) as exc:
+            yield number, EventError("bad_json", f"line {number}: not valid JSON: {exc}")
+            continue
+        if not isinstance(obj, dict):
+            yield number, EventError("bad_json", f"line {number}: an event is a JSON object, "
+                                     f"found {_json_kind(obj)}")
+            continue
+        yield number, obj
+
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array"
