@@ -10,6 +10,7 @@ error and leaves the state exactly as it was. Rules run as compiled functions
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -24,7 +25,7 @@ from .diagnostics import did_you_mean
 from .events import Event, EventError, parse_event
 from .results import Decision, Discount, Error, Outcome, RevenueEvent, Trace
 from .ruleset import Ruleset
-from .state import AttachedPromotion, Charge, Dunning, Payment, State, Subscription
+from .state import AttachedPromotion, Charge, Dunning, Payment, State, Subscription, evolve
 
 __all__ = ["Engine"]
 
@@ -144,7 +145,7 @@ class _Tx:
             id=f"{self.event.id}.{len(self.events) + 1}", type=kind, at=at or self.event.at,
             subscription=sub.id, customer=sub.customer_id, storefront=sf.name,
             channel=sf.channel, plan=sub.plan, currency=sf.currency, rule=rule,
-            source=str(source) if source is not None else None,
+            source=_where(source) if source is not None else None,
             ruleset=self.rules.name, version=self.rules.version, **fields))
 
     def subscription(self) -> Subscription:
@@ -210,7 +211,7 @@ class _Tx:
             for rate, test in table:
                 if test is None or test(ctx):
                     rates.append(rate.rate)
-                    trace.append(Trace(rate.rule.name, str(rate.rule.span)))
+                    trace.append(Trace(rate.rule.name, _where(rate.rule.span)))
                     break
         if sf.tax_inclusive:
             combined = sum(rates, ZERO)
@@ -231,11 +232,11 @@ class _Tx:
         for route, test in rules.route:
             if route.psp in sf.psps and (test is None or test(ctx)):
                 psp = route.psp
-                trace.append(Trace(route.rule.name, str(route.rule.span)))
+                trace.append(Trace(route.rule.name, _where(route.rule.span)))
                 break
         if psp is None and sf.psps:
             psp = sf.psps[0]
-            trace.append(Trace(f"storefront {sf.name} psp", str(sf.span)))
+            trace.append(Trace(f"storefront {sf.name} psp", _where(sf.span)))
         q = rt.quantize
         return Quote(currency, q(list_amount, currency), discounts, q(credit, currency),
                      q(tax, currency), q(net, currency), q(total, currency), psp,
@@ -356,9 +357,9 @@ class _Tx:
             if new:
                 attached.append(self.redeem(sub, p, cycle))
             discounts.append(Discount(p.name, amount))
-            trace.append(Trace(p.name, str(p.span)))
+            trace.append(Trace(p.name, _where(p.span)))
         if len(attached) != len(sub.promotions):
-            sub = attrs.evolve(sub, promotions=tuple(attached))
+            sub = evolve(sub, promotions=tuple(attached))
         return sub, tuple(discounts)
 
     # -- charges -----------------------------------------------------------------------
@@ -367,10 +368,10 @@ class _Tx:
         charge = Charge(kind, self.event.at, start, end, quote.currency, quote.list,
                         quote.discount, quote.credit, quote.tax, quote.net, quote.total,
                         quote.psp, quote.gross_ex, quote.discount_ex, quote.credit_ex, rule,
-                        str(source))
+                        _where(source))
         if quote.total == 0:
             return self.settle(sub, charge, self.event.at, quote.psp)
-        return attrs.evolve(sub, charge=charge)
+        return evolve(sub, charge=charge)
 
     def settle(self, sub: Subscription, charge: Charge, at: dt.datetime,
                psp: str | None) -> Subscription:
@@ -383,7 +384,7 @@ class _Tx:
         payment = Payment(at, charge.period_start, charge.period_end, charge.currency,
                           charge.total, charge.tax, ZERO, psp or charge.psp,
                           charge.list - charge.discount)
-        return attrs.evolve(sub, charge=None, payment=payment, dunning=None)
+        return evolve(sub, charge=None, payment=payment, dunning=None)
 
     def decision(self, sub: Subscription, kind: str, quote: Quote | None = None,
                  **fields: Any) -> None:
@@ -405,7 +406,7 @@ class _Tx:
             self.emit("entitlement.revoked", sub, rule=rule, source=source, entitlements=revoked)
         if granted:
             self.emit("entitlement.granted", sub, rule=rule, source=source, entitlements=granted)
-        return attrs.evolve(sub, entitlements=wanted)
+        return evolve(sub, entitlements=wanted)
 
     # -- checkout ----------------------------------------------------------------------
     def on_checkout(self) -> None:
@@ -432,7 +433,7 @@ class _Tx:
         reasons: list[str] = []
         if contract is not None:
             list_amount = contract.amount
-            trace.append(Trace(f"contract {contract.name}", str(contract.span)))
+            trace.append(Trace(f"contract {contract.name}", _where(contract.span)))
         else:
             if sf.name in plan.not_sold or (plan.name, sf.name) not in rules.prices:
                 raise _fail("not_sold", f"plan '{plan.name}' is not sold in storefront "
@@ -443,7 +444,7 @@ class _Tx:
                 raise _fail("not_sold", f"plan '{plan.name}' is not sold in storefront "
                             f"'{sf.name}' before {first}")
             list_amount = entry.amount
-            trace.append(Trace(f"price {plan.name} {sf.name}", str(entry.span)))
+            trace.append(Trace(f"price {plan.name} {sf.name}", _where(entry.span)))
         sub = Subscription(ev.subscription, customer_id, immutables.Map(customer), sf.name,
                            plan.name, "active", day, 0, 0, list_amount,
                            contract.name if contract else None, started=day)
@@ -460,10 +461,10 @@ class _Tx:
                 trial_granted = True
                 anchor = rt.add(day, plan.trial.length)
                 trial_days = (anchor - day).days
-                sub = attrs.evolve(sub, status="trialing", anchor=anchor, trial_end=anchor)
+                sub = evolve(sub, status="trialing", anchor=anchor, trial_end=anchor)
                 self.emit("trial.granted", sub, rule=f"plan {plan.name} trial",
                           source=plan.trial.span, date=anchor)
-                trace.append(Trace(f"plan {plan.name} trial", str(plan.trial.span)))
+                trace.append(Trace(f"plan {plan.name} trial", _where(plan.trial.span)))
 
         if contract is not None:
             if ev.code:
@@ -486,7 +487,7 @@ class _Tx:
             self.decision(sub, "charge", quote, trial_days=trial_days, reasons=tuple(reasons))
             return
         quote = self.quote(sub, list_amount, discounts, ZERO, 1, trace)
-        sub = attrs.evolve(sub, index=1, cycle=1)
+        sub = evolve(sub, index=1, cycle=1)
         start, end = self.period(sub, 0)
         sub = self.open_charge(sub, quote, "checkout", start, end, trace[0].rule,
                                trace[0].source)
@@ -508,8 +509,8 @@ class _Tx:
             reasons.append(refusal)
             return sub, _NO_DISCOUNTS
         attached = self.redeem(sub, p, 1)
-        trace.append(Trace(p.name, str(p.span)))
-        return attrs.evolve(sub, promotions=sub.promotions + (attached,)), _NO_DISCOUNTS
+        trace.append(Trace(p.name, _where(p.span)))
+        return evolve(sub, promotions=sub.promotions + (attached,)), _NO_DISCOUNTS
 
     def customer(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Validate customer attributes against the schema; apply defaults."""
@@ -537,7 +538,7 @@ class _Tx:
         for deny, test in self.rules.eligibility[name]:
             if test(ctx):
                 denied.append((deny.reason, deny.rule))
-                trace.append(Trace(name, str(deny.rule.span)))
+                trace.append(Trace(name, _where(deny.rule.span)))
         return denied
 
     # -- payments ----------------------------------------------------------------------
@@ -548,7 +549,7 @@ class _Tx:
         was_past_due = sub.status == "past_due"
         sub = self.settle(sub, sub.charge, self.event.at, self.event.psp)
         if was_past_due:
-            sub = attrs.evolve(sub, status="active")
+            sub = evolve(sub, status="active")
             plan = self.rules.plans[sub.plan]
             sub = self.set_entitlements(sub, plan.entitlements, f"plan {plan.name}", plan.span)
         self.put(sub)
@@ -574,8 +575,8 @@ class _Tx:
                   amount=charge.total, psp=self.event.psp or charge.psp,
                   reasons=(self.event.reason,) if self.event.reason else ())
         if sub.dunning is not None:
-            dunning = attrs.evolve(sub.dunning, attempts=sub.dunning.attempts + 1)
-            sub = self.put(attrs.evolve(sub, dunning=dunning))
+            dunning = evolve(sub.dunning, attempts=sub.dunning.attempts + 1)
+            sub = self.put(evolve(sub, dunning=dunning))
             self.decision(sub, "none", retry_at=dunning.retries[0] if dunning.retries else None,
                           grace_ends=dunning.grace_end)
             return
@@ -585,10 +586,10 @@ class _Tx:
         reasons: list[str] = []
         trace: list[Trace] = []
         if policy is None:
-            sub = self.put(attrs.evolve(sub, status="past_due"))
+            sub = self.put(evolve(sub, status="past_due"))
             self.decision(sub, "none", reasons=("no dunning policy applies",))
             return
-        trace.append(Trace(f"dunning {policy.name}", str(policy.span)))
+        trace.append(Trace(f"dunning {policy.name}", _where(policy.span)))
         retries: tuple[dt.date, ...] = ()
         if sf.store_managed:
             reasons.append(f"{sf.channel}: the store retries the payment")
@@ -596,14 +597,14 @@ class _Tx:
             assert policy.no_retry is not None
             reasons.append(f"dunning {policy.name}: no retry when "
                            f"{self.rules.source_text(policy.no_retry)}")
-            trace.append(Trace(f"dunning {policy.name} no retry", str(policy.no_retry.span)))
+            trace.append(Trace(f"dunning {policy.name} no retry", _where(policy.no_retry.span)))
         else:
             retries = tuple(rt.add(day, d) for d in policy.retries)
         grace_end = rt.add(day, policy.grace) if policy.grace else None
         ends = max([day, *retries, *([grace_end] if grace_end else [])])
         via = policy.via or charge.psp
-        dunning = Dunning(policy.name, day, retries, grace_end, ends, 1, via)
-        sub = attrs.evolve(sub, status="past_due", dunning=dunning)
+        dunning = Dunning(policy.name, day, retries, grace_end, ends, 1, via, len(retries))
+        sub = evolve(sub, status="past_due", dunning=dunning)
         for retry in retries:
             self.emit("payment.retry_scheduled", sub, rule=f"dunning {policy.name}",
                       source=policy.span, date=retry, psp=via, amount=charge.total)
@@ -637,7 +638,7 @@ class _Tx:
             plan = rules.plans[sub.plan]
             self.emit("trial.expired", sub, at=at, rule=f"plan {plan.name} trial",
                       source=plan.trial.span if plan.trial else plan.span)
-            sub = attrs.evolve(sub, status="active", trial_end=None)
+            sub = evolve(sub, status="active", trial_end=None)
         trace: list[Trace] = []
         if sub.pending_plan is not None:
             sub = self.change_plan(sub, sub.pending_plan, at, day)
@@ -651,7 +652,7 @@ class _Tx:
             discounts = _NO_DISCOUNTS
         quote = self.quote(sub, list_amount, discounts, ZERO, cycle, trace)
         start, end = self.period(sub, sub.index)
-        sub = attrs.evolve(sub, index=sub.index + 1, cycle=cycle)
+        sub = evolve(sub, index=sub.index + 1, cycle=cycle)
         self.emit("subscription.renewed", sub, at=at, rule=trace[0].rule, source=trace[0].source,
                   gross=quote.gross_ex, discount=quote.discount_ex, tax=quote.tax,
                   net=quote.net, amount=quote.total, date=start)
@@ -667,20 +668,20 @@ class _Tx:
         rules = self.rules
         contract = self.contract(sub.customer_id, sub.plan, day)
         if contract is not None and contract.currency == rules.storefronts[sub.storefront].currency:
-            trace.append(Trace(f"contract {contract.name}", str(contract.span)))
+            trace.append(Trace(f"contract {contract.name}", _where(contract.span)))
             if contract.amount != sub.price:
                 self.emit("price.changed", sub, at=at, rule=f"contract {contract.name}",
                           source=contract.span, gross=contract.amount)
-            return attrs.evolve(sub, price=contract.amount, contract=contract.name), \
+            return evolve(sub, price=contract.amount, contract=contract.name), \
                 contract.amount
         entry = self.price_entry(sub.plan, sub.storefront, day, existing=True)
         if entry is None:
             raise _fail("not_sold", f"plan '{sub.plan}' has no price in '{sub.storefront}' "
                         f"on {day}")
         rule = f"price {sub.plan} {sub.storefront}"
-        trace.append(Trace(rule, str(entry.span)))
+        trace.append(Trace(rule, _where(entry.span)))
         if entry.amount == sub.price:
-            return attrs.evolve(sub, contract=None), sub.price
+            return evolve(sub, contract=None), sub.price
         if sub.contract is None and entry.consent and not (
                 sub.consent == "collected" and sub.consent_price == entry.amount):
             if sub.consent == "requested" and sub.consent_price == entry.amount:
@@ -689,10 +690,10 @@ class _Tx:
             else:
                 self.emit("consent.requested", sub, at=at, rule=rule, source=entry.span,
                           gross=entry.amount)
-                sub = attrs.evolve(sub, consent="requested", consent_price=entry.amount)
+                sub = evolve(sub, consent="requested", consent_price=entry.amount)
             return sub, sub.price
         self.emit("price.changed", sub, at=at, rule=rule, source=entry.span, gross=entry.amount)
-        return attrs.evolve(sub, price=entry.amount, contract=None, consent=None,
+        return evolve(sub, price=entry.amount, contract=None, consent=None,
                             consent_price=None), entry.amount
 
     def change_plan(self, sub: Subscription, target: str, at: dt.datetime,
@@ -708,7 +709,7 @@ class _Tx:
                   source=source)
         entry = self.price_entry(target, sub.storefront, day, existing=False)
         price = entry.amount if entry is not None else sub.price
-        sub = attrs.evolve(sub, plan=target, price=price, pending_plan=None, consent=None,
+        sub = evolve(sub, plan=target, price=price, pending_plan=None, consent=None,
                            consent_price=None, contract=None)
         return self.set_entitlements(sub, new.entitlements, f"plan {old.name} {kind}", source)
 
@@ -718,7 +719,7 @@ class _Tx:
             self.emit("subscription.canceled", sub, at=at, rule=rule, source=source)
         elif status == "paused":
             self.emit("subscription.paused", sub, at=at, rule=rule, source=source)
-        sub = attrs.evolve(sub, status=status, cancel_at=None, charge=None if status ==
+        sub = evolve(sub, status=status, cancel_at=None, charge=None if status ==
                            "canceled" else sub.charge, dunning=None, pending_plan=None)
         sub = self.set_entitlements(sub, (), rule, source)
         self.put(sub)
@@ -773,13 +774,15 @@ class _Tx:
             self.resume(sub, day, at)
         elif kind == "retry":
             assert sub.dunning is not None and sub.charge is not None
-            dunning = attrs.evolve(sub.dunning, retries=sub.dunning.retries[1:])
-            sub = self.put(attrs.evolve(sub, dunning=dunning))
+            dunning = evolve(sub.dunning, retries=sub.dunning.retries[1:])
+            sub = self.put(evolve(sub, dunning=dunning))
             self.decision(sub, "charge", currency=sub.charge.currency, list=sub.charge.list,
                           credit=sub.charge.credit, tax=sub.charge.tax, net=sub.charge.net,
                           total=sub.charge.total, psp=dunning.via, retry_at=day,
                           grace_ends=dunning.grace_end,
-                          reasons=(f"dunning {dunning.policy}: retry {dunning.attempts}",))
+                          reasons=(f"dunning {dunning.policy}: retry "
+                                   f"{dunning.scheduled - len(dunning.retries)} of "
+                                   f"{dunning.scheduled}",))
         else:
             assert sub.dunning is not None
             policy = next(p for p, _, _ in rules.dunning if p.name == sub.dunning.policy)
@@ -804,11 +807,11 @@ class _Tx:
         change = next((c for c in plan.changes if c.target == ev.plan), None)
         if change is None:
             return self.deny(sub, f"plan {plan.name} does not allow a change to {ev.plan}")
-        trace = (Trace(f"plan {plan.name} {change.kind}", str(change.span)),)
+        trace = (Trace(f"plan {plan.name} {change.kind}", _where(change.span)),)
         if self.price_entry(ev.plan, sub.storefront, self.day, existing=False) is None:
             return self.deny(sub, f"plan {ev.plan} is not sold in {sub.storefront}", trace)
         if change.timing == "period_end":
-            sub = self.put(attrs.evolve(sub, pending_plan=ev.plan))
+            sub = self.put(evolve(sub, pending_plan=ev.plan))
             self.decision(sub, "none", trace=trace)
             return None
         if sub.charge is not None:
@@ -847,18 +850,19 @@ class _Tx:
     def on_pause_requested(self) -> None:
         sub = self.subscription()
         policy = self.rules.model.lifecycle
-        if sub.status != "active" or sub.charge is not None:
-            return self.deny(sub, f"only an active, paid-up subscription can pause "
-                             f"(this one is {sub.status})")
         if policy.pause_max is None or policy.pause_rule is None:
             return self.deny(sub, "this ruleset does not allow pauses")
         rule = policy.pause_rule
-        trace = (Trace(rule.name, str(rule.span)),)
+        trace = (Trace(rule.name, _where(rule.span)),)
         test = self.rules.pause_test
         if test is not None and not test(self.ctx(sub)):
             return self.deny(sub, f"{rule.name}: requires {self.rules.source_text(rule)} "
-                             f"({rule.span})", trace)
-        sub = attrs.evolve(sub, status="paused", paused_at=self.day,
+                             f"({_where(rule.span)})", trace)
+        if sub.status != "active" or sub.charge is not None:
+            return self.deny(sub, f"only an active, paid-up subscription can pause "
+                             f"(this one is {sub.status}"
+                             f"{' with an unpaid charge' if sub.charge else ''})", trace)
+        sub = evolve(sub, status="paused", paused_at=self.day,
                            resume_by=rt.add(self.day, policy.pause_max))
         self.emit("subscription.paused", sub, rule=rule.name, source=rule.span,
                   date=sub.resume_by)
@@ -877,7 +881,7 @@ class _Tx:
         assert sub.paused_at is not None
         plan = self.rules.plans[sub.plan]
         shift = dt.timedelta(days=(day - sub.paused_at).days)
-        sub = attrs.evolve(sub, status="active", anchor=sub.anchor + shift, paused_at=None,
+        sub = evolve(sub, status="active", anchor=sub.anchor + shift, paused_at=None,
                            resume_by=None)
         rule = self.rules.model.lifecycle.pause_rule
         self.emit("subscription.resumed", sub, at=at, rule=rule.name if rule else None,
@@ -894,9 +898,9 @@ class _Tx:
         if policy.cancel == "immediate" or sub.status in ("past_due", "paused", "unpaid"):
             self.cancel(sub, self.event.at, "lifecycle cancel", policy.span)
             return
-        sub = self.put(attrs.evolve(sub, cancel_at=self.next_charge(sub)))
+        sub = self.put(evolve(sub, cancel_at=self.next_charge(sub)))
         self.decision(sub, "none", reasons=(f"cancels at period end, {sub.cancel_at}",),
-                      trace=(Trace("lifecycle cancel", str(policy.span)),))
+                      trace=(Trace("lifecycle cancel", _where(policy.span)),))
 
     # -- consent -----------------------------------------------------------------------
     def on_consent_given(self) -> None:
@@ -904,7 +908,7 @@ class _Tx:
         if sub.consent != "requested":
             raise _fail("no_consent_pending", f"subscription '{sub.id}' has no price change "
                         "waiting for consent")
-        sub = attrs.evolve(sub, consent="collected")
+        sub = evolve(sub, consent="collected")
         self.emit("consent.collected", sub, rule=f"price {sub.plan} {sub.storefront}",
                   gross=sub.consent_price or ZERO)
         self.put(sub)
@@ -915,7 +919,7 @@ class _Tx:
         if sub.consent != "requested":
             raise _fail("no_consent_pending", f"subscription '{sub.id}' has no price change "
                         "waiting for consent")
-        sub = self.put(attrs.evolve(sub, consent=None, consent_price=None,
+        sub = self.put(evolve(sub, consent=None, consent_price=None,
                                     cancel_at=self.next_charge(sub)))
         self.decision(sub, "none", reasons=(f"consent declined: cancels at period end, "
                                             f"{sub.cancel_at}",))
@@ -929,7 +933,7 @@ class _Tx:
         refundable = payment.total - payment.refunded
         policy = self.rules.model.lifecycle
         currency = payment.currency
-        trace = (Trace("lifecycle refund", str(policy.span)),)
+        trace = (Trace("lifecycle refund", _where(policy.span)),)
         paid_day = rt.local_date(payment.at, self.tz)
         if self.event.amount is not None:
             amount = self.event.amount
@@ -960,19 +964,119 @@ class _Tx:
         tax = rt.prorate(payment.tax, 1, 1, currency, self.rounding) if amount == payment.total \
             else rt.quantize(rt.CONTEXT.divide(amount * payment.tax, payment.total), currency,
                              self.rounding) if payment.total else ZERO
-        sub = attrs.evolve(sub, payment=attrs.evolve(payment, refunded=payment.refunded + amount))
+        sub = evolve(sub, payment=evolve(payment, refunded=payment.refunded + amount))
         self.emit("payment.refunded", sub, rule="lifecycle refund", source=policy.span,
                   amount=amount, tax=tax, net=amount - tax, psp=payment.psp,
                   reasons=(mode,))
         quote_fields = dict(currency=currency, total=amount, tax=tax, net=amount - tax,
                             reasons=(f"refund {mode}",), trace=trace)
         if sub.status != "canceled":
-            sub = attrs.evolve(sub, status="canceled", cancel_at=None, charge=None, dunning=None)
+            sub = evolve(sub, status="canceled", cancel_at=None, charge=None, dunning=None)
             self.emit("subscription.canceled", sub, rule="lifecycle refund", source=policy.span)
             sub = self.set_entitlements(sub, (), "lifecycle refund", policy.span)
         self.put(sub)
         self.decision(sub, "refund", next_charge=None, psp=payment.psp, **quote_fields)
         return None
+
+    # -- store notifications -----------------------------------------------------------
+    def on_store_notification(self) -> None:
+        """App Store Server Notifications V2 and Google Play RTDN, as the web channel's events."""
+        sub = self.subscription()
+        sf = self.rules.storefronts[sub.storefront]
+        if sf.channel in ("web", "direct"):
+            raise _fail("not_a_store", f"storefront '{sf.name}' is a {sf.channel} storefront; "
+                        "store notifications come from app stores, carriers and partners")
+        assert self.event.notification is not None
+        name = self.event.notification.upper().removeprefix("SUBSCRIPTION_")
+        subtype = (self.event.subtype or "").upper()
+        action = _STORE_ACTIONS.get(name)
+        if action is None:
+            raise _fail("unknown_notification", f"unknown store notification '{name}'"
+                        f"{did_you_mean(name, _STORE_ACTIONS)}")
+        if name == "PRICE_INCREASE":
+            action = "consent" if subtype == "ACCEPTED" else "consent_pending"
+        elif name == "DID_CHANGE_RENEWAL_STATUS":
+            action = "resume_renewal" if subtype == "AUTO_RENEW_ENABLED" else "cancel_at_end"
+        getattr(self, "store_" + action)(sub)
+
+    def store_paid(self, sub: Subscription) -> None:
+        if sub.charge is None:
+            if sub.status in ("canceled", "unpaid", "paused"):
+                raise _fail("not_active", f"subscription '{sub.id}' is {sub.status}")
+            self.renew(sub, self.next_charge(sub))
+            sub = self.subs[sub.id]
+            if sub.charge is None:  # a zero charge settled itself
+                return
+            self.decisions.pop()
+        self.on_payment_succeeded()
+
+    def store_failed(self, sub: Subscription) -> None:
+        if sub.charge is None:
+            self.renew(sub, self.next_charge(sub))
+            self.decisions.pop()
+            if self.subs[sub.id].charge is None:
+                return
+        self.on_payment_failed()
+
+    def store_grace_over(self, sub: Subscription) -> None:
+        policy, _ = self.dunning_policy(sub)
+        then = policy.then if policy else "cancel"
+        rule = f"dunning {policy.name}" if policy else "store"
+        self.cancel(sub, self.event.at, rule, policy.span if policy else None,
+                    status={"cancel": "canceled", "pause": "paused", "unpaid": "unpaid"}[then])
+
+    def store_expired(self, sub: Subscription) -> None:
+        if sub.status == "canceled":
+            raise _fail("already_canceled", f"subscription '{sub.id}' is already canceled")
+        self.cancel(sub, self.event.at, "store", None)
+
+    def store_refund(self, sub: Subscription) -> None:
+        self.on_refund_requested_full()
+
+    def store_consent(self, sub: Subscription) -> None:
+        if sub.consent == "requested":
+            self.on_consent_given()
+        else:
+            self.decision(sub, "none", reasons=("no price change waiting for consent",))
+
+    def store_consent_pending(self, sub: Subscription) -> None:
+        self.decision(sub, "none", reasons=("price increase pending the customer's consent",))
+
+    def store_cancel_at_end(self, sub: Subscription) -> None:
+        self.on_cancel_requested()
+
+    def store_resume_renewal(self, sub: Subscription) -> None:
+        sub = self.put(evolve(sub, cancel_at=None))
+        self.decision(sub, "none")
+
+    def on_refund_requested_full(self) -> None:
+        sub = self.subscription()
+        if sub.payment is None:
+            raise _fail("nothing_to_refund", f"subscription '{sub.id}' has no payment to refund")
+        if self.event.amount is None:
+            refundable = sub.payment.total - sub.payment.refunded
+            self.event = evolve(self.event, amount=refundable)
+        self.on_refund_requested()
+
+
+# store notification (Apple V2 / Google Play RTDN, prefix SUBSCRIPTION_ dropped) → action
+_STORE_ACTIONS = {
+    "SUBSCRIBED": "paid", "DID_RENEW": "paid", "PURCHASED": "paid", "RENEWED": "paid",
+    "RECOVERED": "paid", "RESTARTED": "paid",
+    "DID_FAIL_TO_RENEW": "failed", "IN_GRACE_PERIOD": "failed",
+    "GRACE_PERIOD_EXPIRED": "grace_over", "ON_HOLD": "grace_over",
+    "EXPIRED": "expired", "REVOKED": "refund", "REFUND": "refund",
+    "PRICE_INCREASE": "consent", "PRICE_CHANGE_CONFIRMED": "consent",
+    "DID_CHANGE_RENEWAL_STATUS": "cancel_at_end", "CANCELED": "cancel_at_end",
+}
+
+
+def _where(source: Any) -> str:
+    """``file:line:col`` with the file's base name, so outcomes do not depend on where the
+    ruleset was loaded from (diagnostics keep the path as given)."""
+    if isinstance(source, m.Span):
+        return f"{os.path.basename(source.file)}:{source.line}:{source.column}"
+    return str(source)
 
 
 def _redemption_key(promotion: str, customer: str) -> str:

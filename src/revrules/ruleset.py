@@ -64,6 +64,7 @@ class Ruleset:
         attrs.field(init=False, repr=False)
     pause_test: Predicate | None = attrs.field(init=False, repr=False)
     rounding: str = attrs.field(init=False, repr=False)
+    lines: tuple[str, ...] = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         model, pred = self.model, self.compiled.predicate
@@ -98,6 +99,7 @@ class Ruleset:
         put("dunning", tuple((d, pred(d.applies), pred(d.no_retry)) for d in model.dunning))
         put("pause_test", pred(model.lifecycle.pause_rule))
         put("rounding", ROUNDING_MODES[model.rounding])
+        put("lines", tuple(model.source.splitlines()))
 
     @property
     def name(self) -> str:
@@ -112,7 +114,7 @@ class Ruleset:
         if rule.when is None:
             return "always"
         span = rule.when.span
-        lines = self.model.source.splitlines()
+        lines = self.lines
         if span.line != span.end_line or span.line > len(lines):
             return str(rule.name)
         return lines[span.line - 1][span.column - 1:span.end_column - 1]

@@ -91,12 +91,14 @@ def delta(duration: Duration, times: int = 1) -> relativedelta:
     return relativedelta(years=count)
 
 
+@functools.lru_cache(maxsize=65536)
 def add_periods(anchor: dt.date, every: Duration, n: int) -> dt.date:
     """The start of period ``n``: anchor + n × every, never chained (Jan 31 → Feb 28 → Mar 31)."""
     result: dt.date = anchor + delta(every, n)
     return result
 
 
+@functools.lru_cache(maxsize=65536)
 def add(day: dt.date, duration: Duration) -> dt.date:
     result: dt.date = day + delta(duration)
     return result
