@@ -10,6 +10,7 @@ error and leaves the state exactly as it was. Rules run as compiled functions
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -364,7 +365,10 @@ class _Tx:
 
     # -- charges -----------------------------------------------------------------------
     def open_charge(self, sub: Subscription, quote: Quote, kind: str, start: dt.date,
-                    end: dt.date, rule: str, source: Any) -> Subscription:
+                    end: dt.date, rule: str, source: Any, **changes: Any) -> Subscription:
+        """Record a decided charge (settled at once when it is zero); apply ``changes``."""
+        if changes:
+            sub = evolve(sub, **changes)
         charge = Charge(kind, self.event.at, start, end, quote.currency, quote.list,
                         quote.discount, quote.credit, quote.tax, quote.net, quote.total,
                         quote.psp, quote.gross_ex, quote.discount_ex, quote.credit_ex, rule,
@@ -479,18 +483,19 @@ class _Tx:
             sub, discounts = self.apply_promotions(sub, list_amount, 1, day, ev.code, reasons,
                                                    trace)
         self.emit("subscription.started", sub, rule=f"plan {plan.name}", source=plan.span)
-        sub = self.set_entitlements(sub, plan.entitlements, f"plan {plan.name}", plan.span)
+        self.emit("entitlement.granted", sub, rule=f"plan {plan.name}", source=plan.span,
+                  entitlements=plan.entitlements)
         due = rt.add(day, sf.terms) if sf.terms else None
         if trial_granted:
             quote = self.quote(sub, ZERO, _NO_DISCOUNTS, ZERO, 1, trace)
-            self.put(sub)
+            sub = self.put(evolve(sub, entitlements=plan.entitlements))
             self.decision(sub, "charge", quote, trial_days=trial_days, reasons=tuple(reasons))
             return
         quote = self.quote(sub, list_amount, discounts, ZERO, 1, trace)
-        sub = evolve(sub, index=1, cycle=1)
         start, end = self.period(sub, 0)
         sub = self.open_charge(sub, quote, "checkout", start, end, trace[0].rule,
-                               trace[0].source)
+                               trace[0].source, index=1, cycle=1,
+                               entitlements=plan.entitlements)
         self.put(sub)
         self.decision(sub, "charge", quote, due=due, reasons=tuple(reasons))
 
@@ -1075,8 +1080,13 @@ def _where(source: Any) -> str:
     """``file:line:col`` with the file's base name, so outcomes do not depend on where the
     ruleset was loaded from (diagnostics keep the path as given)."""
     if isinstance(source, m.Span):
-        return f"{os.path.basename(source.file)}:{source.line}:{source.column}"
+        return _span_where(source)
     return str(source)
+
+
+@functools.lru_cache(maxsize=4096)
+def _span_where(span: m.Span) -> str:
+    return f"{os.path.basename(span.file)}:{span.line}:{span.column}"
 
 
 def _redemption_key(promotion: str, customer: str) -> str:
