@@ -310,7 +310,8 @@ def test_example_log_parses() -> None:
     path = ROOT / "examples" / "events.jsonl"
     with path.open(encoding="utf-8") as handle:
         items = [item for _, item in wire.read_events(handle)]
-    assert [i["id"] for i in items] == [f"e{n}" for n in range(1, 10)]  # type: ignore[index]
+    assert [i["id"] for i in items] == [f"e{n}" for n in range(1, len(items) + 1)]  # type: ignore[index]
+    assert len(items) >= 20
     for item in items:
         assert isinstance(item, dict)
         wire.event_from_wire(item)

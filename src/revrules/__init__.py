@@ -15,6 +15,7 @@ from .engine import Engine as Engine
 from .events import Event as Event
 from .events import EventError as EventError
 from .events import parse_event as parse_event
+from .ledger import Ledger as Ledger
 from .parser import parse as parse
 from .results import Decision as Decision
 from .results import Discount as Discount
@@ -30,6 +31,6 @@ from .state import Subscription as Subscription
 
 __all__ = [
     "CheckResult", "Decision", "Diagnostic", "Discount", "Engine", "Error", "Event",
-    "EventError", "Outcome", "RevenueEvent", "Ruleset", "RulesetError", "State", "Subscription",
-    "Trace", "__version__", "check", "load", "load_text", "parse", "parse_event",
+    "EventError", "Ledger", "Outcome", "RevenueEvent", "Ruleset", "RulesetError", "State",
+    "Subscription", "Trace", "__version__", "check", "load", "load_text", "parse", "parse_event",
 ]

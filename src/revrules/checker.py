@@ -11,7 +11,7 @@ import datetime as dt
 import zoneinfo
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, cast
 
 import attrs
 from babel.numbers import get_currency_precision, list_currencies
@@ -153,7 +153,7 @@ class _Checker:
             return CheckResult(None, tuple(self.diagnostics))
         model = m.Model(
             name=header.name, version=header.version, file=self.module.file,
-            rounding=rounding, timezone=timezone,  # type: ignore[arg-type]
+            rounding=rounding, timezone=timezone,
             attributes=tuple(self.attributes.values()),
             storefronts=tuple(self.storefronts.values()),
             products=tuple(p for p in self.products.values() if isinstance(p, m.Product)),
@@ -249,6 +249,7 @@ class _Checker:
                            items["commission"].span)
             if not ok:
                 continue
+            assert channel is not None and currency is not None  # ok: both are present
             region = items["region"].value.name if "region" in items else "ALL"
             terms = items["terms"].value if "terms" in items else None
             result[name] = m.Storefront(
@@ -258,7 +259,9 @@ class _Checker:
 
     def check_products(self) -> dict[str, m.Product | n.Bundle]:
         table: dict[str, m.Product | n.Bundle] = {}
-        seen = self.unique("product or bundle", [*self.decls(n.Product), *self.decls(n.Bundle)])
+        seen = self.unique("product or bundle", sorted(
+            [*self.decls(n.Product), *self.decls(n.Bundle)],
+            key=lambda d: (d.span.line, d.span.column)))
         for name, decl in seen.items():
             if isinstance(decl, n.Product):
                 table[name] = m.Product(name, _dedupe(r.name for r in decl.entitlements), decl.span)
@@ -282,7 +285,7 @@ class _Checker:
         return products, ents
 
     def check_money(self, lit: n.Literal) -> m.Type:
-        money: n.Money = lit.value  # type: ignore[assignment]
+        money = cast(n.Money, lit.value)
         if money.currency not in _CURRENCIES:
             self.error("unknown_currency", f"unknown currency '{money.currency}'"
                        f"{did_you_mean(money.currency, _CURRENCY_CODES)}", lit.span)
@@ -306,8 +309,8 @@ class _Checker:
                 ok = False
             for extra in found[1:]:
                 self.error("duplicate", f"plan '{name}' says {what} twice", extra.span)
-        for extra in trials[1:]:
-            self.error("duplicate", f"plan '{name}' says 'trial' twice", extra.span)
+        for extra_trial in trials[1:]:
+            self.error("duplicate", f"plan '{name}' says 'trial' twice", extra_trial.span)
         prods: tuple[str, ...] = ()
         ents: tuple[str, ...] = ()
         if products:
@@ -344,7 +347,7 @@ class _Checker:
                 if item.storefront.name not in {d.name for d in self.decls(n.Storefront)}:
                     self.unknown("storefront", item.storefront, self.storefronts)
                 continue
-            money: n.Money = item.price.value  # type: ignore[assignment]
+            money = cast(n.Money, item.price.value)
             if money_type.currency and money.currency != sf.currency:
                 self.error("currency", f"price in {money.currency} but storefront '{sf.name}' "
                            f"sells in {sf.currency}", item.price.span)
@@ -420,7 +423,7 @@ class _Checker:
             if plan_ref.name not in self.plan_names:
                 self.unknown("plan", plan_ref, self.plan_names)
                 continue
-            money: n.Money = price.value  # type: ignore[assignment]
+            money = cast(n.Money, price.value)
             if plan is not None:
                 currencies = {self.storefronts[p.storefront].currency for p in plan.prices}
                 if money.currency not in currencies:
@@ -585,7 +588,8 @@ class _Checker:
                 no_retry = m.Rule(f"dunning {name}", items["no_retry"].value,
                                   items["no_retry"].span)
             grace, keep = items["grace"].value if "grace" in items else (None, "keep")
-            then = items["then"].value if "then" in items else "cancel"
+            then: Literal["cancel", "pause", "unpaid"] = (
+                items["then"].value if "then" in items else "cancel")
             result.append(m.DunningPolicy(
                 name, applies, items["retry"].value if "retry" in items else (), via, no_retry,
                 grace, keep == "keep", then, decl.span))
@@ -604,7 +608,10 @@ class _Checker:
             if when is not None:
                 self.condition(when, "lifecycle")
             pause_rule = m.Rule("lifecycle pause", when, items["pause"].span)
-        cancel = items["cancel"].value if "cancel" in items else "period_end"
+        cancel: Literal["period_end", "immediate"] = (
+            items["cancel"].value if "cancel" in items else "period_end")
+        refund: Literal["full", "prorated", "none"]
+        after: Literal["prorated", "none", "full"]
         refund, within, after = items["refund"].value if "refund" in items else ("none", None,
                                                                                    "none")
         return m.LifecyclePolicy(pause_max, pause_rule, cancel, refund, within, after,
@@ -670,7 +677,7 @@ class _Checker:
             if expr.name in names:
                 return T(kind)
         if expr.name in ("customer", "subscription", "event", "payment", "total"):
-            self.error("scope", f"'{expr.name}' is not available in a {context} rule", expr.span)
+            self.error("scope", f"'{expr.name}' is not available in {_a(context)} rule", expr.span)
             return T("error")
         candidates: list[str] = list(roots)
         candidates += list(spaces[expected]) if expected in spaces else [
@@ -692,7 +699,7 @@ class _Checker:
             return T("error")
         root = expr.obj.name
         if root not in roots:
-            self.error("scope", f"'{root}' is not available in a {context} rule", expr.obj.span)
+            self.error("scope", f"'{root}' is not available in {_a(context)} rule", expr.obj.span)
             return T("error")
         if root == "customer":
             if expr.name == "id":
@@ -811,9 +818,13 @@ class _Checker:
         return INT
 
 
+def _a(word: str) -> str:
+    return ("an " if word[:1] in "aeiou" else "a ") + word
+
+
 def _literal_type(lit: n.Literal) -> m.Type:
     if lit.kind == "money":
-        return T("money", lit.value.currency)  # type: ignore[attr-defined]
+        return T("money", cast(n.Money, lit.value).currency)
     return T(lit.kind)
 
 

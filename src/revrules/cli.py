@@ -18,17 +18,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ._version import __version__
 from .diagnostics import RulesetError
 
 if TYPE_CHECKING:
+    from .events import EventError
+    from .reports import Replay
+    from .results import Outcome
     from .ruleset import Ruleset
     from .state import State
 
@@ -98,7 +102,75 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--state-in", metavar="FILE", help="start from this state (JSON)")
     run.add_argument("--state-out", metavar="FILE", help="write the final state here (JSON)")
     run.set_defaults(command="eval", run=_eval)
+
+    rep = commands.add_parser(
+        "replay", help="apply an event log and report its revenue ledger",
+        description="Apply each event of a JSONL log in order and print the revenue "
+                    "ledger: per currency and month, gross sales, discounts, credits, "
+                    "refunds, net revenue, tax, commission, proceeds, active and trialing "
+                    "subscriptions, MRR and churn (cash basis, tax-exclusive). Exit 0 when "
+                    "every event applied, 1 when any did not (the report is still printed), "
+                    "2 when the ruleset does not check.")
+    rep.add_argument("rules", metavar="RULES", help="the .rr ruleset")
+    rep.add_argument("events", metavar="EVENTS", help="a JSONL file of events, or - for stdin")
+    rep.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                     help="table (default, for people), json or csv (for tools)")
+    rep.add_argument("--html", metavar="FILE",
+                     help="also write a self-contained HTML page with a timeline chart")
+    rep.set_defaults(command="replay", run=_replay)
+
+    dif = commands.add_parser(
+        "diff", help="what-if: replay one log under two rulesets and compare",
+        description="Replay the same event log under OLD and NEW rules and show, per "
+                    "currency and month, how every ledger figure moves, and which "
+                    "subscriptions were charged differently and by which rules. Exit 0 "
+                    "whether or not anything changed, 1 when an event failed under either "
+                    "ruleset, 2 when a ruleset does not check.")
+    dif.add_argument("old", metavar="OLD", help="the current .rr ruleset")
+    dif.add_argument("new", metavar="NEW", help="the proposed .rr ruleset")
+    dif.add_argument("events", metavar="EVENTS", help="a JSONL file of events, or - for stdin")
+    dif.add_argument("--format", choices=("table", "json"), default="table",
+                     help="table (default) or json")
+    dif.set_defaults(command="diff", run=_diff)
+
+    gen = commands.add_parser(
+        "generate", help="write a realistic, reproducible example event log",
+        description="Simulate customers of the ruleset's storefronts and write their "
+                    "events as JSONL: checkouts (some with promotion codes), trials, "
+                    "renewals, payments, failures and recoveries, plan changes, pauses, "
+                    "cancellations and refunds. The same arguments always give the same "
+                    "log; every event applies cleanly under the ruleset.")
+    gen.add_argument("rules", metavar="RULES", help="the .rr ruleset")
+    gen.add_argument("--customers", type=_count, default=100, metavar="N",
+                     help="how many customers check out (default 100)")
+    gen.add_argument("--months", type=_count, default=12, metavar="M",
+                     help="how many months the log covers (default 12)")
+    gen.add_argument("--seed", type=int, default=0, metavar="S",
+                     help="the random seed (default 0)")
+    gen.add_argument("--start", type=_date, default=None, metavar="DATE",
+                     help="the first day of the log, YYYY-MM-DD (default 2026-01-01)")
+    gen.add_argument("-o", "--output", metavar="FILE",
+                     help="write here instead of stdout")
+    gen.set_defaults(command="generate", run=_generate)
     return parser
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number ≥ 0, found {value}")
+    return value
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, found {text!r}") \
+            from None
 
 
 # -- check ---------------------------------------------------------------------------
@@ -163,6 +235,161 @@ def _eval(args: argparse.Namespace) -> int:
     if args.state_out:
         _write_state(args.state_out, current)
     return status
+
+
+# -- replay --------------------------------------------------------------------------
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from . import reports
+
+    ruleset = _load_checked(args.rules)
+    result = _run_log(ruleset, args.events)
+    if args.format == "json":
+        _out(reports.render_json(result.ledger, ruleset, result.outcomes))
+    elif args.format == "csv":
+        sys.stdout.write(reports.render_csv(result.ledger))
+    else:
+        _out(reports.render_table(result.ledger, ruleset, result.outcomes))
+    if args.html:
+        _write_text(args.html, reports.render_html(result.ledger, ruleset, result.outcomes),
+                    "HTML report")
+    return _report_failures(result.outcomes)
+
+
+# -- diff ----------------------------------------------------------------------------
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from .reports import replay
+    from .whatif import Diff, diff_to_wire, render_diff
+    from .wire import dumps
+
+    old = _load_checked(args.old)
+    new = _load_checked(args.new)
+    items = _read_log(args.events)
+    with _progress(2 * len(items), "comparing") as tick:
+        # the same work as whatif.diff, with progress over both replays
+        def first(n: int) -> None:
+            if tick is not None:
+                tick(n)
+
+        def second(n: int) -> None:
+            if tick is not None:
+                tick(len(items) + n)
+
+        result = Diff.of(replay(old, items, first), replay(new, items, second), items)
+    if args.format == "json":
+        _out(dumps(diff_to_wire(result)))
+    else:
+        _out(render_diff(result, args.old, args.new))
+    return max(_report_failures(result.old.outcomes, f"{args.old}: "),
+               _report_failures(result.new.outcomes, f"{args.new}: "))
+
+
+# -- generate ------------------------------------------------------------------------
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from .generator import generate
+    from .wire import dumps
+
+    ruleset = _load_checked(args.rules)
+    events = generate(ruleset, args.customers, args.months, args.seed, args.start)
+    text = "".join(dumps(e) + "\n" for e in events)
+    if args.output:
+        _write_text(args.output, text, "events")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _load_checked(file: str) -> Ruleset:
+    """A ruleset for a command that needs one: errors rendered, UsageError (exit 2)."""
+    try:
+        ruleset = _load(file)
+    except RulesetError as exc:
+        _err(exc.render())
+        raise UsageError(f"{file} does not check") from None
+    _print_warnings(ruleset)
+    return ruleset
+
+
+def _read_log(file: str) -> list[Mapping[str, Any] | EventError]:
+    from .wire import read_events
+
+    with _open_events(file) as lines:
+        try:
+            return [item for _, item in read_events(lines)]
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{_name(file)} is not UTF-8 text ({exc.reason} at byte "
+                             f"{exc.start})") from None
+        except OSError as exc:
+            if isinstance(exc, BrokenPipeError):
+                raise
+            raise UsageError(f"cannot read {_name(file)}: {_reason(exc)}") from None
+
+
+def _run_log(ruleset: Ruleset, file: str, label: str = "replaying") -> Replay:
+    from .reports import replay
+
+    items = _read_log(file)
+    with _progress(len(items), label) as tick:
+        return replay(ruleset, items, tick)
+
+
+def _report_failures(outcomes: Sequence[Outcome], label: str = "") -> int:
+    failed = [o for o in outcomes if not o.ok]
+    if not failed:
+        return EXIT_OK
+    first = failed[0]
+    error = first.error
+    detail = f"{error.code}: {error.message}" if error else "not applied"
+    where = f" event {first.event}" if first.event else ""
+    _say(f"{label}{len(failed)} of {len(outcomes)} events did not apply (first:{where} "
+         f"{detail}); `revrules eval` shows each")
+    return EXIT_FAILED
+
+
+@contextlib.contextmanager
+def _progress(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr, only when stderr is a terminal and the log is long."""
+    stream = sys.stderr
+    if total < 2000 or not (hasattr(stream, "isatty") and stream.isatty()):
+        yield None
+        return
+    step = max(1, total // 200)
+    width = 30
+
+    def tick(done: int) -> None:
+        if done % step and done != total:
+            return
+        filled = width * done // total
+        stream.write(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        stream.flush()
+
+    try:
+        yield tick
+    finally:
+        stream.write("\r" + " " * (len(label) + width + 2 * len(str(total)) + 6) + "\r")
+        stream.flush()
+
+
+def _write_text(file: str, text: str, what: str) -> None:
+    """Write atomically, as the state file."""
+    target = Path(file)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(text)
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise UsageError(f"cannot write {what} to {file}: {_reason(exc)}") from None
 
 
 def _read_state(file: str) -> State:

@@ -13,7 +13,7 @@ import datetime as dt
 import linecache
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -161,11 +161,11 @@ class _Generator:
         if isinstance(e, n.Literal):
             value = e.value
             if e.kind == "percent":
-                value = rt.CONTEXT.divide(value, Decimal(100))  # type: ignore[arg-type]
+                value = rt.CONTEXT.divide(cast(Decimal, value), Decimal(100))
             elif e.kind == "duration":
-                value = rt.delta(value)  # type: ignore[arg-type]
+                value = rt.delta(cast(n.Duration, value))
             elif e.kind == "date" and want_datetime:
-                value = rt.start_of(value, self.model.timezone)  # type: ignore[arg-type]
+                value = rt.start_of(cast(dt.date, value), self.model.timezone)
             return self.constant(value)
         if isinstance(e, n.Name):
             kind = self.type(e).kind
@@ -233,5 +233,5 @@ def _literal_value(e: n.Expr) -> Any:
         return e.name
     assert isinstance(e, n.Literal)
     if e.kind == "percent":
-        return rt.CONTEXT.divide(e.value, Decimal(100))  # type: ignore[arg-type]
+        return rt.CONTEXT.divide(cast(Decimal, e.value), Decimal(100))
     return e.value

@@ -372,7 +372,7 @@ class _Tx:
         charge = Charge(kind, self.event.at, start, end, quote.currency, quote.list,
                         quote.discount, quote.credit, quote.tax, quote.net, quote.total,
                         quote.psp, quote.gross_ex, quote.discount_ex, quote.credit_ex, rule,
-                        _where(source))
+                        _where(source), quote.discounts)
         if quote.total == 0:
             return self.settle(sub, charge, self.event.at, quote.psp)
         return evolve(sub, charge=charge)
@@ -779,11 +779,12 @@ class _Tx:
             self.resume(sub, day, at)
         elif kind == "retry":
             assert sub.dunning is not None and sub.charge is not None
+            charge = sub.charge  # unchanged by the evolve below
             dunning = evolve(sub.dunning, retries=sub.dunning.retries[1:])
             sub = self.put(evolve(sub, dunning=dunning))
-            self.decision(sub, "charge", currency=sub.charge.currency, list=sub.charge.list,
-                          credit=sub.charge.credit, tax=sub.charge.tax, net=sub.charge.net,
-                          total=sub.charge.total, psp=dunning.via, retry_at=day,
+            self.decision(sub, "charge", currency=charge.currency, list=charge.list,
+                          discounts=charge.discounts, credit=charge.credit, tax=charge.tax, net=charge.net,
+                          total=charge.total, psp=dunning.via, retry_at=day,
                           grace_ends=dunning.grace_end,
                           reasons=(f"dunning {dunning.policy}: retry "
                                    f"{dunning.scheduled - len(dunning.retries)} of "
@@ -973,8 +974,9 @@ class _Tx:
         self.emit("payment.refunded", sub, rule="lifecycle refund", source=policy.span,
                   amount=amount, tax=tax, net=amount - tax, psp=payment.psp,
                   reasons=(mode,))
-        quote_fields = dict(currency=currency, total=amount, tax=tax, net=amount - tax,
-                            reasons=(f"refund {mode}",), trace=trace)
+        quote_fields: dict[str, Any] = dict(currency=currency, total=amount, tax=tax,
+                                            net=amount - tax, reasons=(f"refund {mode}",),
+                                            trace=trace)
         if sub.status != "canceled":
             sub = evolve(sub, status="canceled", cancel_at=None, charge=None, dunning=None)
             self.emit("subscription.canceled", sub, rule="lifecycle refund", source=policy.span)
@@ -1060,7 +1062,7 @@ class _Tx:
             raise _fail("nothing_to_refund", f"subscription '{sub.id}' has no payment to refund")
         if self.event.amount is None:
             refundable = sub.payment.total - sub.payment.refunded
-            self.event = evolve(self.event, amount=refundable)
+            self.event = attrs.evolve(self.event, amount=refundable)
         self.on_refund_requested()
 
 

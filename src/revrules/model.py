@@ -14,7 +14,8 @@ from typing import Literal
 
 import attrs
 
-from .nodes import Duration, Expr, Span
+from .nodes import Duration, Expr
+from .nodes import Span as Span  # re-exported: engine and ruleset use m.Span
 
 CHANNELS = ("web", "app_store", "play_store", "telecom", "partner", "direct")
 STORE_CHANNELS = frozenset({"app_store", "play_store"})
@@ -228,7 +229,7 @@ class Model:
     name: str
     version: str | None
     file: str
-    rounding: Literal["half_even", "half_up"]
+    rounding: str  # a key of runtime.ROUNDING_MODES
     timezone: str
     attributes: tuple[Attribute, ...]
     storefronts: tuple[Storefront, ...]

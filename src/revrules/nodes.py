@@ -33,8 +33,11 @@ class Span:
 NOWHERE = Span("<builtin>", 0, 0, 0, 0)
 
 
-def _span() -> attrs.Attribute:  # type: ignore[type-arg]
-    return attrs.field(eq=False, default=NOWHERE, repr=False)  # type: ignore[no-any-return]
+def _span() -> Span:
+    """A span field: defaults to :data:`NOWHERE`, left out of equality, hashing and repr."""
+    # attrs' stubs type ``field(default=x)`` as the type of ``x``, so this reads as a Span
+    # default to mypy while attrs still sees the field definition at class creation.
+    return attrs.field(eq=False, default=NOWHERE, repr=False)
 
 
 @attrs.frozen

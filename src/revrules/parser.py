@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
+from collections.abc import Callable
 from decimal import Decimal
 from importlib import resources
-from typing import Any
+from typing import Any, Literal, cast
 
 import lark
 from lark import Token, Transformer, v_args
@@ -77,11 +79,6 @@ _TERMINAL_WORDS = {
     "DATE": "a date like 2027-02-01",
     "DATETIME": "a datetime like 2027-02-01T00:00:00Z",
     "CURRENCY": "an amount like EUR 12.99",
-    "UNIT": "a unit (days, weeks, months, years)",
-    "TAX_MODE": "inclusive or exclusive",
-    "CHANGE_KIND": "upgrade or downgrade",
-    "DUNNING_END": "cancel, pause or unpaid",
-    "REFUND_AFTER": "prorated or none",
     "$END": "end of file",
     "an expression": "an expression",
 }
@@ -99,12 +96,25 @@ def _describe(terminal: str) -> str:
 _EXPRESSION_STARTS = {"NAME", "NUMBER", "STRING", "LPAR"}
 
 
+# keyword alternatives that read better as one phrase
+_WORD_GROUPS = (
+    (frozenset({"'day'", "'days'", "'week'", "'weeks'", "'month'", "'months'", "'year'",
+                "'years'"}), "a unit (days, weeks, months, years)"),
+    (frozenset({"'inclusive'", "'exclusive'"}), "inclusive or exclusive"),
+    (frozenset({"'cancel'", "'pause'", "'unpaid'"}), "cancel, pause or unpaid"),
+)
+
+
 def _expected_words(expected: set[str]) -> str:
     if _EXPRESSION_STARTS <= expected:
         expected = (expected - _EXPRESSION_STARTS - {"PERCENT", "DATE", "DATETIME", "CURRENCY",
                                                       "MINUS", "LSQB", "LBRACE", "TRUE", "FALSE",
                                                       "NOT"}) | {"an expression"}
-    words = sorted({_describe(t) for t in expected}, key=lambda w: (w.startswith("'"), w))
+    found = {_describe(t) for t in expected}
+    for group, phrase in _WORD_GROUPS:
+        if group <= found:
+            found = (found - group) | {phrase}
+    words = sorted(found, key=lambda w: (w.startswith("'"), w))
     if len(words) == 1:
         return words[0]
     return ", ".join(words[:-1]) + " or " + words[-1]
@@ -123,9 +133,19 @@ def _syntax_diagnostic(exc: lark.exceptions.UnexpectedInput, text: str, file: st
         else:
             found = f"'{token.value}'"
             end_column = column + max(len(str(token.value)), 1)
-        message = f"unexpected {found}; expected {_expected_words(set(exc.expected))}"
+        expected = set(exc.expected)
+        if exc.interactive_parser is not None:
+            # the LALR state's lookahead set is merged across contexts; ask the parser
+            # which tokens could really be shifted here
+            try:
+                expected = set(exc.interactive_parser.accepts()) or expected
+            except lark.exceptions.LarkError:  # pragma: no cover - defensive
+                pass
+        message = f"unexpected {found}; expected {_expected_words(expected)}"
     elif isinstance(exc, lark.exceptions.UnexpectedCharacters):
-        char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        pos = exc.pos_in_stream
+        assert pos is not None  # the lexer always records where it stopped
+        char = text[pos] if pos < len(text) else "?"
         end_column = column + 1
         allowed = set(exc.allowed or ())
         message = f"unexpected character {char!r}"
@@ -163,13 +183,27 @@ def _whole(tok: Token, build: _Build) -> int:
     return int(value)
 
 
+_ESCAPES = {"n": "\n", "t": "\t"}
+
+
 def _unquote(token: str) -> str:
+    """The text of a string literal: ``\\n`` and ``\\t`` are escapes, ``\\x`` is ``x``."""
     body = token[1:-1]
-    return body.encode("utf-8").decode("unicode_escape") if "\\" in body else body
+    if "\\" not in body:
+        return body
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], m[1]), body)
 
 
-_UNITS = {"day": "day", "days": "day", "week": "week", "weeks": "week", "month": "month",
-          "months": "month", "year": "year", "years": "year"}
+_UNITS: dict[str, n.DurationUnit] = {
+    "day": "day", "days": "day", "week": "week", "weeks": "week", "month": "month",
+    "months": "month", "year": "year", "years": "year"}
+
+
+def _bin(op: n.BinaryOp) -> Callable[[_Build, Any, list[Any]], n.Binary]:
+    """A :class:`_Build` method for the binary operator ``op``."""
+    def build(self: _Build, meta: Any, c: list[Any]) -> n.Binary:
+        return n.Binary(op, c[0], c[1], self._span(meta))
+    return build
 
 
 @v_args(meta=True)
@@ -229,6 +263,18 @@ class _Build(Transformer[Token, Any]):
     def sf_currency(self, meta: Any, c: list[Any]) -> n.StorefrontItem:
         return self._sf("currency", meta, self._ref(c[0]))
 
+    def tax_mode(self, meta: Any, c: list[Token]) -> str:
+        return str(c[0])
+
+    def change_kind(self, meta: Any, c: list[Token]) -> str:
+        return str(c[0])
+
+    def dunning_end(self, meta: Any, c: list[Token]) -> str:
+        return str(c[0])
+
+    def unit(self, meta: Any, c: list[Token]) -> str:
+        return str(c[0])
+
     def sf_tax(self, meta: Any, c: list[Any]) -> n.StorefrontItem:
         return self._sf("tax", meta, str(c[0]))
 
@@ -285,11 +331,12 @@ class _Build(Transformer[Token, Any]):
         return n.PlanNotSold(c[0], self._span(meta))
 
     def plan_change(self, meta: Any, c: list[Any]) -> n.PlanChange:
+        kind = cast('Literal["upgrade", "downgrade"]', str(c[0]))  # CHANGE_KIND terminal
         timing, prorate = c[2]
-        return n.PlanChange(str(c[0]), self._ref(c[1]), timing, prorate,  # type: ignore[arg-type]
-                            self._span(meta))
+        return n.PlanChange(kind, self._ref(c[1]), timing, prorate, self._span(meta))
 
-    def change_timing(self, meta: Any, c: list[Token]) -> tuple[str, bool]:
+    def change_timing(self, meta: Any, c: list[Token]
+                      ) -> tuple[Literal["immediate", "period_end"], bool]:
         words = [str(t) for t in c]
         if words[0] == "immediate":
             return "immediate", "prorate" in words
@@ -351,10 +398,10 @@ class _Build(Transformer[Token, Any]):
     def pr_limit(self, meta: Any, c: list[Any]) -> n.PromoItem:
         return self._pr("limit", meta, tuple(c))
 
-    def limit_total(self, meta: Any, c: list[Any]) -> tuple[str, Decimal]:
+    def limit_total(self, meta: Any, c: list[Any]) -> tuple[str, int]:
         return ("total", _whole(c[0], self))
 
-    def limit_per_customer(self, meta: Any, c: list[Any]) -> tuple[str, Decimal]:
+    def limit_per_customer(self, meta: Any, c: list[Any]) -> tuple[str, int]:
         return ("per_customer", _whole(c[0], self))
 
     def pr_if(self, meta: Any, c: list[Any]) -> n.PromoItem:
@@ -364,7 +411,7 @@ class _Build(Transformer[Token, Any]):
         word = str(c[0])
         if word == "for":
             return n.PromoTerm("cycles", _whole(c[1], self), self._span(meta))
-        return n.PromoTerm(word, None, self._span(meta))  # type: ignore[arg-type]
+        return n.PromoTerm(cast('Literal["once", "forever"]', word), None, self._span(meta))
 
     def tax(self, meta: Any, c: list[Any]) -> n.Tax:
         return n.Tax(str(c[0]), tuple(c[1:]), self._span(meta), self._tspan(c[0]))
@@ -434,11 +481,6 @@ class _Build(Transformer[Token, Any]):
         return (kind, None, kind)
 
     # expressions
-    def _bin(op: str):  # type: ignore[no-untyped-def]  # noqa: N805
-        def build(self: _Build, meta: Any, c: list[Any]) -> n.Binary:
-            return n.Binary(op, c[0], c[1], self._span(meta))  # type: ignore[arg-type]
-        return build
-
     or_ = _bin("or")
     and_ = _bin("and")
     eq = _bin("==")
@@ -453,7 +495,6 @@ class _Build(Transformer[Token, Any]):
     sub = _bin("-")
     mul = _bin("*")
     div = _bin("/")
-    del _bin
 
     def not_(self, meta: Any, c: list[Any]) -> n.Unary:
         return n.Unary("not", c[0], self._span(meta))
@@ -480,7 +521,7 @@ class _Build(Transformer[Token, Any]):
         return self._lit(meta, "money", n.Money(str(c[0]), Decimal(str(c[1]))))
 
     def duration(self, meta: Any, c: list[Token]) -> n.Literal:
-        value = n.Duration(_whole(c[0], self), _UNITS[str(c[1])])  # type: ignore[arg-type]
+        value = n.Duration(_whole(c[0], self), _UNITS[str(c[1])])
         return self._lit(meta, "duration", value)
 
     def percent(self, meta: Any, c: list[Token]) -> n.Literal:

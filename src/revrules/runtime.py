@@ -61,7 +61,7 @@ def money_str(amount: Decimal, currency: str) -> str:
 def split_inclusive(amount: Decimal, rate: Decimal, currency: str, rounding: str) -> Decimal:
     """The tax inside a tax-inclusive amount: round(amount × r / (1 + r))."""
     if not rate:
-        return ZERO
+        return quantize(ZERO, currency)
     return quantize(CONTEXT.divide(CONTEXT.multiply(amount, rate), CONTEXT.add(ONE, rate)),
                     currency, rounding)
 
@@ -73,7 +73,7 @@ def percent_of(amount: Decimal, fraction: Decimal, currency: str, rounding: str)
 def prorate(amount: Decimal, part: int, whole: int, currency: str, rounding: str) -> Decimal:
     """amount × part / whole, rounded once."""
     if whole <= 0:
-        return ZERO
+        return quantize(ZERO, currency)
     return quantize(CONTEXT.divide(CONTEXT.multiply(amount, Decimal(part)), Decimal(whole)),
                     currency, rounding)
 
