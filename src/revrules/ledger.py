@@ -1,0 +1,465 @@
+"""The ledger: revenue events folded into revenue figures (LANGUAGE.md §6).
+
+A :class:`Ledger` is built by folding :class:`~revrules.results.RevenueEvent`\\ s. It
+keeps two things, both additive, so that the ledger of a log equals the sum
+(:meth:`Ledger.merge`, ``+``) of the ledgers of any split of it by subscription:
+
+* **money cells** per (currency, storefront, channel, plan, month): gross sales,
+  discounts, credits, tax, refunds, net revenue and commission, exact ``Decimal``;
+* a **track** per subscription: its status, plan and recurring amount over time,
+  from which month-end counts (active, trialing), MRR and churn are derived.
+
+Conventions (written down because §6 leaves them to us):
+
+* Cash basis: a charge counts in the calendar month (UTC) of its
+  ``payment.succeeded``; a refund in the month of its ``payment.refunded``.
+  Failed or open charges are not sales.
+* Every figure is tax-exclusive. ``gross`` is the list price, ``discounts`` and
+  ``credits`` (proration credit used) come off it; ``refunds`` is the tax-exclusive
+  part of the money given back; ``net`` = gross − discounts − refunds − credits,
+  summed from the events' own ``net`` (so the identity is a real check).
+* ``tax`` is tax collected net of refunds: the tax on payments minus the tax part
+  of refunds.
+* ``commission`` is what the storefront keeps of each payment (``payment.succeeded``
+  carries it); ``proceeds`` = net − commission. Refunds do not reverse commission.
+* ``active`` counts subscriptions that are active or past due (in dunning, still
+  subscribed) at the end of the month; ``trialing`` those in a trial; a
+  subscription counts under the plan and storefront it has at month end.
+* ``mrr``: for every active subscription at month end, the tax-exclusive amount of
+  its latest recurring charge (after discounts, before proration) divided by the
+  months in its billing period (a yearly plan counts 1/12), rounded once to the
+  currency's minor units. The period comes from the ruleset when one is given,
+  otherwise from the gap between the subscription's period starts, otherwise 12
+  for a plan whose name says ``annual`` or ``year`` and 1 for any other.
+* ``churned`` counts subscriptions canceled in the month (or moved to ``unpaid``
+  by dunning).
+
+Totals per currency (:meth:`Ledger.totals`) sum the money figures and churn over
+every month; active, trialing and MRR are those at the end of the last month.
+
+>>> from revrules.ledger import Ledger
+>>> Ledger().rows()
+()
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import immutables
+
+from .results import Outcome, RevenueEvent
+from .runtime import CONTEXT, quantize
+
+if TYPE_CHECKING:
+    from .ruleset import Ruleset
+
+__all__ = [
+    "COUNT_FIELDS",
+    "FIELDS",
+    "MONEY_FIELDS",
+    "Figures",
+    "Group",
+    "Ledger",
+    "month_of",
+    "months_per_period",
+]
+
+ZERO = Decimal(0)
+
+#: The money figures of a :class:`Figures`, in report order.
+MONEY_FIELDS = ("gross", "discounts", "credits", "refunds", "net", "tax", "commission",
+                "proceeds", "mrr")
+#: The counts of a :class:`Figures`, in report order.
+COUNT_FIELDS = ("payments", "refund_count", "active", "trialing", "churned")
+#: Every figure, in report order.
+FIELDS = ("payments", "gross", "discounts", "credits", "refunds", "net", "tax", "commission",
+          "proceeds", "refund_count", "active", "trialing", "mrr", "churned")
+
+_ACTIVE = frozenset({"active", "past_due"})
+
+
+@attrs.frozen(order=True)
+class Group:
+    """Where figures belong: a currency, storefront, channel, plan and month (``YYYY-MM``)."""
+
+    currency: str
+    storefront: str
+    channel: str
+    plan: str
+    month: str
+
+
+@attrs.frozen
+class Figures:
+    """Revenue figures of one group (or a total); money is exact ``Decimal``.
+
+    ``proceeds`` is net − commission. Adding two :class:`Figures` adds every field.
+    """
+
+    payments: int = 0
+    gross: Decimal = ZERO
+    discounts: Decimal = ZERO
+    credits: Decimal = ZERO
+    refunds: Decimal = ZERO
+    net: Decimal = ZERO
+    tax: Decimal = ZERO
+    commission: Decimal = ZERO
+    refund_count: int = 0
+    active: int = 0
+    trialing: int = 0
+    mrr: Decimal = ZERO
+    churned: int = 0
+
+    @property
+    def proceeds(self) -> Decimal:
+        return self.net - self.commission
+
+    def __add__(self, other: Figures) -> Figures:
+        if not isinstance(other, Figures):
+            return NotImplemented
+        return Figures(*(getattr(self, f.name) + getattr(other, f.name)
+                         for f in attrs.fields(Figures)))
+
+    def __sub__(self, other: Figures) -> Figures:
+        if not isinstance(other, Figures):
+            return NotImplemented
+        return Figures(*(getattr(self, f.name) - getattr(other, f.name)
+                         for f in attrs.fields(Figures)))
+
+    def get(self, name: str) -> Decimal | int:
+        """A figure by name, ``proceeds`` included."""
+        value: Decimal | int = getattr(self, name)
+        return value
+
+    @property
+    def is_zero(self) -> bool:
+        return all(not self.get(name) for name in FIELDS)
+
+
+_EMPTY = Figures()
+
+
+@attrs.frozen
+class Point:
+    """A subscription's situation from ``at`` on (one step of its track)."""
+
+    at: dt.datetime
+    status: str | None  # None: not started yet (trial.blocked, campaign.applied …)
+    currency: str
+    storefront: str
+    channel: str
+    plan: str
+    basis: Decimal | None  # tax-exclusive amount of the latest recurring charge
+    churn: bool = False
+
+
+@attrs.frozen
+class Track:
+    """One subscription's steps, plus the period starts seen (to infer billing periods)."""
+
+    points: tuple[Point, ...] = ()
+    starts: tuple[tuple[str, dt.date], ...] = ()  # (plan, period start)
+
+    @property
+    def last(self) -> Point | None:
+        return self.points[-1] if self.points else None
+
+
+def month_of(at: dt.datetime) -> str:
+    """The calendar month (UTC) of a datetime: ``2026-11``."""
+    utc = at.astimezone(dt.UTC) if at.tzinfo is not None else at
+    return f"{utc.year:04d}-{utc.month:02d}"
+
+
+def _month_start(month: str) -> dt.datetime:
+    year, mon = int(month[:4]), int(month[5:7])
+    return dt.datetime(year, mon, 1, tzinfo=dt.UTC)
+
+
+def _next_month(month: str) -> str:
+    year, mon = int(month[:4]), int(month[5:7])
+    year, mon = (year + 1, 1) if mon == 12 else (year, mon + 1)
+    return f"{year:04d}-{mon:02d}"
+
+
+def _months(first: str, last: str) -> Iterator[str]:
+    month = first
+    while month <= last:
+        yield month
+        month = _next_month(month)
+
+
+def months_per_period(ruleset: Ruleset) -> dict[str, Decimal]:
+    """Each plan's billing period in months (``every 1 year`` → 12, ``every 2 weeks`` → 12/26)."""
+    result: dict[str, Decimal] = {}
+    for name, plan in ruleset.plans.items():
+        count = Decimal(plan.every.count)
+        unit = plan.every.unit
+        per_month = {"month": Decimal(1), "year": Decimal(12),
+                     "week": CONTEXT.divide(Decimal(12), Decimal(52)),
+                     "day": CONTEXT.divide(Decimal(12), Decimal(365))}[unit]
+        result[name] = CONTEXT.multiply(count, per_month)
+    return result
+
+
+def _empty_map() -> immutables.Map[Any, Any]:
+    return immutables.Map()
+
+
+_RECURRING_EVENTS = frozenset({"subscription.renewed", "payment.succeeded"})
+_PLAN_CHANGE = frozenset({"subscription.upgraded", "subscription.downgraded"})
+
+
+@attrs.frozen
+class Ledger:
+    """Revenue figures folded from revenue events; immutable, exact, additive.
+
+    Build one with :meth:`fold`, :meth:`from_outcomes` or :meth:`add`; read it with
+    :meth:`rows`, :meth:`totals` and :meth:`by_month`.
+
+    >>> from revrules.ledger import Ledger
+    >>> ledger = Ledger.fold([])
+    >>> ledger.totals()
+    {}
+    """
+
+    cells: immutables.Map[Group, Figures] = attrs.field(factory=_empty_map)
+    tracks: immutables.Map[str, Track] = attrs.field(factory=_empty_map)
+    periods: immutables.Map[str, Decimal] = attrs.field(factory=_empty_map)
+
+    # -- building ----------------------------------------------------------------------
+    @classmethod
+    def fold(cls, events: Iterable[RevenueEvent], ruleset: Ruleset | None = None,
+             periods: Mapping[str, Decimal] | None = None) -> Ledger:
+        """The ledger of ``events`` (in order). ``ruleset`` (or ``periods``, plan →
+        months per billing period) tells MRR how long each plan's period is."""
+        known = dict(months_per_period(ruleset)) if ruleset is not None else {}
+        known.update(periods or {})
+        start = cls(periods=immutables.Map(known))
+        return start._extend(events)
+
+    @classmethod
+    def from_outcomes(cls, outcomes: Iterable[Outcome], ruleset: Ruleset | None = None,
+                      periods: Mapping[str, Decimal] | None = None) -> Ledger:
+        """The ledger of every revenue event of ``outcomes`` (failed outcomes have none)."""
+        return cls.fold((e for o in outcomes if o.ok for e in o.events), ruleset, periods)
+
+    def add(self, event: RevenueEvent) -> Ledger:
+        """A new ledger with ``event`` folded in (this one is unchanged)."""
+        return self._extend((event,))
+
+    def extend(self, events: Iterable[RevenueEvent]) -> Ledger:
+        """A new ledger with every event of ``events`` folded in, in order."""
+        return self._extend(events)
+
+    def _extend(self, events: Iterable[RevenueEvent]) -> Ledger:
+        cells = self.cells.mutate()
+        tracks = self.tracks.mutate()
+        for event in events:
+            _fold_money(cells, event)
+            track = tracks.get(event.subscription) or Track()
+            tracks[event.subscription] = _fold_track(track, event)
+        return Ledger(cells.finish(), tracks.finish(), self.periods)
+
+    def merge(self, other: Ledger) -> Ledger:
+        """The ledger of both logs (for logs split by subscription: exactly the whole)."""
+        cells = self.cells.mutate()
+        for group, figures in other.cells.items():
+            cells[group] = cells.get(group, _EMPTY) + figures
+        tracks = self.tracks.mutate()
+        for sub, track in other.tracks.items():
+            mine = tracks.get(sub)
+            if mine is None:
+                tracks[sub] = track
+            else:
+                points = sorted(mine.points + track.points, key=lambda p: p.at)
+                tracks[sub] = Track(tuple(points), mine.starts + track.starts)
+        periods = self.periods.mutate()
+        for plan, months in other.periods.items():
+            periods[plan] = months
+        return Ledger(cells.finish(), tracks.finish(), periods.finish())
+
+    def __add__(self, other: Ledger) -> Ledger:
+        if not isinstance(other, Ledger):
+            return NotImplemented
+        return self.merge(other)
+
+    # -- reading -----------------------------------------------------------------------
+    @property
+    def last_month(self) -> str | None:
+        """The latest month any event falls in."""
+        months = [g.month for g in self.cells]
+        months += [month_of(t.points[-1].at) for t in self.tracks.values() if t.points]
+        return max(months) if months else None
+
+    def rows(self) -> tuple[tuple[Group, Figures], ...]:
+        """Every group with a non-zero figure, sorted by currency, month, storefront,
+        channel and plan."""
+        figures: dict[Group, Figures] = dict(self.cells.items())
+        for group, counts in self._counts().items():
+            figures[group] = figures.get(group, _EMPTY) + counts
+        ordered = sorted(figures.items(), key=lambda kv: (
+            kv[0].currency, kv[0].month, kv[0].storefront, kv[0].channel, kv[0].plan))
+        return tuple((g, f) for g, f in ordered if not f.is_zero)
+
+    def by_month(self) -> dict[tuple[str, str], Figures]:
+        """Figures per (currency, month), every storefront, channel and plan together;
+        months without figures between the first and last are included (all zero)."""
+        result: dict[tuple[str, str], Figures] = {}
+        for group, figures in self.rows():
+            key = (group.currency, group.month)
+            result[key] = result.get(key, _EMPTY) + figures
+        last = self.last_month
+        for currency in {c for c, _ in result}:
+            first = min(m for c, m in result if c == currency)
+            if last is not None:
+                for month in _months(first, last):
+                    result.setdefault((currency, month), _EMPTY)
+        return dict(sorted(result.items()))
+
+    def totals(self) -> dict[str, Figures]:
+        """Figures per currency: money and churn summed over every month; active,
+        trialing and MRR at the end of the last month."""
+        result: dict[str, Figures] = {}
+        last = self.last_month
+        for group, f in self.rows():
+            at_end = group.month == last
+            part = attrs.evolve(f, active=f.active if at_end else 0,
+                                trialing=f.trialing if at_end else 0,
+                                mrr=f.mrr if at_end else ZERO)
+            result[group.currency] = result.get(group.currency, _EMPTY) + part
+        return dict(sorted(result.items()))
+
+    def currencies(self) -> tuple[str, ...]:
+        return tuple(sorted({g.currency for g, _ in self.rows()}))
+
+    # -- month-end counts ----------------------------------------------------------------
+    def _counts(self) -> dict[Group, Figures]:
+        last = self.last_month
+        if last is None:
+            return {}
+        inferred = self._inferred_periods()
+        counts: dict[Group, Figures] = {}
+
+        def bump(point: Point, month: str, figures: Figures) -> None:
+            group = Group(point.currency, point.storefront, point.channel, point.plan, month)
+            counts[group] = counts.get(group, _EMPTY) + figures
+
+        for track in self.tracks.values():
+            points = track.points
+            if not points:
+                continue
+            for point in points:
+                if point.churn:
+                    bump(point, month_of(point.at), Figures(churned=1))
+            i = 0
+            current: Point | None = None
+            for month in _months(month_of(points[0].at), last):
+                end = _month_start(_next_month(month))
+                while i < len(points) and points[i].at < end:
+                    current = points[i]
+                    i += 1
+                if current is None or current.status is None:
+                    continue
+                if current.status == "trialing":
+                    bump(current, month, Figures(trialing=1))
+                elif current.status in _ACTIVE:
+                    bump(current, month, Figures(active=1, mrr=self._mrr(current, inferred)))
+                elif i >= len(points):
+                    break  # canceled, paused or unpaid, and nothing follows
+        return counts
+
+    def _mrr(self, point: Point, inferred: Mapping[str, Decimal]) -> Decimal:
+        if point.basis is None:
+            return ZERO
+        months = self.periods.get(point.plan) or inferred.get(point.plan) or _guess(point.plan)
+        return quantize(CONTEXT.divide(point.basis, months), point.currency)
+
+    def _inferred_periods(self) -> dict[str, Decimal]:
+        """Plan → months per period, from consecutive period starts on the same plan."""
+        seen: dict[str, list[int]] = {}
+        for track in self.tracks.values():
+            for (plan_a, a), (plan_b, b) in zip(track.starts, track.starts[1:], strict=False):
+                if plan_a == plan_b and b > a:
+                    months = (b.year - a.year) * 12 + b.month - a.month
+                    if months > 0:
+                        seen.setdefault(plan_a, []).append(months)
+        return {plan: Decimal(min(gaps)) for plan, gaps in seen.items()}
+
+
+def _guess(plan: str) -> Decimal:
+    return Decimal(12) if re.search(r"annual|year", plan) else Decimal(1)
+
+
+def _fold_money(cells: immutables.MapMutation[Group, Figures], event: RevenueEvent) -> None:
+    if event.type == "payment.succeeded":
+        figures = Figures(payments=1, gross=event.gross, discounts=event.discount,
+                          credits=event.credit, net=event.net, tax=event.tax,
+                          commission=event.commission)
+    elif event.type == "payment.refunded":
+        figures = Figures(refunds=event.net, net=-event.net, tax=-event.tax, refund_count=1)
+    else:
+        return
+    group = Group(event.currency, event.storefront, event.channel, event.plan,
+                  month_of(event.at))
+    cells[group] = cells.get(group, _EMPTY) + figures
+
+
+def _fold_track(track: Track, event: RevenueEvent) -> Track:
+    last = track.last
+    status = last.status if last else None
+    basis = last.basis if last else None
+    churn = False
+    kind = event.type
+    starts = track.starts
+    if kind == "trial.granted":
+        status = "trialing"
+        if event.date is not None:
+            starts += ((event.plan, event.date),)
+    elif kind == "subscription.started":
+        if status != "trialing":
+            status = "active"
+            starts += ((event.plan, event.at.date()),)
+    elif kind in ("trial.expired", "subscription.resumed"):
+        status = "active"
+    elif kind == "payment.failed":
+        status = "past_due" if status in ("active", "past_due") else status
+    elif kind == "payment.succeeded":
+        if status == "past_due":
+            status = "active"
+        if not _is_change(event):  # a proration charge is not the recurring amount
+            basis = event.net
+    elif kind == "subscription.renewed":
+        basis = event.net
+        if event.date is not None:
+            starts += ((event.plan, event.date),)
+    elif kind == "subscription.paused":
+        status = "paused"
+    elif kind == "subscription.canceled":
+        churn = status not in ("canceled", "unpaid")
+        status = "canceled"
+    elif kind == "entitlement.revoked" and status == "past_due" and (
+            event.rule or "").startswith("dunning "):
+        status, churn = "unpaid", True  # dunning ended with `then unpaid`
+    if last is not None and kind in _PLAN_CHANGE:
+        # these carry the plan being left; the next event carries the new one
+        plan, storefront, channel, currency = last.plan, last.storefront, last.channel, \
+            last.currency
+    else:
+        plan, storefront, channel, currency = event.plan, event.storefront, event.channel, \
+            event.currency
+    point = Point(event.at, status, currency, storefront, channel, plan, basis, churn)
+    if last is not None and not churn and attrs.evolve(last, at=event.at, churn=False) == point:
+        return Track(track.points, starts) if starts is not track.starts else track
+    return Track(track.points + (point,), starts)
+
+
+def _is_change(event: RevenueEvent) -> bool:
+    rule = event.rule or ""
+    return rule.endswith((" upgrade", " downgrade"))
