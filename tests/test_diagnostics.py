@@ -336,7 +336,6 @@ def test_duplicate_product() -> None:
 
 def test_duplicate_product_or_bundle_name_points_back_to_the_earlier_one() -> None:
     # the bundle 'duo' is on line 9; the product 'duo' after it is the duplicate
-
     text = BASE + "product duo { entitlements x }\n"
     d = only_error(text)
     assert_diag(d, text, "duplicate product or bundle 'duo' (first declared at t.rr:9:8)",

@@ -453,3 +453,57 @@ def test_replay_api_matches_engine_run() -> None:
     result = replay(rules(), L1)
     assert result.ledger == Ledger.from_outcomes(apply_all(L1), rules())
     assert not result.failed
+
+
+# -- explain ---------------------------------------------------------------------------
+
+EXPLAIN_LOG = [
+    {**checkout("s2.checkout", "s2", "2026-11-28T12:00:00Z", "web_us", "premium_monthly",
+                "c2", country="US", trials_used=0), "code": "BF2026"},
+    event("s2.renewal", "renewal_due", "s2", "2026-12-12"),
+    {**checkout("s3.checkout", "s3", "2026-12-02", "web_eu", "premium_monthly", "c3",
+                country="DE", trials_used=1), "code": "BF2026"},
+    checkout("bad", "s4", "2026-12-02", "web_xx", "premium_monthly", "c4", country="DE"),
+]
+
+
+@pytest.fixture
+def explain_log(tmp_path: Path) -> str:
+    path = tmp_path / "explain.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in EXPLAIN_LOG), encoding="utf-8")
+    return str(path)
+
+
+def test_explain_cites_the_rule_behind_each_figure(
+        capsys: pytest.CaptureFixture[str], explain_log: str) -> None:
+    status, out, err = cli(capsys, "explain", str(STREAMING), explain_log,
+                           "--event", "s2.renewal")
+    assert status == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "event s2.renewal (renewal_due) at 2026-12-12, subscription s2"
+    price = next(line for line in lines if line.strip().startswith("list price"))
+    assert "13.99" in price and "price premium_monthly web_us (streaming.rr:39:3)" in price
+    discount = next(line for line in lines if line.strip().startswith("discount"))
+    assert "−7.00" in discount and "black_friday (streaming.rr:" in discount
+    assert any(line.strip().startswith("total") and "6.99" in line for line in lines)
+    assert "streaming 2026.11.2" in out  # revenue events name the ruleset and version
+
+
+def test_explain_lists_rejected_candidates_with_their_source(
+        capsys: pytest.CaptureFixture[str], explain_log: str) -> None:
+    status, out, _ = cli(capsys, "explain", str(STREAMING), explain_log,
+                         "--event", "s3.checkout")
+    assert status == 0
+    assert "trial_ok: trial already used   (streaming.rr:76:3)" in out
+    assert "black_friday not valid on 2026-12-02   (streaming.rr:80:1)" in out
+
+
+def test_explain_failed_and_unknown_events(
+        capsys: pytest.CaptureFixture[str], explain_log: str) -> None:
+    status, out, _ = cli(capsys, "explain", str(STREAMING), explain_log, "--event", "bad")
+    assert status == 1
+    assert "not applied: unknown_storefront" in out
+    status, _, err = cli(capsys, "explain", str(STREAMING), explain_log,
+                         "--event", "s3.checkot")
+    assert status == 2
+    assert "no event 's3.checkot' in the log (did you mean 's3.checkout'?)" in err

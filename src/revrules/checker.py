@@ -193,7 +193,9 @@ class _Checker:
                 zoneinfo.ZoneInfo(tz.zone)
                 timezone = tz.zone
             except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                self.error("unknown_timezone", f"unknown timezone '{tz.zone}'", tz.span)
+                self.error("unknown_timezone", f"unknown timezone '{tz.zone}'"
+                           f"{did_you_mean(tz.zone, sorted(zoneinfo.available_timezones()))}",
+                           tz.span)
         return rounding, timezone
 
     def customer_schema(self) -> dict[str, m.Attribute]:

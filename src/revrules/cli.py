@@ -152,6 +152,18 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("-o", "--output", metavar="FILE",
                      help="write here instead of stdout")
     gen.set_defaults(command="generate", run=_generate)
+
+    exp = commands.add_parser(
+        "explain", help="explain how one event of a log was decided",
+        description="Replay the log up to the event with the given id, apply it, and "
+                    "print each decision line by line with the rule behind every figure "
+                    "and its source location, the rejected candidates and why, and the "
+                    "revenue events with their rules. Exit 0 when the event applied, 1 "
+                    "when it did not, 2 when there is no such event.")
+    exp.add_argument("rules", metavar="RULES", help="the .rr ruleset")
+    exp.add_argument("events", metavar="EVENTS", help="a JSONL file of events, or - for stdin")
+    exp.add_argument("--event", required=True, metavar="ID", help="the id of the event")
+    exp.set_defaults(command="explain", run=_explain)
     return parser
 
 
@@ -285,6 +297,22 @@ def _diff(args: argparse.Namespace) -> int:
         _out(render_diff(result, args.old, args.new))
     return max(_report_failures(result.old.outcomes, f"{args.old}: "),
                _report_failures(result.new.outcomes, f"{args.new}: "))
+
+
+# -- explain -------------------------------------------------------------------------
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from .explain import UnknownEvent, explain, render_explanation
+
+    ruleset = _load_checked(args.rules)
+    items = _read_log(args.events)
+    try:
+        result = explain(ruleset, items, args.event)
+    except UnknownEvent as exc:
+        raise UsageError(str(exc)) from None
+    _out(render_explanation(result))
+    return EXIT_OK if result.outcome.ok else EXIT_FAILED
 
 
 # -- generate ------------------------------------------------------------------------

@@ -3,9 +3,10 @@
 Every stage reports problems as :class:`Diagnostic` values; one renderer shows them
 as ``file:line:col``, the source line and a caret under the span::
 
-    streaming.rr:12:9: error: unknown storefront 'web_xx' (did you mean 'web_eu'?)
-       12 |   price web_xx EUR 6.99
-          |         ^^^^^^
+    streaming.rr:25:9: error: unknown storefront 'web_xx' (did you mean 'web_eu'?)
+        |
+     25 |   price web_xx   EUR 6.99
+        |         ^^^^^^
 """
 
 from __future__ import annotations

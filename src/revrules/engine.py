@@ -10,7 +10,7 @@ error and leaves the state exactly as it was. Rules run as compiled functions
 from __future__ import annotations
 
 import datetime as dt
-import functools
+import decimal
 import os
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -85,7 +85,9 @@ class Engine:
             return Outcome(event.id, True, state, replayed=True)
         tx = _Tx(self, state, event)
         try:
-            tx.run()
+            # every Decimal operation uses the engine's explicit context, never the caller's
+            with decimal.localcontext(rt.CONTEXT):
+                tx.run()
         except (EventError, rt.EvaluationError) as exc:
             return Outcome(event.id, False, state, error=Error(exc.code, exc.message))
         return Outcome(event.id, True, tx.commit(), tuple(tx.decisions), tuple(tx.events))
@@ -215,16 +217,15 @@ class _Tx:
                     trace.append(Trace(rate.rule.name, _where(rate.rule.span)))
                     break
         if sf.tax_inclusive:
-            combined = sum(rates, ZERO)
-            tax = sum((rt.split_inclusive(amount, r, currency, mode) if len(rates) == 1 else
-                       rt.quantize(rt.CONTEXT.divide(amount * r, 1 + combined), currency, mode)
-                       for r in rates), ZERO)
+            tax = self._inner_tax(amount, rates, currency)
             net, total = amount - tax, amount
             gross_ex = list_amount - self._inner_tax(list_amount, rates, currency)
             credit_ex = credit - self._inner_tax(credit, rates, currency)
             discount_ex = gross_ex - credit_ex - net
         else:
-            tax = sum((rt.percent_of(amount, r, currency, mode) for r in rates), ZERO)
+            tax = ZERO
+            for r in rates:
+                tax += rt.percent_of(amount, r, currency, mode)
             net, total = amount, amount + tax
             gross_ex, credit_ex = list_amount, credit
             discount_ex = sum((d.amount for d in discounts), ZERO)
@@ -245,11 +246,15 @@ class _Tx:
                      tuple(trace))
 
     def _inner_tax(self, amount: Decimal, rates: list[Decimal], currency: str) -> Decimal:
+        """The tax inside a tax-inclusive amount: Σ round(amount × r / (1 + Σr)), one
+        rounding per tax table."""
         if not rates or not amount:
             return ZERO
+        if len(rates) == 1:
+            return rt.split_inclusive(amount, rates[0], currency, self.rounding)
         combined = sum(rates, ZERO)
-        return sum((rt.quantize(rt.CONTEXT.divide(amount * r, 1 + combined), currency,
-                                self.rounding) for r in rates), ZERO)
+        return sum((rt.split_inclusive(amount, r, currency, self.rounding, combined)
+                    for r in rates), ZERO)
 
     # -- promotions --------------------------------------------------------------------
     def promotion_refusal(self, p: m.Promotion, sub: Subscription, cycle: int,
@@ -1082,13 +1087,17 @@ def _where(source: Any) -> str:
     """``file:line:col`` with the file's base name, so outcomes do not depend on where the
     ruleset was loaded from (diagnostics keep the path as given)."""
     if isinstance(source, m.Span):
-        return _span_where(source)
+        # keyed by identity: the model owns its spans for the engine's lifetime, and the
+        # entry keeps the span alive so its id is never reused
+        hit = _WHERE.get(id(source))
+        if hit is None:
+            hit = _WHERE[id(source)] = (
+                source, f"{os.path.basename(source.file)}:{source.line}:{source.column}")
+        return hit[1]
     return str(source)
 
 
-@functools.lru_cache(maxsize=4096)
-def _span_where(span: m.Span) -> str:
-    return f"{os.path.basename(span.file)}:{span.line}:{span.column}"
+_WHERE: dict[int, tuple[m.Span, str]] = {}
 
 
 def _redemption_key(promotion: str, customer: str) -> str:

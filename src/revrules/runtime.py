@@ -58,12 +58,17 @@ def money_str(amount: Decimal, currency: str) -> str:
     return str(amount.quantize(exponent(currency), context=CONTEXT))
 
 
-def split_inclusive(amount: Decimal, rate: Decimal, currency: str, rounding: str) -> Decimal:
-    """The tax inside a tax-inclusive amount: round(amount × r / (1 + r))."""
+def split_inclusive(amount: Decimal, rate: Decimal, currency: str, rounding: str,
+                    combined: Decimal | None = None) -> Decimal:
+    """The tax inside a tax-inclusive amount: round(amount × r / (1 + r)).
+
+    With several tax tables, ``combined`` is the sum of their rates: each table's
+    share is round(amount × r / (1 + Σr)).
+    """
     if not rate:
         return quantize(ZERO, currency)
-    return quantize(CONTEXT.divide(CONTEXT.multiply(amount, rate), CONTEXT.add(ONE, rate)),
-                    currency, rounding)
+    whole = CONTEXT.add(ONE, rate if combined is None else combined)
+    return quantize(CONTEXT.divide(CONTEXT.multiply(amount, rate), whole), currency, rounding)
 
 
 def percent_of(amount: Decimal, fraction: Decimal, currency: str, rounding: str) -> Decimal:
