@@ -23,7 +23,7 @@ from . import model as m
 from . import runtime as rt
 from .compiler import Ctx
 from .diagnostics import did_you_mean
-from .events import Event, EventError, parse_event
+from .events import EVENT_TYPES, Event, EventError, parse_event
 from .results import Decision, Discount, Error, Outcome, RevenueEvent, Trace
 from .ruleset import Ruleset
 from .state import AttachedPromotion, Charge, Dunning, Payment, State, Subscription, evolve
@@ -127,8 +127,7 @@ class _Tx:
 
     # -- plumbing ----------------------------------------------------------------------
     def run(self) -> None:
-        handler = getattr(self, "on_" + self.event.type)
-        handler()
+        _HANDLERS[self.event.type](self)
 
     def commit(self) -> State:
         clock = self.state.clock
@@ -162,7 +161,7 @@ class _Tx:
 
     def _nearby_ids(self, sub_id: str) -> list[str]:
         # bounded: suggestions only look at ids sharing the first character
-        return [k for k in self.subs.keys() if k[:1] == sub_id[:1]][:1000]
+        return sorted(k for k in self.subs.keys() if k[:1] == sub_id[:1])[:1000]
 
     def at_time(self, day: dt.date) -> dt.datetime:
         return rt.start_of(day, self.tz)
@@ -1070,6 +1069,8 @@ class _Tx:
             self.event = attrs.evolve(self.event, amount=refundable)
         self.on_refund_requested()
 
+
+_HANDLERS = {kind: getattr(_Tx, "on_" + kind) for kind in EVENT_TYPES}
 
 # store notification (Apple V2 / Google Play RTDN, prefix SUBSCRIPTION_ dropped) → action
 _STORE_ACTIONS = {
