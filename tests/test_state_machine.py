@@ -30,7 +30,7 @@ ALLOWED = {
     "active": {"active", "past_due", "paused", "canceled"},
     "past_due": {"past_due", "active", "canceled", "paused", "unpaid"},
     "paused": {"paused", "active", "canceled"},
-    "unpaid": {"unpaid", "canceled"},
+    "unpaid": {"unpaid", "active", "canceled"},
     "canceled": {"canceled"},
 }
 START = dt.datetime(2026, 11, 20, tzinfo=dt.timezone.utc)

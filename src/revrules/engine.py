@@ -555,9 +555,12 @@ class _Tx:
         sub = self.subscription()
         if sub.charge is None:
             raise _fail("no_open_charge", f"subscription '{sub.id}' has no open charge to pay")
-        was_past_due = sub.status == "past_due"
+        # paying a charge that dunning left open brings the subscription back; a pause the
+        # customer asked for (paused_at set) stays a pause
+        recovers = sub.status in ("past_due", "unpaid") or (
+            sub.status == "paused" and sub.paused_at is None)
         sub = self.settle(sub, sub.charge, self.event.at, self.event.psp)
-        if was_past_due:
+        if recovers:
             sub = evolve(sub, status="active")
             plan = self.rules.plans[sub.plan]
             sub = self.set_entitlements(sub, plan.entitlements, f"plan {plan.name}", plan.span)
