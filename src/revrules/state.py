@@ -24,23 +24,17 @@ _T = TypeVar("_T")
 
 
 def evolve(inst: _T, **changes: Any) -> _T:
-    """``attrs.evolve`` for the engine's hot path: copy slots, skip re-validation.
+    """``attrs.evolve`` for the engine's hot path.
 
-    The classes here have no validators or converters, so copying the slots of a
-    frozen instance and overwriting the changed ones is equivalent and ~4× faster.
+    The state classes have no validators or converters, so a generated function that
+    passes each field (changed or copied) straight to ``__init__`` is equivalent and
+    about twice as fast as ``attrs.evolve``. Other attrs classes fall back to it.
     """
-    cls = inst.__class__
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
+    make = _EVOLVERS.get(inst.__class__)
+    if make is None:
         result: _T = attrs.evolve(inst, **changes)  # type: ignore[misc]  # any attrs class
         return result
-    new = object.__new__(cls)
-    setter = object.__setattr__
-    for name in names:
-        setter(new, name, changes[name] if name in changes else getattr(inst, name))
-    return new
-
-STATUSES = ("trialing", "active", "past_due", "paused", "canceled", "unpaid")
+    return make(inst, changes)  # type: ignore[no-any-return]
 
 
 @attrs.frozen
@@ -151,7 +145,16 @@ class State:
         return self.subscriptions.get(sub_id)
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {
-    cls: tuple(f.name for f in attrs.fields(cls))
-    for cls in (AttachedPromotion, Charge, Payment, Dunning, Subscription, State)
+def _evolver(cls: type) -> Any:
+    names = [f.name for f in attrs.fields(cls)]
+    args = ", ".join(f"get({name!r}, inst.{name})" for name in names)
+    source = f"def evolve(inst, changes):\n    get = changes.get\n    return cls({args})\n"
+    namespace: dict[str, Any] = {"cls": cls}
+    exec(source, namespace)  # noqa: S102 - generated from our own field names
+    return namespace["evolve"]
+
+
+_EVOLVERS: dict[type, Any] = {
+    cls: _evolver(cls) for cls in (AttachedPromotion, Charge, Payment, Dunning, Subscription,
+                                   State)
 }
