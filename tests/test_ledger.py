@@ -507,3 +507,121 @@ def test_explain_failed_and_unknown_events(
                          "--event", "s3.checkot")
     assert status == 2
     assert "no event 's3.checkot' in the log (did you mean 's3.checkout'?)" in err
+
+
+# -- reconciliation --------------------------------------------------------------------
+
+DATA = Path(__file__).resolve().parent / "data"
+ALL_GAPS = {"amount_differs", "currency_differs", "never_settled", "payment_without_charge",
+            "double_payment", "refund_above_paid", "settlement_without_payment",
+            "payment_not_in_settlement", "settlement_amount_differs",
+            "settlement_currency_differs", "double_settlement"}
+
+
+def test_reconcile_flags_one_of_each_kind() -> None:
+    from revrules.reconcile import read_settlements, reconcile
+    from revrules.wire import read_events
+
+    with (DATA / "reconcile.jsonl").open(encoding="utf-8") as lines:
+        log = [item for _, item in read_events(lines)]
+    with (DATA / "settlements.csv").open(encoding="utf-8") as lines:
+        settlements = read_settlements(lines)
+    result = reconcile(rules(), log, settlements)
+    kinds = [g.kind for g in result.gaps]
+    assert set(kinds) == ALL_GAPS
+    by = {(g.kind, g.subscription or g.reference): g for g in result.gaps}
+    amount = by[("amount_differs", "s2")]
+    assert (amount.expected, amount.actual, amount.rule) == (
+        D("13.99"), D("12.99"), "price premium_monthly web_us")
+    assert amount.source == "streaming.rr:39:3"
+    assert by[("currency_differs", "s3")].paid_currency == "EUR"
+    assert by[("double_payment", "s1")].event == "a3"
+    assert by[("payment_without_charge", "s9")].actual == D("5.00")
+    assert by[("refund_above_paid", "s5")].expected == D("13.99")
+    assert {g.subscription for g in result.gaps if g.kind == "never_settled"} == {"s4", "s6"}
+    assert by[("settlement_amount_differs", "s5")].actual == D("13.49")
+    assert by[("settlement_currency_differs", "s6")].paid_currency == "EUR"
+    assert by[("settlement_without_payment", "pi_77")].actual == D("9.99")
+    assert by[("payment_not_in_settlement", "s7")].reference == "pi_7"
+    assert result.fees == {("stripe", "EUR"): D("1.25"), ("stripe", "USD"): D("1.65")}
+
+
+def test_reconcile_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    status, out, err = cli(capsys, "reconcile", str(STREAMING), str(DATA / "reconcile.jsonl"),
+                           "--settlements", str(DATA / "settlements.csv"))
+    assert status == 1, err
+    assert "12 gaps:" in out
+    assert "amount_differs  subscription s2  event b2  2026-11-20" in out
+    assert "  rule price premium_monthly web_us (streaming.rr:39:3)" in out
+    status, out, _ = cli(capsys, "reconcile", str(STREAMING), str(DATA / "reconcile.jsonl"),
+                         "--format", "json")
+    report = json.loads(out)
+    assert report["settlements"] == 0
+    assert {g["kind"] for g in report["gaps"]} == ALL_GAPS - {
+        "settlement_without_payment", "payment_not_in_settlement",
+        "settlement_amount_differs", "settlement_currency_differs", "double_settlement"}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("psp,reference,date,amount,currency\nstripe,pi_1,2026-11-17,abc,EUR\n",
+                   encoding="utf-8")
+    status, _, err = cli(capsys, "reconcile", str(STREAMING), str(DATA / "reconcile.jsonl"),
+                         "--settlements", str(bad))
+    assert status == 2
+    assert "line 2: amount and fee must be decimal numbers" in err
+
+
+def test_reconcile_generated_log_pays_every_charge_as_decided() -> None:
+    from revrules.reconcile import reconcile
+
+    result = reconcile(rules(), generate(rules(), customers=30, months=6, seed=5))
+    assert {g.kind for g in result.gaps} <= {"never_settled"}
+
+
+def test_whatif_cites_the_changed_declaration_not_every_rule() -> None:
+    new = revrules.load(ROOT / "examples" / "streaming-price-rise.rr")
+    d = diff(rules(), new, EXPLAIN_LOG[:2])
+    (sub,) = d.subscriptions
+    renewal = next(c for c in sub.changes if c.event == "s2.renewal")
+    assert [t.rule for t in renewal.rules] == ["price premium_monthly web_us", "black_friday"]
+    assert (renewal.old.total, renewal.new.total) == (D("6.99"), D("8.99"))  # type: ignore[union-attr]
+
+
+UNPAID = """ruleset tiny version "1"
+customer { country: string }
+storefront web { channel web region EU currency EUR tax exclusive psp stripe }
+product p { entitlements a }
+plan m {
+  product p
+  every 1 month
+  price web EUR 10.00
+}
+dunning d {
+  retry after 1 day
+  grace 3 days
+  then unpaid
+}
+"""
+
+
+def test_dunning_then_unpaid_churns_once() -> None:
+    tiny = revrules.load_text(UNPAID, "tiny.rr")
+    log = [
+        checkout("c", "s", "2027-01-05", "web", "m", "c1", country="DE"),
+        event("p", "payment_succeeded", "s", "2027-01-05T00:01:00Z"),
+        event("r", "renewal_due", "s", "2027-02-05"),
+        event("f", "payment_failed", "s", "2027-02-05T00:01:00Z"),
+        {"id": "t1", "type": "tick", "at": "2027-02-06T12:00:00Z"},
+        event("f2", "payment_failed", "s", "2027-02-06T13:00:00Z"),
+        {"id": "t2", "type": "tick", "at": "2027-03-10"},
+    ]
+    _, outcomes = Engine(tiny).run(log)
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok]
+    ledger = Ledger.from_outcomes(outcomes, tiny)
+    months = ledger.by_month()
+    # past due through grace: still subscribed; `then unpaid` ends it (the engine marks
+    # it only by revoking entitlements, timestamped at the tick that settles it)
+    assert months[("EUR", "2027-02")].active == 1
+    assert months[("EUR", "2027-02")].churned == 0
+    assert months[("EUR", "2027-03")].active == 0
+    assert months[("EUR", "2027-03")].churned == 1
+    assert ledger.totals()["EUR"].churned == 1
+    assert months[("EUR", "2027-01")].mrr == D("10.00")

@@ -215,6 +215,10 @@ class _Checker:
                            decl.type.span, "one of " + ", ".join(_ATTR_TYPES))
                 continue
             default = None
+            if decl.default is not None and not isinstance(decl.default, n.Literal):
+                self.error("type", f"default of '{decl.name}' must be a single {kind} value",
+                           decl.default.span)
+                continue
             if decl.default is not None:
                 lit_type = _literal_type(decl.default)
                 if not _assignable(lit_type.kind, kind):

@@ -164,6 +164,34 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("events", metavar="EVENTS", help="a JSONL file of events, or - for stdin")
     exp.add_argument("--event", required=True, metavar="ID", help="the id of the event")
     exp.set_defaults(command="explain", run=_explain)
+
+    rec = commands.add_parser(
+        "reconcile", help="compare decided charges with what was paid and settled",
+        description="Replay the log and list every gap between the charges the rules "
+                    "decided and the payments (amount or currency differs, never settled, "
+                    "payment without a charge, double payment, refund above what was "
+                    "paid); with --settlements, also match a PSP settlement report (CSV: "
+                    "psp, reference, date, amount, currency, fee). Exit 0 when there is no "
+                    "gap, 1 when there is any, 2 on bad input.")
+    rec.add_argument("rules", metavar="RULES", help="the .rr ruleset")
+    rec.add_argument("events", metavar="EVENTS", help="a JSONL file of events, or - for stdin")
+    rec.add_argument("--settlements", metavar="FILE.csv", help="a PSP settlement report")
+    rec.add_argument("--format", choices=("table", "json"), default="table",
+                     help="table (default) or json")
+    rec.set_defaults(command="reconcile", run=_reconcile)
+
+    fmt = commands.add_parser(
+        "fmt", help="print rulesets in the canonical layout",
+        description="Print a ruleset in the canonical layout (only parsing is needed, not "
+                    "checking). Comments are not kept. Without options, print the one FILE "
+                    "to stdout; --write rewrites the files that change, --check lists them "
+                    "and exits 1 if there is any.")
+    fmt.add_argument("files", nargs="+", metavar="FILE", help="a .rr file")
+    fmt_mode = fmt.add_mutually_exclusive_group()
+    fmt_mode.add_argument("--check", action="store_true",
+                          help="change nothing; list the files that would change")
+    fmt_mode.add_argument("--write", action="store_true", help="rewrite the files in place")
+    fmt.set_defaults(command="fmt", run=_fmt)
     return parser
 
 
@@ -313,6 +341,83 @@ def _explain(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     _out(render_explanation(result))
     return EXIT_OK if result.outcome.ok else EXIT_FAILED
+
+
+# -- reconcile -----------------------------------------------------------------------
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from .reconcile import (
+        SettlementError,
+        read_settlements,
+        reconcile,
+        reconciliation_to_wire,
+        render_reconciliation,
+    )
+    from .wire import dumps
+
+    ruleset = _load_checked(args.rules)
+    settlements = None
+    if args.settlements:
+        text = _read_text(args.settlements, "settlement report")
+        try:
+            settlements = read_settlements(text.splitlines())
+        except SettlementError as exc:
+            raise UsageError(f"{args.settlements}: {exc}") from None
+    result = reconcile(ruleset, _read_log(args.events), settlements)
+    if args.format == "json":
+        _out(dumps(reconciliation_to_wire(result)))
+    else:
+        _out(render_reconciliation(result))
+    return EXIT_OK if result.clean else EXIT_FAILED
+
+
+# -- fmt -----------------------------------------------------------------------------
+
+
+def _fmt(args: argparse.Namespace) -> int:
+    import re
+
+    from .formatter import format_module
+    from .parser import parse
+
+    if not (args.check or args.write) and len(args.files) > 1:
+        raise UsageError("fmt prints one file; use --write or --check for several")
+    status = EXIT_OK
+    for file in args.files:
+        try:
+            text = _read_text(file, "ruleset")
+            formatted = format_module(parse(text, file))
+        except RulesetError as exc:
+            _err(exc.render())
+            status = max(status, EXIT_FAILED)
+            continue
+        except UsageError as exc:
+            _say(str(exc))
+            status = max(status, EXIT_USAGE)
+            continue
+        # strings may contain '#': skip them when counting comments
+        comments = sum(1 for m in re.finditer(r'"(?:[^"\\\n]|\\.)*"|#', text)
+                       if m[0] == "#")
+        if comments and not args.check:
+            _say(f"{file}: {comments} comment{'s' if comments != 1 else ''} dropped "
+                 "(fmt does not keep comments)")
+        if args.check:
+            if formatted != text:
+                _out(f"{file}: would reformat")
+                status = max(status, EXIT_FAILED)
+        elif args.write:
+            if formatted != text:
+                try:
+                    _write_text(file, formatted, "formatted ruleset")
+                except UsageError as exc:
+                    _say(str(exc))
+                    status = max(status, EXIT_USAGE)
+                    continue
+                _out(f"{file}: reformatted")
+        else:
+            sys.stdout.write(formatted)
+    return status
 
 
 # -- generate ------------------------------------------------------------------------

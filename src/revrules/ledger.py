@@ -165,6 +165,7 @@ class Track:
 
     points: tuple[Point, ...] = ()
     starts: tuple[tuple[str, dt.date], ...] = ()  # (plan, period start)
+    failed_in: str | None = None  # the input event of the last payment.failed
 
     @property
     def last(self) -> Point | None:
@@ -279,7 +280,8 @@ class Ledger:
                 tracks[sub] = track
             else:
                 points = sorted(mine.points + track.points, key=lambda p: p.at)
-                tracks[sub] = Track(tuple(points), mine.starts + track.starts)
+                tracks[sub] = Track(tuple(points), mine.starts + track.starts,
+                                    track.failed_in or mine.failed_in)
         periods = self.periods.mutate()
         for plan, months in other.periods.items():
             periods[plan] = months
@@ -418,6 +420,7 @@ def _fold_track(track: Track, event: RevenueEvent) -> Track:
     churn = False
     kind = event.type
     starts = track.starts
+    failed_in = track.failed_in
     if kind == "trial.granted":
         status = "trialing"
         if event.date is not None:
@@ -430,6 +433,7 @@ def _fold_track(track: Track, event: RevenueEvent) -> Track:
         status = "active"
     elif kind == "payment.failed":
         status = "past_due" if status in ("active", "past_due") else status
+        failed_in = _input_event(event.id)
     elif kind == "payment.succeeded":
         if status == "past_due":
             status = "active"
@@ -445,7 +449,7 @@ def _fold_track(track: Track, event: RevenueEvent) -> Track:
         churn = status not in ("canceled", "unpaid")
         status = "canceled"
     elif kind == "entitlement.revoked" and status == "past_due" and (
-            event.rule or "").startswith("dunning "):
+            event.rule or "").startswith("dunning ") and _input_event(event.id) != failed_in:
         status, churn = "unpaid", True  # dunning ended with `then unpaid`
     if last is not None and kind in _PLAN_CHANGE:
         # these carry the plan being left; the next event carries the new one
@@ -454,10 +458,20 @@ def _fold_track(track: Track, event: RevenueEvent) -> Track:
     else:
         plan, storefront, channel, currency = event.plan, event.storefront, event.channel, \
             event.currency
+    if last is not None and not churn and (status, currency, storefront, channel, plan,
+                                           basis) == (last.status, last.currency,
+                                                      last.storefront, last.channel,
+                                                      last.plan, last.basis):
+        if starts is track.starts and failed_in == track.failed_in:
+            return track
+        return Track(track.points, starts, failed_in)
     point = Point(event.at, status, currency, storefront, channel, plan, basis, churn)
-    if last is not None and not churn and attrs.evolve(last, at=event.at, churn=False) == point:
-        return Track(track.points, starts) if starts is not track.starts else track
-    return Track(track.points + (point,), starts)
+    return Track(track.points + (point,), starts, failed_in)
+
+
+def _input_event(revenue_event_id: str) -> str:
+    """The input event a revenue event came from (its id is ``INPUT.N``)."""
+    return revenue_event_id.rpartition(".")[0] or revenue_event_id
 
 
 def _is_change(event: RevenueEvent) -> bool:

@@ -166,7 +166,7 @@ class Timezone:
 class AttrDecl:
     name: str
     type: Ref
-    default: Literal | None
+    default: Literal | SetLit | None  # a set parses but the checker refuses it
     span: Span = _span()
 
 

@@ -138,7 +138,8 @@ def _syntax_diagnostic(exc: lark.exceptions.UnexpectedInput, text: str, file: st
             # the LALR state's lookahead set is merged across contexts; ask the parser
             # which tokens could really be shifted here
             try:
-                expected = set(exc.interactive_parser.accepts()) or expected
+                accepts: set[str] = exc.interactive_parser.accepts()  # type: ignore[no-untyped-call]
+                expected = accepts or expected
             except lark.exceptions.LarkError:  # pragma: no cover - defensive
                 pass
         message = f"unexpected {found}; expected {_expected_words(expected)}"

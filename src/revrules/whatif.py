@@ -207,13 +207,26 @@ def _explaining_rules(x: Decision | None, y: Decision | None, old: Ruleset,
 
 
 def _text(ruleset: Ruleset, source: str) -> str | None:
-    """The source line a ``file:line:col`` location points at."""
+    """The source a ``file:line:col`` location points at: the line, or the whole
+    declaration when the location is a declaration's start (column 1)."""
     try:
-        line = int(source.rsplit(":", 2)[-2])
-    except (ValueError, IndexError):
+        _, line_text, column_text = source.rsplit(":", 2)
+        line, column = int(line_text), int(column_text)
+    except ValueError:
         return None
     lines = ruleset.lines
-    return lines[line - 1].strip() if 0 < line <= len(lines) else None
+    if not 0 < line <= len(lines):
+        return None
+    if column != 1 or "{" not in lines[line - 1]:
+        return lines[line - 1].strip()
+    depth, block = 0, []
+    for text in lines[line - 1:]:
+        code = text.split("#", 1)[0].strip()
+        block.append(code)
+        depth += code.count("{") - code.count("}")
+        if depth <= 0:
+            break
+    return "\n".join(block)
 
 
 def _by_subscription(changes: list[ChargeChange]) -> tuple[SubscriptionChange, ...]:
@@ -247,8 +260,9 @@ def _fmt(value: Decimal | int, currency: str, money: bool) -> str:
 def _percent(old: Decimal | int, new: Decimal | int) -> str:
     if not old:
         return ""
-    change = (Decimal(new) - Decimal(old)) / abs(Decimal(old)) * 100
-    return f" ({change.quantize(Decimal('0.1')):+}%)"
+    change = ((Decimal(new) - Decimal(old)) / abs(Decimal(old)) * 100).quantize(Decimal("0.1"))
+    sign = "+" if change > 0 else "−" if change < 0 else "±"
+    return f" ({sign}{abs(change)}%)"
 
 
 def render_diff(d: Diff, old_name: str = "old", new_name: str = "new") -> str:

@@ -1,0 +1,385 @@
+"""Print a parsed ``.rr`` file back in its canonical layout.
+
+``format_module(parse(text))`` is the text of ``revrules fmt``; it parses back to an
+equal :class:`~revrules.nodes.Module` (spans aside), and formatting is idempotent.
+
+The layout: declarations in source order, one blank line between them; a block's
+items one per line, indented two spaces, except storefronts, products and bundles,
+which stay on one line (``storefront web_eu { channel web  region EU  … }``); empty
+blocks print as ``{}``. Expressions get single spaces around operators and only the
+parentheses the grammar's precedence needs. Where the language has two spellings of
+one thing, one is chosen: sets use braces, ``grace`` always says ``keep`` or
+``revoke entitlements``, ``refund full within D`` always says what happens after, a
+promotion's percentage is a bare number (``percent 50 off``), durations agree in
+number (``1 month``, ``14 days``) and datetimes are printed in UTC.
+
+Comments (``# …``) are not part of the AST, so they are **lost**, and so is any
+alignment of the source.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import cast
+
+from . import nodes as n
+
+__all__ = ["format_expression", "format_module"]
+
+INDENT = "  "
+
+# Binding strength, loosest first; each level is a rule of the grammar's expression
+# ladder (or_expr, and_expr, not_expr, comparison, sum, term, unary, postfix, atom).
+OR, AND, NOT, COMPARE, SUM, TERM, UNARY, POSTFIX, ATOM = range(1, 10)
+
+_BINARY_LEVEL: dict[str, int] = {
+    "or": OR, "and": AND,
+    "==": COMPARE, "!=": COMPARE, "<": COMPARE, "<=": COMPARE, ">": COMPARE, ">=": COMPARE,
+    "in": COMPARE, "not in": COMPARE,
+    "+": SUM, "-": SUM, "*": TERM, "/": TERM,
+}
+
+# A duration unit after a number is a keyword even where a name could follow, so an
+# expression that ends in a number must not be followed by a route PSP named like one.
+_UNIT_WORDS = frozenset({"day", "days", "week", "weeks", "month", "months", "year", "years"})
+
+
+# -- expressions ---------------------------------------------------------------------
+
+
+def format_expression(expr: n.Expr) -> str:
+    """An expression as canonical source text, e.g. ``a and (b or c)``."""
+    return _expr(expr, OR)
+
+
+def _expr(expr: n.Expr, needs: int) -> str:
+    """``expr`` as text that parses at grammar level ``needs`` or tighter."""
+    text, level = _printed(expr)
+    return f"({text})" if level < needs else text
+
+
+def _printed(expr: n.Expr) -> tuple[str, int]:
+    """The text of ``expr`` and the grammar level it parses at."""
+    if isinstance(expr, n.Binary):
+        level = _BINARY_LEVEL[expr.op]
+        if level == COMPARE:  # comparisons do not chain: both sides are sums
+            left, right = _expr(expr.left, SUM), _expr(expr.right, SUM)
+        else:  # left-associative: a right operand of the same level needs parentheses
+            left, right = _expr(expr.left, level), _expr(expr.right, level + 1)
+        return f"{left} {expr.op} {right}", level
+    if isinstance(expr, n.Unary):
+        if expr.op == "not":
+            return f"not {_expr(expr.operand, NOT)}", NOT
+        return f"-{_expr(expr.operand, UNARY)}", UNARY
+    if isinstance(expr, n.Field):
+        return f"{_expr(expr.obj, POSTFIX)}.{expr.name}", POSTFIX
+    if isinstance(expr, n.Call):
+        return f"{expr.func}({_commas(format_expression(a) for a in expr.args)})", POSTFIX
+    if isinstance(expr, n.Name):
+        return expr.name, ATOM
+    if isinstance(expr, n.SetLit):
+        return "{" + _commas(format_expression(i) for i in expr.items) + "}", ATOM
+    if isinstance(expr, n.Literal):
+        return _literal(expr)
+    raise TypeError(f"not an expression: {expr!r}")
+
+
+def _literal(lit: n.Literal) -> tuple[str, int]:
+    value = lit.value
+    kind = lit.kind
+    if kind == "bool" and isinstance(value, bool):
+        return ("true" if value else "false"), ATOM
+    if kind == "string" and isinstance(value, str):
+        return _string(value), ATOM
+    if kind == "datetime" and isinstance(value, dt.datetime):
+        return _datetime(value), ATOM
+    if kind == "date" and isinstance(value, dt.date):
+        return value.isoformat(), ATOM
+    # Numbers have no sign in the language: a negative value (never built by the
+    # parser) is printed as unary minus, which means the same.
+    if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
+        return _signed(str(abs(value)), value < 0)
+    if kind == "decimal" and isinstance(value, Decimal):
+        digits = _digits(value)
+        return _signed(digits if "." in digits else digits + ".0", value.is_signed())
+    if kind == "percent" and isinstance(value, Decimal):
+        return _signed(_digits(value) + "%", value.is_signed())
+    if kind == "money" and isinstance(value, n.Money):
+        return _signed(_money(value), value.amount.is_signed())
+    if kind == "duration" and isinstance(value, n.Duration):
+        return _signed(_duration(n.Duration(abs(value.count), value.unit)), value.count < 0)
+    raise ValueError(f"cannot print a {kind} literal with value {value!r}")
+
+
+def _signed(text: str, negative: bool) -> tuple[str, int]:
+    return (f"-{text}", UNARY) if negative else (text, ATOM)
+
+
+def _digits(value: Decimal) -> str:
+    """The amount's own digits, never in exponent form: ``12.90`` stays ``12.90``."""
+    return format(abs(value), "f")
+
+
+def _money(money: n.Money) -> str:
+    return f"{money.currency} {_digits(money.amount)}"
+
+
+def _duration(duration: n.Duration) -> str:
+    return f"{duration.count} {duration.unit}{'' if duration.count == 1 else 's'}"
+
+
+def _datetime(value: dt.datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)
+    fraction = f".{value.microsecond:06d}" if value.microsecond else ""
+    return value.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+
+
+_STRING_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t"}
+
+
+def _string(text: str) -> str:
+    """A string literal: the parser reads ``\\n``, ``\\t`` and ``\\x`` as ``x``."""
+    return '"' + re.sub(r'[\\"\n\t]', lambda m: _STRING_ESCAPES[m[0]], text) + '"'
+
+
+def _commas(parts: Iterable[str]) -> str:
+    return ", ".join(parts)
+
+
+def _refs(refs: Iterable[n.Ref]) -> str:
+    return _commas(r.name for r in refs)
+
+
+# -- declarations --------------------------------------------------------------------
+
+
+def format_module(module: n.Module) -> str:
+    """A whole ruleset in canonical layout, ending with one newline.
+
+    Declarations keep their source order, one blank line apart. Comments are not in
+    the AST and are not printed.
+    """
+    return "\n".join(_decl(d) + "\n" for d in module.decls)
+
+
+def _block(head: str, lines: Iterable[str]) -> str:
+    body = [INDENT + line for line in lines]
+    if not body:
+        return f"{head} {{}}"
+    return "\n".join([f"{head} {{", *body, "}"])
+
+
+def _inline_block(head: str, items: Iterable[str], sep: str = "  ") -> str:
+    body = sep.join(items)
+    return f"{head} {{ {body} }}" if body else f"{head} {{}}"
+
+
+def _decl(decl: n.Decl) -> str:
+    if isinstance(decl, n.Header):
+        version = f" version {_string(decl.version)}" if decl.version is not None else ""
+        return f"ruleset {decl.name}{version}"
+    if isinstance(decl, n.Rounding):
+        return f"rounding {decl.mode}"
+    if isinstance(decl, n.Timezone):
+        return f"timezone {_string(decl.zone)}"
+    if isinstance(decl, n.CustomerSchema):
+        return _block("customer", (_attr(a) for a in decl.attrs))
+    if isinstance(decl, n.Storefront):
+        return _inline_block(f"storefront {decl.name}", (_storefront_item(i) for i in decl.items))
+    if isinstance(decl, n.Product):
+        return _inline_block(f"product {decl.name}", [f"entitlements {_refs(decl.entitlements)}"])
+    if isinstance(decl, n.Bundle):
+        return _inline_block(f"bundle {decl.name}", [f"products {_refs(decl.products)}"])
+    if isinstance(decl, n.Plan):
+        return _block(f"plan {decl.name}", (_plan_item(i) for i in decl.items))
+    if isinstance(decl, n.Contract):
+        return _block(f"contract {decl.name}", (_contract_item(i) for i in decl.items))
+    if isinstance(decl, n.Eligibility):
+        return _block(f"eligibility {decl.name}",
+                      (f"deny {_string(d.reason)} when {format_expression(d.when)}"
+                       for d in decl.denies))
+    if isinstance(decl, n.Promotion):
+        return _block(f"promotion {decl.name}", (_promo_item(i) for i in decl.items))
+    if isinstance(decl, n.Tax):
+        return _block(f"tax {decl.name}", (_tax_rate(r) for r in decl.rates))
+    if isinstance(decl, n.Route):
+        head = "route" if decl.name is None else f"route {decl.name}"
+        return _block(head, _route_rules(decl.rules))
+    if isinstance(decl, n.Dunning):
+        head = f"dunning {decl.name}"
+        if decl.when is not None:
+            head += f" for {format_expression(decl.when)}"
+        return _block(head, (_dunning_item(i) for i in decl.items))
+    if isinstance(decl, n.Lifecycle):
+        return _block("lifecycle", (_lifecycle_item(i) for i in decl.items))
+    raise TypeError(f"not a declaration: {decl!r}")
+
+
+def _attr(attr: n.AttrDecl) -> str:
+    text = f"{attr.name}: {attr.type.name}"
+    if attr.default is not None:
+        # the grammar allows any literal here, sets included
+        text += f" = {format_expression(attr.default)}"
+    return text
+
+
+def _storefront_item(item: n.StorefrontItem) -> str:
+    value = item.value
+    if item.key in ("channel", "region", "currency") and isinstance(value, n.Ref):
+        return f"{item.key} {value.name}"
+    if item.key == "tax" and value in ("inclusive", "exclusive"):
+        return f"tax {value}"
+    if item.key == "psp" and isinstance(value, tuple) and value:
+        return f"psp {_refs(value)}"
+    if item.key == "commission" and isinstance(value, Decimal):
+        return f"commission {_digits(value)}%"
+    if item.key == "terms" and isinstance(value, n.Duration):
+        return f"terms net {_duration(value)}"
+    raise ValueError(f"cannot print storefront item {item!r}")
+
+
+def _plan_item(item: n.PlanItem) -> str:
+    if isinstance(item, n.PlanProduct):
+        return f"{item.kind} {item.target.name}"
+    if isinstance(item, n.PlanEvery):
+        return f"every {_duration(item.every)}"
+    if isinstance(item, n.PlanTrial):
+        text = f"trial {_duration(item.length)}"
+        return text if item.eligibility is None else f"{text} if {item.eligibility.name}"
+    if isinstance(item, n.PlanPrice):
+        text = f"price {item.storefront.name} {format_expression(item.price)}"
+        if item.effective is not None:
+            text += f" from {item.effective.isoformat()}"
+            if item.existing is not None:
+                text += f" existing from {item.existing.isoformat()}"
+        elif item.existing is not None:
+            raise ValueError(f"cannot print 'existing from' without 'from': {item!r}")
+        return text + (" consent required" if item.consent else "")
+    if isinstance(item, n.PlanNotSold):
+        return f"not sold in {_refs(item.storefronts)}"
+    if isinstance(item, n.PlanChange):
+        text = f"{item.kind} to {item.target.name}"
+        if item.timing == "immediate":
+            return text + (" immediate prorate" if item.prorate else " immediate")
+        if item.prorate:
+            raise ValueError(f"cannot print a prorated change at period_end: {item!r}")
+        return text + " at period_end"
+    raise TypeError(f"not a plan item: {item!r}")
+
+
+def _contract_item(item: n.ContractItem) -> str:
+    value = item.value
+    if item.key == "customer" and isinstance(value, str):
+        return f"customer {_string(value)}"
+    if item.key == "plan" and isinstance(value, n.Ref):
+        return f"plan {value.name}"
+    if item.key == "price" and isinstance(value, n.Literal):
+        return f"price {format_expression(value)}"
+    if item.key == "valid":
+        return f"valid {_date_range(value)}"
+    raise ValueError(f"cannot print contract item {item!r}")
+
+
+def _date_range(value: object) -> str:
+    if (isinstance(value, tuple) and len(value) == 2
+            and all(isinstance(d, dt.date) for d in value)):
+        return f"{value[0].isoformat()} to {value[1].isoformat()}"
+    raise ValueError(f"not a date range: {value!r}")
+
+
+def _promo_item(item: n.PromoItem) -> str:
+    key, value = item.key, item.value
+    if key in ("automatic", "stackable"):
+        return key
+    if key == "code" and isinstance(value, str):
+        return f"code {_string(value)}"
+    if key in ("plans", "storefronts") and isinstance(value, tuple) and value:
+        return f"{key} {_refs(value)}"
+    if key == "valid":
+        return f"valid {_date_range(value)}"
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], n.PromoTerm):
+        off, term = value
+        if key == "percent" and isinstance(off, Decimal):
+            return f"percent {_digits(off)} off {_promo_term(term)}"
+        if key == "amount" and isinstance(off, n.Literal):
+            return f"amount {format_expression(off)} off {_promo_term(term)}"
+    if key == "limit" and isinstance(value, tuple) and value:
+        return "limit " + _commas(_limit(part) for part in value)
+    if key == "if":
+        return f"if {format_expression(cast(n.Expr, value))}"
+    raise ValueError(f"cannot print promotion item {item!r}")
+
+
+def _promo_term(term: n.PromoTerm) -> str:
+    if term.kind == "cycles" and term.cycles is not None:
+        return f"for {term.cycles} cycles"
+    if term.kind in ("once", "forever"):
+        return term.kind
+    raise ValueError(f"cannot print promotion term {term!r}")
+
+
+def _limit(part: object) -> str:
+    if isinstance(part, tuple) and len(part) == 2 and isinstance(part[1], int):
+        if part[0] == "total":
+            return f"{part[1]} total"
+        if part[0] == "per_customer":
+            return f"{part[1]} per customer"
+    raise ValueError(f"cannot print promotion limit {part!r}")
+
+
+def _tax_rate(rate: n.TaxRate) -> str:
+    text = f"rate {_digits(rate.rate)}%"
+    return text if rate.when is None else f"{text} when {format_expression(rate.when)}"
+
+
+def _route_rules(rules: tuple[n.RouteRule, ...]) -> list[str]:
+    lines = []
+    for i, rule in enumerate(rules):
+        if rule.when is None:
+            lines.append(f"{rule.psp.name} otherwise")
+            continue
+        when = format_expression(rule.when)
+        following = rules[i + 1].psp.name if i + 1 < len(rules) else None
+        if following in _UNIT_WORDS and when[-1:].isdigit():
+            when = f"({when})"  # else `3` and the next PSP would read as `3 days`
+        lines.append(f"{rule.psp.name} when {when}")
+    return lines
+
+
+def _dunning_item(item: n.DunningItem) -> str:
+    key, value = item.key, item.value
+    if key == "retry" and isinstance(value, tuple) and value:
+        return "retry after " + _commas(_duration(d) for d in value)
+    if key == "via" and isinstance(value, n.Ref):
+        return f"retry via {value.name}"
+    if key == "no_retry":
+        return f"no retry when {format_expression(cast(n.Expr, value))}"
+    if (key == "grace" and isinstance(value, tuple) and len(value) == 2
+            and isinstance(value[0], n.Duration) and value[1] in ("keep", "revoke")):
+        return f"grace {_duration(value[0])} {value[1]} entitlements"
+    if key == "then" and value in ("cancel", "pause", "unpaid"):
+        return f"then {value}"
+    raise ValueError(f"cannot print dunning item {item!r}")
+
+
+def _lifecycle_item(item: n.LifecycleItem) -> str:
+    key, value = item.key, item.value
+    if (key == "pause" and isinstance(value, tuple) and len(value) == 2
+            and isinstance(value[0], n.Duration)):
+        text = f"pause max {_duration(value[0])}"
+        return text if value[1] is None else f"{text} when {format_expression(value[1])}"
+    if key == "cancel" and value == "period_end":
+        return "cancel at period_end"
+    if key == "cancel" and value == "immediate":
+        return "cancel immediate"
+    if key == "refund" and isinstance(value, tuple) and len(value) == 3:
+        kind, within, after = value
+        if kind == "full" and isinstance(within, n.Duration) and after in ("prorated", "none"):
+            return f"refund full within {_duration(within)}, {after} after"
+        if kind in ("full", "prorated", "none") and within is None:
+            return f"refund {kind}"
+    raise ValueError(f"cannot print lifecycle item {item!r}")
