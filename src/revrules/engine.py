@@ -284,8 +284,8 @@ class _Tx:
         return min(p.value, list_amount)
 
     def choose_promotions(self, sub: Subscription, list_amount: Decimal, cycle: int,
-                          day: dt.date, code: str | None,
-                          reasons: list[str]) -> list[tuple[m.Promotion, Decimal, bool]]:
+                          day: dt.date, code: str | None, reasons: list[str],
+                          automatic: bool = True) -> list[tuple[m.Promotion, Decimal, bool]]:
         """The promotions that discount this charge: (promotion, amount, newly redeemed)."""
         rules = self.rules
         currency = rules.storefronts[sub.storefront].currency
@@ -315,7 +315,7 @@ class _Tx:
                 else:
                     candidates.append((code_promo, self.discount_of(
                         code_promo, list_amount, currency), True))
-        for p in rules.automatic.get((sub.plan, sub.storefront), ()):
+        for p in rules.automatic.get((sub.plan, sub.storefront), ()) if automatic else ():
             if p.name in attached:
                 continue
             if self.promotion_refusal(p, sub, cycle, day) is None:
@@ -354,8 +354,9 @@ class _Tx:
 
     def apply_promotions(self, sub: Subscription, list_amount: Decimal, cycle: int,
                          day: dt.date, code: str | None, reasons: list[str],
-                         trace: list[Trace]) -> tuple[Subscription, tuple[Discount, ...]]:
-        chosen = self.choose_promotions(sub, list_amount, cycle, day, code, reasons)
+                         trace: list[Trace],
+                         automatic: bool = True) -> tuple[Subscription, tuple[Discount, ...]]:
+        chosen = self.choose_promotions(sub, list_amount, cycle, day, code, reasons, automatic)
         attached = list(sub.promotions)
         discounts = []
         for p, amount, new in chosen:
@@ -479,9 +480,10 @@ class _Tx:
                 reasons.append(f"promotions do not apply to contract {contract.name}")
             discounts = _NO_DISCOUNTS
         elif trial_granted:
-            # a code is redeemed at checkout and discounts the first charged cycles
-            sub, _ = self.apply_promotions_code_only(sub, list_amount, day, ev.code, reasons,
-                                                     trace)
+            # a code is redeemed at checkout and discounts the first charged cycles;
+            # automatic promotions wait for the first charge
+            sub, _ = self.apply_promotions(sub, list_amount, 1, day, ev.code, reasons, trace,
+                                           automatic=False)
             discounts = _NO_DISCOUNTS
         else:
             sub, discounts = self.apply_promotions(sub, list_amount, 1, day, ev.code, reasons,
@@ -502,24 +504,6 @@ class _Tx:
                                entitlements=plan.entitlements)
         self.put(sub)
         self.decision(sub, "charge", quote, due=due, reasons=tuple(reasons))
-
-    def apply_promotions_code_only(self, sub: Subscription, list_amount: Decimal, day: dt.date,
-                                   code: str | None, reasons: list[str],
-                                   trace: list[Trace]) -> tuple[Subscription, tuple[Discount, ...]]:
-        if code is None:
-            return sub, _NO_DISCOUNTS
-        p = self.rules.codes.get(code.upper())
-        if p is None:
-            reasons.append(f"unknown promotion code \"{code}\""
-                           f"{did_you_mean(code.upper(), self.rules.codes)}")
-            return sub, _NO_DISCOUNTS
-        refusal = self.promotion_refusal(p, sub, 1, day)
-        if refusal:
-            reasons.append(refusal)
-            return sub, _NO_DISCOUNTS
-        attached = self.redeem(sub, p, 1)
-        trace.append(Trace(p.name, _where(p.span)))
-        return evolve(sub, promotions=sub.promotions + (attached,)), _NO_DISCOUNTS
 
     def customer(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Validate customer attributes against the schema; apply defaults."""
