@@ -60,9 +60,24 @@ class Engine:
     """Applies events to a state under one ruleset.
 
     >>> import revrules
-    >>> engine = revrules.Engine(revrules.load("rulesets/streaming.rr"))  # doctest: +SKIP
-    >>> out = engine.apply(revrules.State(), {"id": "e1", "type": "tick", "at": "2027-01-01"})
-    ... # doctest: +SKIP
+    >>> rules = revrules.load_text('''
+    ... ruleset demo
+    ... storefront web { channel web currency EUR tax inclusive psp stripe }
+    ... product p { entitlements hd }
+    ... plan monthly { product p  every 1 month  price web EUR 9.99 }
+    ... tax vat { rate 19% }
+    ... ''')
+    >>> engine = revrules.Engine(rules)
+    >>> out = engine.apply(revrules.State(), {
+    ...     "id": "e1", "type": "checkout", "at": "2027-01-31", "subscription": "s1",
+    ...     "storefront": "web", "plan": "monthly", "customer": {"id": "c1"}})
+    >>> d = out.decisions[0]
+    >>> d.total, d.tax, d.net, d.next_charge
+    (Decimal('9.99'), Decimal('1.60'), Decimal('8.39'), datetime.date(2027, 2, 28))
+    >>> [e.type for e in out.events]
+    ['subscription.started', 'entitlement.granted']
+    >>> engine.apply(out.state, {"id": "e1", "type": "tick", "at": "2027-02-01"}).replayed
+    True
     """
 
     def __init__(self, ruleset: Ruleset):
