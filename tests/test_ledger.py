@@ -625,3 +625,14 @@ def test_dunning_then_unpaid_churns_once() -> None:
     assert months[("EUR", "2027-03")].churned == 1
     assert ledger.totals()["EUR"].churned == 1
     assert months[("EUR", "2027-01")].mrr == D("10.00")
+
+
+def test_replay_empty_log(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "empty.jsonl"
+    path.write_text("", encoding="utf-8")
+    status, out, _ = cli(capsys, "replay", str(STREAMING), str(path), "--format", "json")
+    assert status == 0
+    assert json.loads(out) == {"ruleset": "streaming", "version": "2026.11.2", "events": 0,
+                               "failed": 0, "totals": {}, "months": [], "groups": []}
+    status, out, _ = cli(capsys, "replay", str(STREAMING), str(path))
+    assert status == 0 and "no revenue in this log" in out

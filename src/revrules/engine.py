@@ -973,9 +973,9 @@ class _Tx:
                 unused = max(0, min(whole, (payment.period_end - self.day).days))
                 amount = min(refundable, rt.prorate(payment.total, unused, whole, currency,
                                                     self.rounding))
-        tax = rt.prorate(payment.tax, 1, 1, currency, self.rounding) if amount == payment.total \
-            else rt.quantize(rt.CONTEXT.divide(amount * payment.tax, payment.total), currency,
-                             self.rounding) if payment.total else ZERO
+        # the refund carries the payment's tax in proportion, rounded once
+        tax = payment.tax if amount == payment.total else rt.prorate(
+            payment.tax, amount, payment.total, currency, self.rounding)
         sub = evolve(sub, payment=evolve(payment, refunded=payment.refunded + amount))
         self.emit("payment.refunded", sub, rule="lifecycle refund", source=policy.span,
                   amount=amount, tax=tax, net=amount - tax, psp=payment.psp,

@@ -109,14 +109,14 @@ def figures_to_wire(figures: Figures, currency: str) -> dict[str, str | int]:
 
 
 def ledger_to_wire(ledger: Ledger, ruleset: Ruleset | None = None,
-                   outcomes: Iterable[Outcome] = ()) -> dict[str, Any]:
+                   outcomes: Iterable[Outcome] | None = None) -> dict[str, Any]:
     """The whole report as JSON-ready data: totals, months and groups, sorted."""
-    done = list(outcomes)
+    done = list(outcomes) if outcomes is not None else None
     out: dict[str, Any] = {}
     if ruleset is not None:
         out["ruleset"] = ruleset.name
         out["version"] = ruleset.version
-    if done:
+    if done is not None:
         out["events"] = len(done)
         out["failed"] = sum(1 for o in done if not o.ok)
     out["totals"] = {c: figures_to_wire(f, c) for c, f in ledger.totals().items()}
@@ -136,7 +136,7 @@ def _group_wire(group: Group) -> dict[str, str]:
 
 
 def render_json(ledger: Ledger, ruleset: Ruleset | None = None,
-                outcomes: Iterable[Outcome] = ()) -> str:
+                outcomes: Iterable[Outcome] | None = None) -> str:
     """The report as one deterministic JSON document (see :func:`ledger_to_wire`)."""
     return dumps(ledger_to_wire(ledger, ruleset, outcomes))
 
@@ -156,15 +156,15 @@ def render_csv(ledger: Ledger) -> str:
 
 
 def render_table(ledger: Ledger, ruleset: Ruleset | None = None,
-                 outcomes: Iterable[Outcome] = ()) -> str:
+                 outcomes: Iterable[Outcome] | None = None) -> str:
     """A plain-text report for the terminal: per currency, a table by month, the
     totals, and the totals by storefront, channel and plan."""
-    done = list(outcomes)
+    done = list(outcomes) if outcomes is not None else None
     lines: list[str] = []
     if ruleset is not None:
         version = f" version {ruleset.version}" if ruleset.version else ""
         lines.append(f"ruleset {ruleset.name}{version}")
-    if done:
+    if done is not None:
         failed = sum(1 for o in done if not o.ok)
         lines.append(f"{len(done)} events, {failed} failed")
     totals = ledger.totals()
@@ -247,11 +247,11 @@ _SERIES = (("gross", "gross sales"), ("net", "net revenue"), ("refunds", "refund
 
 
 def render_html(ledger: Ledger, ruleset: Ruleset | None = None,
-                outcomes: Iterable[Outcome] = (), title: str | None = None) -> str:
+                outcomes: Iterable[Outcome] | None = None, title: str | None = None) -> str:
     """A self-contained HTML page (inline CSS and SVG, no script, no external asset):
     per currency, headline figures, a timeline chart of gross sales, net revenue and
     refunds by month, and the monthly table."""
-    done = list(outcomes)
+    done = list(outcomes) if outcomes is not None else None
     esc = html.escape
     name = title or (f"Revenue — {ruleset.name}" if ruleset is not None else "Revenue")
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
@@ -261,7 +261,7 @@ def render_html(ledger: Ledger, ruleset: Ruleset | None = None,
     if ruleset is not None:
         facts.append(f"ruleset {ruleset.name}" + (f" version {ruleset.version}"
                                                    if ruleset.version else ""))
-    if done:
+    if done is not None:
         facts.append(f"{len(done)} events, {sum(1 for o in done if not o.ok)} failed")
     facts.append("cash basis, tax-exclusive figures, calendar months in UTC")
     parts.append(f'<p class="sub">{esc(" · ".join(facts))}</p>')

@@ -75,7 +75,8 @@ def percent_of(amount: Decimal, fraction: Decimal, currency: str, rounding: str)
     return quantize(CONTEXT.multiply(amount, fraction), currency, rounding)
 
 
-def prorate(amount: Decimal, part: int, whole: int, currency: str, rounding: str) -> Decimal:
+def prorate(amount: Decimal, part: int | Decimal, whole: int | Decimal, currency: str,
+            rounding: str) -> Decimal:
     """amount × part / whole, rounded once."""
     if whole <= 0:
         return quantize(ZERO, currency)
