@@ -596,7 +596,7 @@ plan m {
 }
 dunning d {
   retry after 1 day
-  grace 3 days
+  grace 30 days
   then unpaid
 }
 """
@@ -617,8 +617,8 @@ def test_dunning_then_unpaid_churns_once() -> None:
     assert all(o.ok for o in outcomes), [o.error for o in outcomes if not o.ok]
     ledger = Ledger.from_outcomes(outcomes, tiny)
     months = ledger.by_month()
-    # past due through grace: still subscribed; `then unpaid` ends it (the engine marks
-    # it only by revoking entitlements, timestamped at the tick that settles it)
+    # past due through grace (to 2027-03-07): still subscribed; `then unpaid` ends it (the
+    # engine marks it by revoking entitlements, timestamped at the day grace ran out)
     assert months[("EUR", "2027-02")].active == 1
     assert months[("EUR", "2027-02")].churned == 0
     assert months[("EUR", "2027-03")].active == 0
@@ -636,3 +636,42 @@ def test_replay_empty_log(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
                                "failed": 0, "totals": {}, "months": [], "groups": []}
     status, out, _ = cli(capsys, "replay", str(STREAMING), str(path))
     assert status == 0 and "no revenue in this log" in out
+
+
+# -- growth ----------------------------------------------------------------------------
+
+
+def test_growth_conversion_retention_and_promotions(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from revrules.growth import growth_of_outcomes
+
+    log = [
+        *EXPLAIN_LOG[:2],
+        event("s2.paid", "payment_succeeded", "s2", "2026-12-12T00:05:00Z"),
+        event("s2.renewal2", "renewal_due", "s2", "2027-01-12"),
+        event("s2.paid2", "payment_succeeded", "s2", "2027-01-12T00:05:00Z"),
+        *L1[:2],  # s1: no trial, paid at checkout, never renewed
+        checkout("s5.checkout", "s5", "2026-11-20", "web_us", "premium_monthly", "c5",
+                 country="US", trials_used=0),  # a trial never converted
+    ]
+    g = growth_of_outcomes(apply_all(log), rules())
+    conv = {(c.dimension, c.value): c for c in g.conversions}
+    plan = conv[("plan", "premium_monthly")]
+    assert (plan.started, plan.trials, plan.trials_converted, plan.first_charges) == (3, 2, 1, 2)
+    assert plan.trial_conversion == D("0.5")
+    bf = conv[("promotion", "black_friday")]
+    assert (bf.started, bf.trials_converted) == (1, 1)
+    assert conv[("promotion", "(none)")].started == 2
+    (promo,) = g.promotions
+    assert (promo.promotion, promo.currency, promo.redemptions, promo.payments) == (
+        "black_friday", "USD", 1, 2)
+    assert (promo.gross, promo.discounts, promo.net) == (D("27.98"), D("14.00"), D("13.98"))
+    cohorts = {(c.plan, c.month): c for c in g.cohorts}
+    nov = cohorts[("premium_monthly", "2026-11")]
+    assert nov.size == 3
+    assert nov.retained == (2, 1, 0)  # paid ≥1: s1, s2; ≥2: s2; by 2027-01 at most 3
+    path = tmp_path / "log.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in log), encoding="utf-8")
+    status, out, err = cli(capsys, "growth", str(STREAMING), str(path))
+    assert status == 0, err
+    assert "black_friday  USD" in out and "50.0%" in out

@@ -10,6 +10,11 @@
     when every event applied, 1 when any gave ``ok: false`` (every line is still
     printed), 2 when the ruleset does not check or a file cannot be read.
 
+``revrules replay|diff|explain|reconcile|growth|generate …``
+    Measure revenue: the ledger report (table, JSON, CSV, HTML), what-if diffs, one
+    event explained rule by rule, reconciliation of decided charges against payments
+    and settlements, growth figures, and example logs (docs/ledger.md).
+
 Bad input never gives a Python traceback: every problem is one clear line on stderr
 and an exit status. An unexpected internal error exits 3 (``--traceback`` shows it).
 """
@@ -179,6 +184,18 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--format", choices=("table", "json"), default="table",
                      help="table (default) or json")
     rec.set_defaults(command="reconcile", run=_reconcile)
+
+    gro = commands.add_parser(
+        "growth", help="conversion, retention by cohort and revenue per promotion",
+        description="Replay the log and print growth figures: trial-to-paid and "
+                    "first-charge conversion per plan, storefront, channel and promotion; "
+                    "retention by monthly cohort per plan; what each promotion gave away "
+                    "and brought in. Exit like replay.")
+    gro.add_argument("rules", metavar="RULES", help="the .rr ruleset")
+    gro.add_argument("events", metavar="EVENTS", help="a JSONL file of events, or - for stdin")
+    gro.add_argument("--format", choices=("table", "json"), default="table",
+                     help="table (default) or json")
+    gro.set_defaults(command="growth", run=_growth)
 
     fmt = commands.add_parser(
         "fmt", help="print rulesets in the canonical layout",
@@ -418,6 +435,20 @@ def _fmt(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(formatted)
     return status
+
+
+# -- growth --------------------------------------------------------------------------
+
+
+def _growth(args: argparse.Namespace) -> int:
+    from .growth import growth_of_outcomes, growth_to_wire, render_growth
+    from .wire import dumps
+
+    ruleset = _load_checked(args.rules)
+    result = _run_log(ruleset, args.events)
+    figures = growth_of_outcomes(result.outcomes, ruleset)
+    _out(dumps(growth_to_wire(figures)) if args.format == "json" else render_growth(figures))
+    return _report_failures(result.outcomes)
 
 
 # -- generate ------------------------------------------------------------------------

@@ -308,6 +308,8 @@ class _Tx:
         attached = {a.name: a for a in sub.promotions}
         for a in sub.promotions:
             p = rules.promotions[a.name]
+            if p.plans is not None and sub.plan not in p.plans:
+                continue  # the subscription changed to a plan the promotion does not cover
             if a.first_cycle <= cycle and (a.last_cycle is None or cycle <= a.last_cycle):
                 test = rules.promotion_tests[p.name]
                 if p.automatic and test is not None and not test(self.ctx(sub, cycle)):
@@ -423,13 +425,15 @@ class _Tx:
         self.decisions.append(Decision(sub.id, kind, **fields))  # type: ignore[arg-type]
 
     def set_entitlements(self, sub: Subscription, wanted: tuple[str, ...], rule: str,
-                         source: Any) -> Subscription:
+                         source: Any, at: dt.datetime | None = None) -> Subscription:
         revoked = tuple(e for e in sub.entitlements if e not in wanted)
         granted = tuple(e for e in wanted if e not in sub.entitlements)
         if revoked:
-            self.emit("entitlement.revoked", sub, rule=rule, source=source, entitlements=revoked)
+            self.emit("entitlement.revoked", sub, at=at, rule=rule, source=source,
+                      entitlements=revoked)
         if granted:
-            self.emit("entitlement.granted", sub, rule=rule, source=source, entitlements=granted)
+            self.emit("entitlement.granted", sub, at=at, rule=rule, source=source,
+                      entitlements=granted)
         return evolve(sub, entitlements=wanted)
 
     # -- checkout ----------------------------------------------------------------------
@@ -716,13 +720,14 @@ class _Tx:
         change = next((c for c in old.changes if c.target == target), None)
         kind = change.kind if change else "upgrade"
         source = change.span if change else new.span
-        self.emit(f"subscription.{kind}d", sub, at=at, rule=f"plan {old.name} {kind}",
-                  source=source)
         entry = self.price_entry(target, sub.storefront, day, existing=False)
         price = entry.amount if entry is not None else sub.price
         sub = evolve(sub, plan=target, price=price, pending_plan=None, consent=None,
-                           consent_price=None, contract=None)
-        return self.set_entitlements(sub, new.entitlements, f"plan {old.name} {kind}", source)
+                     consent_price=None, contract=None)
+        # the event names the plan moved to; its rule names the plan left
+        rule = f"plan {old.name} {kind}"
+        self.emit(f"subscription.{kind}d", sub, at=at, rule=rule, source=source)
+        return self.set_entitlements(sub, new.entitlements, rule, source, at)
 
     def cancel(self, sub: Subscription, at: dt.datetime, rule: str, source: Any,
                status: str = "canceled") -> Subscription:
@@ -731,8 +736,8 @@ class _Tx:
         elif status == "paused":
             self.emit("subscription.paused", sub, at=at, rule=rule, source=source)
         sub = evolve(sub, status=status, cancel_at=None, charge=None if status ==
-                           "canceled" else sub.charge, dunning=None, pending_plan=None)
-        sub = self.set_entitlements(sub, (), rule, source)
+                     "canceled" else sub.charge, dunning=None, pending_plan=None)
+        sub = self.set_entitlements(sub, (), rule, source, at)
         self.put(sub)
         self.decision(sub, "none", next_charge=None)
         return sub
@@ -899,7 +904,7 @@ class _Tx:
         self.emit("subscription.resumed", sub, at=at, rule=rule.name if rule else None,
                   source=rule.span if rule else None, date=self.next_charge(sub))
         sub = self.put(self.set_entitlements(sub, plan.entitlements, f"plan {plan.name}",
-                                             plan.span))
+                                             plan.span, at))
         self.decision(sub, "none")
 
     def on_cancel_requested(self) -> None:

@@ -269,6 +269,7 @@ def render_html(ledger: Ledger, ruleset: Ruleset | None = None,
     if not totals:
         parts.append("<p>No revenue in this log.</p>")
     months = ledger.by_month()
+    by_product = _by_product(ledger)
     for currency, total in totals.items():
         series = [(m, f) for (c, m), f in months.items() if c == currency]
         parts.append(f'<section id="{esc(currency)}">')
@@ -292,6 +293,18 @@ def render_html(ledger: Ledger, ruleset: Ruleset | None = None,
                 f"<td>{esc(amount(figures, n, currency))}</td>" for n in FIELDS) + "</tr>")
         parts.append('<tr class="total"><td class="l">total</td>' + "".join(
             f"<td>{esc(amount(total, n, currency))}</td>" for n in FIELDS) + "</tr>")
+        parts.append("</table>")
+        money = ["payments", *(n for n in FIELDS if n in MONEY_FIELDS and n != "mrr")]
+        parts.append("<table>")
+        parts.append("<tr>" + "".join(f'<th class="l">{h}</th>' for h in
+                                      ("storefront", "channel", "plan"))
+                     + "".join(f"<th>{esc(HEADINGS[n])}</th>" for n in money) + "</tr>")
+        for (c, sf, ch, plan), figures in by_product.items():
+            if c == currency:
+                parts.append("<tr>" + "".join(f'<td class="l">{esc(v)}</td>' for v in
+                                              (sf, ch, plan))
+                             + "".join(f"<td>{esc(amount(figures, n, currency))}</td>"
+                                       for n in money) + "</tr>")
         parts.append("</table>")
         parts.append("</section>")
     parts.append('<p class="note">Net revenue = gross − discounts − refunds − credits; '
