@@ -17,13 +17,16 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import revrules
-from revrules import Engine, State
+from revrules import Engine, Ledger, State
 
 RULES = revrules.load(Path(__file__).parent.parent / "rulesets" / "streaming.rr")
 ENGINE = Engine(RULES)
 SUBS = ("s1", "s2", "s3", "s4")
-SALES = sorted((plan.name, entry.storefront) for plan in RULES.model.plans
-               for entry in plan.prices)
+SALES = sorted({(plan.name, entry.storefront) for plan in RULES.model.plans
+                for entry in plan.prices})
+NOTIFICATIONS = ("SUBSCRIBED", "DID_RENEW", "DID_FAIL_TO_RENEW", "GRACE_PERIOD_EXPIRED",
+                 "EXPIRED", "REFUND", "PRICE_INCREASE", "DID_CHANGE_RENEWAL_STATUS", "RENEWED",
+                 "IN_GRACE_PERIOD", "ON_HOLD", "RECOVERED", "CANCELED", "REVOKED")
 ALLOWED = {
     None: {"trialing", "active"},
     "trialing": {"trialing", "active", "canceled"},
@@ -46,6 +49,7 @@ class Lifecycle(RuleBasedStateMachine):
         self.last_status: dict[str, str | None] = {}
         self.paid: dict[str, Decimal] = {}
         self.refunded: dict[str, Decimal] = {}
+        self.revenue: list[revrules.RevenueEvent] = []
 
     # -- driving ------------------------------------------------------------------------
     def send(self, event: dict[str, object]) -> revrules.Outcome:
@@ -60,6 +64,7 @@ class Lifecycle(RuleBasedStateMachine):
             assert not outcome.events and not outcome.decisions
             return outcome
         self.applied.append(event)
+        self.revenue.extend(outcome.events)
         for ev in outcome.events:
             if ev.type == "payment.succeeded":
                 assert ev.gross - ev.discount - ev.credit == ev.net
@@ -129,6 +134,17 @@ class Lifecycle(RuleBasedStateMachine):
         self.advance(days)
         self.send({"type": "plan_change_requested", "subscription": sub, "plan": plan})
 
+    @rule(sub=st.sampled_from(SUBS), name=st.sampled_from(NOTIFICATIONS),
+          subtype=st.sampled_from([None, "ACCEPTED", "PENDING", "AUTO_RENEW_DISABLED",
+                                   "AUTO_RENEW_ENABLED"]), days=st.integers(0, 20))
+    def store(self, sub: str, name: str, subtype: str | None, days: int) -> None:
+        self.advance(days)
+        event: dict[str, object] = {"type": "store_notification", "subscription": sub,
+                                    "notification": name}
+        if subtype:
+            event["subtype"] = subtype
+        self.send(event)
+
     @rule(days=st.integers(1, 40))
     def tick(self, days: int) -> None:
         self.advance(days)
@@ -151,6 +167,22 @@ class Lifecycle(RuleBasedStateMachine):
                 assert sub.entitlements == plan.entitlements, (sub.status, sub.entitlements)
             else:
                 assert sub.entitlements == (), (sub.status, sub.entitlements)
+
+    @invariant()
+    def money_is_conserved_in_the_ledger(self) -> None:
+        """What the ledger reports as net equals payments' net less refunds' net."""
+        expected: dict[str, Decimal] = {}
+        for ev in self.revenue:
+            if ev.type == "payment.succeeded":
+                expected[ev.currency] = expected.get(ev.currency, Decimal(0)) + ev.net
+            elif ev.type == "payment.refunded":
+                expected[ev.currency] = expected.get(ev.currency, Decimal(0)) - ev.net
+        totals = Ledger.fold(self.revenue, RULES).totals()
+        for currency, net in expected.items():
+            figures = totals[currency]
+            assert figures.net == net
+            assert figures.net == (figures.gross - figures.discounts - figures.refunds
+                                   - figures.credits)
 
     @invariant()
     def refunds_never_exceed_payments(self) -> None:

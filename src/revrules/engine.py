@@ -632,8 +632,7 @@ class _Tx:
     # -- renewals ----------------------------------------------------------------------
     def on_renewal_due(self) -> None:
         sub = self.subscription()
-        if sub.status in ("canceled", "paused", "unpaid"):
-            raise _fail("not_active", f"subscription '{sub.id}' is {sub.status}")
+        self.require_renewable(sub)
         if sub.charge is not None:
             raise _fail("past_due", f"subscription '{sub.id}' has an unpaid charge from "
                         f"{sub.charge.period_start}; settle it before the next renewal")
@@ -1015,12 +1014,17 @@ class _Tx:
             action = "consent" if subtype == "ACCEPTED" else "consent_pending"
         elif name == "DID_CHANGE_RENEWAL_STATUS":
             action = "resume_renewal" if subtype == "AUTO_RENEW_ENABLED" else "cancel_at_end"
+        if sub.status == "canceled" and action != "refund":
+            raise _fail("already_canceled", f"subscription '{sub.id}' is already canceled")
         getattr(self, "store_" + action)(sub)
+
+    def require_renewable(self, sub: Subscription) -> None:
+        if sub.status in ("canceled", "unpaid", "paused"):
+            raise _fail("not_active", f"subscription '{sub.id}' is {sub.status}")
 
     def store_paid(self, sub: Subscription) -> None:
         if sub.charge is None:
-            if sub.status in ("canceled", "unpaid", "paused"):
-                raise _fail("not_active", f"subscription '{sub.id}' is {sub.status}")
+            self.require_renewable(sub)
             self.renew(sub, self.next_charge(sub))
             sub = self.subs[sub.id]
             if sub.charge is None:  # a zero charge settled itself
@@ -1030,6 +1034,7 @@ class _Tx:
 
     def store_failed(self, sub: Subscription) -> None:
         if sub.charge is None:
+            self.require_renewable(sub)
             self.renew(sub, self.next_charge(sub))
             self.decisions.pop()
             if self.subs[sub.id].charge is None:
@@ -1044,8 +1049,6 @@ class _Tx:
                     status={"cancel": "canceled", "pause": "paused", "unpaid": "unpaid"}[then])
 
     def store_expired(self, sub: Subscription) -> None:
-        if sub.status == "canceled":
-            raise _fail("already_canceled", f"subscription '{sub.id}' is already canceled")
         self.cancel(sub, self.event.at, "store", None)
 
     def store_refund(self, sub: Subscription) -> None:
