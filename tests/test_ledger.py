@@ -186,7 +186,7 @@ def check_identities(ledger: Ledger) -> None:
     assert set(sums) == set(totals)
     for currency, total in totals.items():
         for name in FIELDS:
-            if name in ("active", "trialing", "mrr"):
+            if name in ("active", "trialing", "mrr", "outstanding"):
                 at_end = [f for g, f in ledger.rows() if g.currency == currency
                           and g.month == last]
                 assert total.get(name) == sum((f.get(name) for f in at_end), Figures().get(name))

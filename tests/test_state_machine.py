@@ -29,7 +29,7 @@ NOTIFICATIONS = ("SUBSCRIBED", "DID_RENEW", "DID_FAIL_TO_RENEW", "GRACE_PERIOD_E
                  "IN_GRACE_PERIOD", "ON_HOLD", "RECOVERED", "CANCELED", "REVOKED")
 ALLOWED = {
     None: {"trialing", "active"},
-    "trialing": {"trialing", "active", "canceled"},
+    "trialing": {"trialing", "active", "canceled", "past_due"},  # a store: trial end + failure
     "active": {"active", "past_due", "paused", "canceled"},
     "past_due": {"past_due", "active", "canceled", "paused", "unpaid"},
     "paused": {"paused", "active", "canceled"},

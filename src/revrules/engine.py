@@ -507,16 +507,19 @@ class _Tx:
         else:
             sub, discounts = self.apply_promotions(sub, list_amount, 1, day, ev.code, reasons,
                                                    trace)
-        self.emit("subscription.started", sub, rule=f"plan {plan.name}", source=plan.span)
+        if trial_granted:
+            quote = self.quote(sub, ZERO, _NO_DISCOUNTS, ZERO, 1, trace)
+        else:
+            quote = self.quote(sub, list_amount, discounts, ZERO, 1, trace)
+        self.emit("subscription.started", sub, rule=f"plan {plan.name}", source=plan.span,
+                  **({} if trial_granted else _charged(quote)))
         self.emit("entitlement.granted", sub, rule=f"plan {plan.name}", source=plan.span,
                   entitlements=plan.entitlements)
         due = rt.add(day, sf.terms) if sf.terms else None
         if trial_granted:
-            quote = self.quote(sub, ZERO, _NO_DISCOUNTS, ZERO, 1, trace)
             sub = self.put(evolve(sub, entitlements=plan.entitlements))
             self.decision(sub, "charge", quote, trial_days=trial_days, reasons=tuple(reasons))
             return
-        quote = self.quote(sub, list_amount, discounts, ZERO, 1, trace)
         start, end = self.period(sub, 0)
         sub = self.open_charge(sub, quote, "checkout", start, end, trace[0].rule,
                                trace[0].source, index=1, cycle=1,
@@ -668,8 +671,7 @@ class _Tx:
         start, end = self.period(sub, sub.index)
         sub = evolve(sub, index=sub.index + 1, cycle=cycle)
         self.emit("subscription.renewed", sub, at=at, rule=trace[0].rule, source=trace[0].source,
-                  gross=quote.gross_ex, discount=quote.discount_ex, tax=quote.tax,
-                  net=quote.net, amount=quote.total, date=start)
+                  date=start, **_charged(quote))
         sub = self.open_charge(sub, quote, "renewal", start, end, trace[0].rule, trace[0].source)
         self.put(sub)
         sf = rules.storefronts[sub.storefront]
@@ -711,8 +713,10 @@ class _Tx:
                             consent_price=None), entry.amount
 
     def change_plan(self, sub: Subscription, target: str, at: dt.datetime,
-                    day: dt.date) -> Subscription:
-        """Move to ``target`` now (anchor unchanged); entitlement and plan-change events."""
+                    day: dt.date, **charged: Any) -> Subscription:
+        """Move to ``target`` now (anchor unchanged); entitlement and plan-change events.
+
+        ``charged`` are the figures of a charge the change opens (a proration)."""
         rules = self.rules
         old = rules.plans[sub.plan]
         new = rules.plans[target]
@@ -725,7 +729,7 @@ class _Tx:
                      consent_price=None, contract=None)
         # the event names the plan moved to; its rule names the plan left
         rule = f"plan {old.name} {kind}"
-        self.emit(f"subscription.{kind}d", sub, at=at, rule=rule, source=source)
+        self.emit(f"subscription.{kind}d", sub, at=at, rule=rule, source=source, **charged)
         return self.set_entitlements(sub, new.entitlements, rule, source, at)
 
     def cancel(self, sub: Subscription, at: dt.datetime, rule: str, source: Any,
@@ -847,11 +851,14 @@ class _Tx:
         currency = self.rules.storefronts[sub.storefront].currency
         assert sub.payment is not None
         credit = rt.prorate(sub.payment.base, unused, whole, currency, self.rounding)
-        sub = self.change_plan(sub, change.target, self.event.at, self.day)
-        charge = rt.prorate(sub.price, unused, whole, currency, self.rounding)
+        entry = self.price_entry(change.target, sub.storefront, self.day, existing=False)
+        assert entry is not None  # checked by on_plan_change_requested
+        charge = rt.prorate(entry.amount, unused, whole, currency, self.rounding)
         credit_used = min(credit, charge)
         notes = [f"{unused} unused of {whole} days"]
-        quote = self.quote(sub, charge, _NO_DISCOUNTS, credit_used, sub.cycle, list(trace))
+        quote = self.quote(evolve(sub, plan=change.target), charge, _NO_DISCOUNTS, credit_used,
+                           sub.cycle, list(trace))
+        sub = self.change_plan(sub, change.target, self.event.at, self.day, **_charged(quote))
         self.emit("credit.issued", sub, rule=trace[0].rule, source=trace[0].source,
                   credit=quote.credit_ex, amount=credit)
         sub = self.open_charge(sub, quote, "proration", self.day, end, trace[0].rule,
@@ -1109,6 +1116,13 @@ def _where(source: Any) -> str:
 
 
 _WHERE: dict[int, tuple[m.Span, str]] = {}
+
+
+def _charged(quote: Quote) -> dict[str, Any]:
+    """The figures a revenue event carries for a charge it opens (tax-exclusive, as the
+    ledger reads them; ``amount`` is what the customer owes)."""
+    return {"gross": quote.gross_ex, "discount": quote.discount_ex, "credit": quote.credit_ex,
+            "tax": quote.tax, "net": quote.net, "amount": quote.total}
 
 
 def _redemption_key(promotion: str, customer: str) -> str:

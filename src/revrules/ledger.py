@@ -33,9 +33,14 @@ Conventions (written down because §6 leaves them to us):
   for a plan whose name says ``annual`` or ``year`` and 1 for any other.
 * ``churned`` counts subscriptions canceled in the month (or moved to ``unpaid``
   by dunning).
+* ``outstanding`` is what is decided but not paid at the end of the month: the
+  tax-exclusive net of every open charge (a checkout, renewal or proration whose
+  payment has not succeeded, failed ones in dunning included). A charge dropped by a
+  cancellation is no longer outstanding.
 
 Totals per currency (:meth:`Ledger.totals`) sum the money figures and churn over
-every month; active, trialing and MRR are those at the end of the last month.
+every month; active, trialing, MRR and outstanding are those at the end of the last
+month.
 
 >>> from revrules.ledger import Ledger
 >>> Ledger().rows()
@@ -74,12 +79,12 @@ ZERO = Decimal(0)
 
 #: The money figures of a :class:`Figures`, in report order.
 MONEY_FIELDS = ("gross", "discounts", "credits", "refunds", "net", "tax", "commission",
-                "proceeds", "mrr")
+                "proceeds", "mrr", "outstanding")
 #: The counts of a :class:`Figures`, in report order.
 COUNT_FIELDS = ("payments", "refund_count", "active", "trialing", "churned")
 #: Every figure, in report order.
 FIELDS = ("payments", "gross", "discounts", "credits", "refunds", "net", "tax", "commission",
-          "proceeds", "refund_count", "active", "trialing", "mrr", "churned")
+          "proceeds", "refund_count", "active", "trialing", "mrr", "churned", "outstanding")
 
 _ACTIVE = frozenset({"active", "past_due"})
 
@@ -115,6 +120,7 @@ class Figures:
     trialing: int = 0
     mrr: Decimal = ZERO
     churned: int = 0
+    outstanding: Decimal = ZERO
 
     @property
     def proceeds(self) -> Decimal:
@@ -157,6 +163,7 @@ class Point:
     plan: str
     basis: Decimal | None  # tax-exclusive amount of the latest recurring charge
     churn: bool = False
+    owed: Decimal = ZERO  # tax-exclusive net of the open charge
 
 
 @attrs.frozen
@@ -334,7 +341,8 @@ class Ledger:
             at_end = group.month == last
             part = attrs.evolve(f, active=f.active if at_end else 0,
                                 trialing=f.trialing if at_end else 0,
-                                mrr=f.mrr if at_end else ZERO)
+                                mrr=f.mrr if at_end else ZERO,
+                                outstanding=f.outstanding if at_end else ZERO)
             result[group.currency] = result.get(group.currency, _EMPTY) + part
         return dict(sorted(result.items()))
 
@@ -369,6 +377,8 @@ class Ledger:
                     i += 1
                 if current is None or current.status is None:
                     continue
+                if current.owed:
+                    bump(current, month, Figures(outstanding=current.owed))
                 if current.status == "trialing":
                     bump(current, month, Figures(trialing=1))
                 elif current.status in _ACTIVE:
@@ -417,6 +427,7 @@ def _fold_track(track: Track, event: RevenueEvent) -> Track:
     last = track.last
     status = last.status if last else None
     basis = last.basis if last else None
+    owed = last.owed if last else ZERO
     churn = False
     kind = event.type
     starts = track.starts
@@ -429,18 +440,21 @@ def _fold_track(track: Track, event: RevenueEvent) -> Track:
         if status != "trialing":
             status = "active"
             starts += ((event.plan, event.at.date()),)
+            owed = event.net
     elif kind in ("trial.expired", "subscription.resumed"):
         status = "active"
     elif kind == "payment.failed":
         status = "past_due" if status in ("active", "past_due") else status
         failed_in = _input_event(event.id)
     elif kind == "payment.succeeded":
+        owed = ZERO
         if status == "past_due":
             status = "active"
         if not _is_change(event):  # a proration charge is not the recurring amount
             basis = event.net
     elif kind == "subscription.renewed":
         basis = event.net
+        owed = event.net
         if event.date is not None:
             starts += ((event.plan, event.date),)
     elif kind == "subscription.paused":
@@ -448,24 +462,22 @@ def _fold_track(track: Track, event: RevenueEvent) -> Track:
     elif kind == "subscription.canceled":
         churn = status not in ("canceled", "unpaid")
         status = "canceled"
+        owed = ZERO  # an open charge is dropped with the subscription
+    elif kind in _PLAN_CHANGE and event.amount:
+        owed = event.net  # an immediate change opened a proration charge
     elif kind == "entitlement.revoked" and status == "past_due" and (
             event.rule or "").startswith("dunning ") and _input_event(event.id) != failed_in:
         status, churn = "unpaid", True  # dunning ended with `then unpaid`
-    if last is not None and kind in _PLAN_CHANGE:
-        # these carry the plan being left; the next event carries the new one
-        plan, storefront, channel, currency = last.plan, last.storefront, last.channel, \
-            last.currency
-    else:
-        plan, storefront, channel, currency = event.plan, event.storefront, event.channel, \
-            event.currency
+    plan, storefront, channel, currency = event.plan, event.storefront, event.channel, \
+        event.currency
     if last is not None and not churn and (status, currency, storefront, channel, plan,
-                                           basis) == (last.status, last.currency,
-                                                      last.storefront, last.channel,
-                                                      last.plan, last.basis):
+                                           basis, owed) == (last.status, last.currency,
+                                                            last.storefront, last.channel,
+                                                            last.plan, last.basis, last.owed):
         if starts is track.starts and failed_in == track.failed_in:
             return track
         return Track(track.points, starts, failed_in)
-    point = Point(event.at, status, currency, storefront, channel, plan, basis, churn)
+    point = Point(event.at, status, currency, storefront, channel, plan, basis, churn, owed)
     return Track(track.points + (point,), starts, failed_in)
 
 

@@ -45,7 +45,8 @@ __all__ = [
 HEADINGS = {"payments": "payments", "gross": "gross", "discounts": "discounts",
             "credits": "credits", "refunds": "refunds", "net": "net", "tax": "tax",
             "commission": "commission", "proceeds": "proceeds", "refund_count": "refunded",
-            "active": "active", "trialing": "trialing", "mrr": "MRR", "churned": "churned"}
+            "active": "active", "trialing": "trialing", "mrr": "MRR", "churned": "churned",
+            "outstanding": "outstanding"}
 
 
 @attrs.frozen
@@ -185,7 +186,7 @@ def render_table(ledger: Ledger, ruleset: Ruleset | None = None,
                 for (c, m), f in months.items() if c == currency]
         rows.append(["total", *(amount(total, n, currency) for n in FIELDS)])
         lines.extend(_grid(["month", *(HEADINGS[n] for n in FIELDS)], rows, footer=True))
-        money = [n for n in FIELDS if n in MONEY_FIELDS and n != "mrr"]
+        money = [n for n in FIELDS if n in MONEY_FIELDS and n not in ("mrr", "outstanding")]
         product_rows = [[sf, ch, plan, *(amount(f, n, currency) for n in ["payments", *money])]
                         for (c, sf, ch, plan), f in by_product.items() if c == currency]
         lines.append("")
@@ -294,7 +295,8 @@ def render_html(ledger: Ledger, ruleset: Ruleset | None = None,
         parts.append('<tr class="total"><td class="l">total</td>' + "".join(
             f"<td>{esc(amount(total, n, currency))}</td>" for n in FIELDS) + "</tr>")
         parts.append("</table>")
-        money = ["payments", *(n for n in FIELDS if n in MONEY_FIELDS and n != "mrr")]
+        money = ["payments", *(n for n in FIELDS
+                               if n in MONEY_FIELDS and n not in ("mrr", "outstanding"))]
         parts.append("<table>")
         parts.append("<tr>" + "".join(f'<th class="l">{h}</th>' for h in
                                       ("storefront", "channel", "plan"))
