@@ -19,11 +19,13 @@ class Log:
     def __init__(self) -> None:
         self.state = State()
         self.n = 0
+        self.outcomes: list[revrules.Outcome] = []
 
     def send(self, ok: bool = True, **event: Any) -> revrules.Outcome:
         self.n += 1
         outcome = ENGINE.apply(self.state, {"id": f"e{self.n}", **event})
         assert outcome.ok is ok, outcome.error
+        self.outcomes.append(outcome)
         self.state = outcome.state
         return outcome
 
@@ -96,6 +98,10 @@ def test_refund_notification(ios: Log, name: str) -> None:
     out = ios.store("2026-12-20", name)
     assert types(out) == ["payment.refunded", "subscription.canceled", "entitlement.revoked"]
     assert out.events[0].amount == Decimal("14.99")
+    assert out.events[0].commission == Decimal("2.25")  # the store gives its share back
+    revenue = [e for o in ios.outcomes for e in o.events]
+    totals = revrules.Ledger.fold(revenue, RULES).totals()["USD"]
+    assert (totals.net, totals.commission, totals.proceeds) == (Decimal("0.00"),) * 3
 
 
 def test_expired(ios: Log) -> None:

@@ -988,9 +988,12 @@ class _Tx:
         tax = payment.tax if amount == payment.total else rt.prorate(
             payment.tax, amount, payment.total, currency, self.rounding)
         sub = evolve(sub, payment=evolve(payment, refunded=payment.refunded + amount))
+        # the store, carrier or partner gives its share of the refunded part back
+        sf = self.rules.storefronts[sub.storefront]
+        commission = rt.percent_of(amount - tax, sf.commission, currency, self.rounding)
         self.emit("payment.refunded", sub, rule="lifecycle refund", source=policy.span,
-                  amount=amount, tax=tax, net=amount - tax, psp=payment.psp,
-                  reasons=(mode,))
+                  amount=amount, tax=tax, net=amount - tax, commission=commission,
+                  psp=payment.psp, reasons=(mode,))
         quote_fields: dict[str, Any] = dict(currency=currency, total=amount, tax=tax,
                                             net=amount - tax, reasons=(f"refund {mode}",),
                                             trace=trace)

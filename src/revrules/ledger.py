@@ -21,7 +21,8 @@ Conventions (written down because §6 leaves them to us):
 * ``tax`` is tax collected net of refunds: the tax on payments minus the tax part
   of refunds.
 * ``commission`` is what the storefront keeps of each payment (``payment.succeeded``
-  carries it); ``proceeds`` = net − commission. Refunds do not reverse commission.
+  carries it) less what it gives back on refunds (``payment.refunded`` carries the
+  commission on the refunded net); ``proceeds`` = net − commission.
 * ``active`` counts subscriptions that are active or past due (in dunning, still
   subscribed) at the end of the month; ``trialing`` those in a trial; a
   subscription counts under the plan and storefront it has at month end.
@@ -415,7 +416,8 @@ def _fold_money(cells: immutables.MapMutation[Group, Figures], event: RevenueEve
                           credits=event.credit, net=event.net, tax=event.tax,
                           commission=event.commission)
     elif event.type == "payment.refunded":
-        figures = Figures(refunds=event.net, net=-event.net, tax=-event.tax, refund_count=1)
+        figures = Figures(refunds=event.net, net=-event.net, tax=-event.tax, refund_count=1,
+                          commission=-event.commission)
     else:
         return
     group = Group(event.currency, event.storefront, event.channel, event.plan,
