@@ -10,6 +10,7 @@ Price schedules, promotion candidates and entitlements become lookup tables.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import linecache
 from collections.abc import Callable
 from decimal import Decimal
@@ -94,7 +95,9 @@ def compile_model(model: m.Model) -> CompiledRules:
         if rule.when is not None:
             names[id(rule)] = gen.function(rule)
     source = gen.module_source()
-    filename = f"<revrules {model.file}>"
+    # the digest keeps two versions of one file apart in linecache (what-if diffs, reloads)
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
+    filename = f"<revrules {model.file} {digest}>"
     code = compile(source, filename, "exec")
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict[str, Any] = {h: getattr(rt, h) for h in _HELPERS}
@@ -139,7 +142,8 @@ class _Generator:
         name = f"rule_{self.count}"
         self.count += 1
         self.lines.append(f"def {name}(c):  # {rule.span} {rule.name}")
-        self.lines.append(f"    return bool({self.expr(rule.when)})")
+        # the checker proved the condition is a bool: no bool() wrapper needed
+        self.lines.append(f"    return {self.expr(rule.when)}")
         self.lines.append("")
         return name
 
