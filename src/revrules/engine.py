@@ -181,14 +181,13 @@ class _Tx:
     def at_time(self, day: dt.date) -> dt.datetime:
         return rt.start_of(day, self.tz)
 
-    def ctx(self, sub: Subscription, cycle: int | None = None, total: Decimal | None = None,
-            at: dt.datetime | None = None) -> Ctx:
-        sf = self.rules.storefronts[sub.storefront]
-        return Ctx(sub.customer, sub.customer_id, sf, self.rules.plans[sub.plan],
-                   sub.cycle if cycle is None else cycle, sub.status, at or self.event.at,
-                   self.event.type,
-                   rt.Money(sf.currency, total) if total is not None else None,
-                   self.event.reason, self.event.attempt or 0, self.event.psp)
+    def ctx(self, sub: Subscription, cycle: int | None = None) -> Ctx:
+        """What rules see: ``subscription.cycle`` is ``cycle`` when pricing a charge (the
+        cycle being charged), else the charged periods so far."""
+        return Ctx(sub.customer, sub.customer_id, self.rules.storefronts[sub.storefront],
+                   self.rules.plans[sub.plan], sub.cycle if cycle is None else cycle,
+                   sub.status, self.event.at, self.event.type, None, self.event.reason,
+                   self.event.attempt or 0, self.event.psp)
 
     def next_charge(self, sub: Subscription) -> dt.date:
         return rt.add_periods(sub.anchor, self.rules.plans[sub.plan].every, sub.index)
