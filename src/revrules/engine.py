@@ -86,6 +86,15 @@ class Engine:
         self.tz = ruleset.model.timezone
         self.rounding = ruleset.rounding
         self.attributes = {a.name: a for a in ruleset.model.attributes}
+        self._traces: dict[tuple[str, int], Trace] = {}
+
+    def trace(self, rule: str, span: m.Span) -> Trace:
+        """The (shared, immutable) trace entry citing ``rule`` at ``span``."""
+        key = (rule, id(span))  # spans live as long as the ruleset this engine holds
+        found = self._traces.get(key)
+        if found is None:
+            found = self._traces[key] = Trace(rule, _where(span))
+        return found
 
     def apply(self, state: State, event: Event | Mapping[str, Any]) -> Outcome:
         """Apply one event; never raises for bad input (the outcome says what was wrong)."""
@@ -218,45 +227,48 @@ class _Tx:
         rules = self.rules
         sf = rules.storefronts[sub.storefront]
         currency, mode = sf.currency, self.rounding
-        amount = list_amount - sum((d.amount for d in discounts), ZERO) - credit
+        # quantize the inputs once; every figure below is then a sum or difference of
+        # amounts in the currency's minor units, or rounded to them where it is computed
+        zero = rt.quantize(ZERO, currency)
+        list_amount = rt.quantize(list_amount, currency)
+        credit = rt.quantize(credit, currency)
+        discount = sum((d.amount for d in discounts), zero)
+        amount = list_amount - discount - credit
         if amount < 0:
-            amount = ZERO
+            amount = zero
         ctx = self.ctx(sub, cycle)
         rates: list[Decimal] = []
         for table in rules.taxes:
             for rate, test in table:
                 if test is None or test(ctx):
                     rates.append(rate.rate)
-                    trace.append(Trace(rate.rule.name, _where(rate.rule.span)))
+                    trace.append(self.engine.trace(rate.rule.name, rate.rule.span))
                     break
         if sf.tax_inclusive:
-            tax = self._inner_tax(amount, rates, currency)
+            tax = self._inner_tax(amount, rates, currency) or zero
             net, total = amount - tax, amount
-            gross_ex = list_amount - self._inner_tax(list_amount, rates, currency)
+            gross_ex = net if amount == list_amount else (
+                list_amount - self._inner_tax(list_amount, rates, currency))
             credit_ex = credit - self._inner_tax(credit, rates, currency)
             discount_ex = gross_ex - credit_ex - net
         else:
-            tax = ZERO
+            tax = zero
             for r in rates:
                 tax += rt.percent_of(amount, r, currency, mode)
             net, total = amount, amount + tax
-            gross_ex, credit_ex = list_amount, credit
-            discount_ex = sum((d.amount for d in discounts), ZERO)
+            gross_ex, credit_ex, discount_ex = list_amount, credit, discount
         ctx.total = rt.Money(currency, total)
         psp = None
         for route, test in rules.route:
             if route.psp in sf.psps and (test is None or test(ctx)):
                 psp = route.psp
-                trace.append(Trace(route.rule.name, _where(route.rule.span)))
+                trace.append(self.engine.trace(route.rule.name, route.rule.span))
                 break
         if psp is None and sf.psps:
             psp = sf.psps[0]
-            trace.append(Trace(f"storefront {sf.name} psp", _where(sf.span)))
-        q = rt.quantize
-        return Quote(currency, q(list_amount, currency), discounts, q(credit, currency),
-                     q(tax, currency), q(net, currency), q(total, currency), psp,
-                     q(gross_ex, currency), q(discount_ex, currency), q(credit_ex, currency),
-                     tuple(trace))
+            trace.append(self.engine.trace(f"storefront {sf.name} psp", sf.span))
+        return Quote(currency, list_amount, discounts, credit, tax, net, total, psp, gross_ex,
+                     discount_ex, credit_ex, tuple(trace))
 
     def _inner_tax(self, amount: Decimal, rates: list[Decimal], currency: str) -> Decimal:
         """The tax inside a tax-inclusive amount: Σ round(amount × r / (1 + Σr)), one
@@ -379,7 +391,7 @@ class _Tx:
             if new:
                 attached.append(self.redeem(sub, p, cycle))
             discounts.append(Discount(p.name, amount))
-            trace.append(Trace(p.name, _where(p.span)))
+            trace.append(self.engine.trace(p.name, p.span))
         if len(attached) != len(sub.promotions):
             sub = evolve(sub, promotions=tuple(attached))
         return sub, tuple(discounts)
@@ -388,15 +400,14 @@ class _Tx:
     def open_charge(self, sub: Subscription, quote: Quote, kind: str, start: dt.date,
                     end: dt.date, rule: str, source: Any, **changes: Any) -> Subscription:
         """Record a decided charge (settled at once when it is zero); apply ``changes``."""
-        if changes:
-            sub = evolve(sub, **changes)
         charge = Charge(kind, self.event.at, start, end, quote.currency, quote.list,
                         quote.discount, quote.credit, quote.tax, quote.net, quote.total,
                         quote.psp, quote.gross_ex, quote.discount_ex, quote.credit_ex, rule,
                         _where(source), quote.discounts)
         if quote.total == 0:
-            return self.settle(sub, charge, self.event.at, quote.psp)
-        return evolve(sub, charge=charge)
+            return self.settle(evolve(sub, **changes) if changes else sub, charge,
+                               self.event.at, quote.psp)
+        return evolve(sub, charge=charge, **changes)
 
     def settle(self, sub: Subscription, charge: Charge, at: dt.datetime,
                psp: str | None) -> Subscription:
@@ -460,7 +471,7 @@ class _Tx:
         reasons: list[str] = []
         if contract is not None:
             list_amount = contract.amount
-            trace.append(Trace(f"contract {contract.name}", _where(contract.span)))
+            trace.append(self.engine.trace(f"contract {contract.name}", contract.span))
         else:
             if sf.name in plan.not_sold or (plan.name, sf.name) not in rules.prices:
                 raise _fail("not_sold", f"plan '{plan.name}' is not sold in storefront "
@@ -471,7 +482,7 @@ class _Tx:
                 raise _fail("not_sold", f"plan '{plan.name}' is not sold in storefront "
                             f"'{sf.name}' before {first}")
             list_amount = entry.amount
-            trace.append(Trace(f"price {plan.name} {sf.name}", _where(entry.span)))
+            trace.append(self.engine.trace(f"price {plan.name} {sf.name}", entry.span))
         sub = Subscription(ev.subscription, customer_id, immutables.Map(customer), sf.name,
                            plan.name, "active", day, 0, 0, list_amount,
                            contract.name if contract else None, started=day)
@@ -491,7 +502,7 @@ class _Tx:
                 sub = evolve(sub, status="trialing", anchor=anchor, trial_end=anchor)
                 self.emit("trial.granted", sub, rule=f"plan {plan.name} trial",
                           source=plan.trial.span, date=anchor)
-                trace.append(Trace(f"plan {plan.name} trial", _where(plan.trial.span)))
+                trace.append(self.engine.trace(f"plan {plan.name} trial", plan.trial.span))
 
         if contract is not None:
             if ev.code:
@@ -529,7 +540,7 @@ class _Tx:
     def customer(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Validate customer attributes against the schema; apply defaults."""
         result: dict[str, Any] = {}
-        for key in sorted(given):
+        for key in given:  # input order: the first unknown attribute is the one reported
             if key == "id":
                 continue
             attr = self.engine.attributes.get(key)
@@ -552,7 +563,7 @@ class _Tx:
         for deny, test in self.rules.eligibility[name]:
             if test(ctx):
                 denied.append((deny.reason, deny.rule))
-                trace.append(Trace(name, _where(deny.rule.span)))
+                trace.append(self.engine.trace(name, deny.rule.span))
         return denied
 
     # -- payments ----------------------------------------------------------------------
@@ -606,7 +617,7 @@ class _Tx:
             sub = self.put(evolve(sub, status="past_due"))
             self.decision(sub, "none", reasons=("no dunning policy applies",))
             return
-        trace.append(Trace(f"dunning {policy.name}", _where(policy.span)))
+        trace.append(self.engine.trace(f"dunning {policy.name}", policy.span))
         retries: tuple[dt.date, ...] = ()
         if sf.store_managed:
             reasons.append(f"{sf.channel}: the store retries the payment")
@@ -614,7 +625,8 @@ class _Tx:
             assert policy.no_retry is not None
             reasons.append(f"dunning {policy.name}: no retry when "
                            f"{self.rules.source_text(policy.no_retry)}")
-            trace.append(Trace(f"dunning {policy.name} no retry", _where(policy.no_retry.span)))
+            trace.append(self.engine.trace(f"dunning {policy.name} no retry",
+                                           policy.no_retry.span))
         else:
             retries = tuple(rt.add(day, d) for d in policy.retries)
         grace_end = rt.add(day, policy.grace) if policy.grace else None
@@ -683,7 +695,7 @@ class _Tx:
         rules = self.rules
         contract = self.contract(sub.customer_id, sub.plan, day)
         if contract is not None and contract.currency == rules.storefronts[sub.storefront].currency:
-            trace.append(Trace(f"contract {contract.name}", _where(contract.span)))
+            trace.append(self.engine.trace(f"contract {contract.name}", contract.span))
             if contract.amount != sub.price:
                 self.emit("price.changed", sub, at=at, rule=f"contract {contract.name}",
                           source=contract.span, gross=contract.amount)
@@ -694,7 +706,7 @@ class _Tx:
             raise _fail("not_sold", f"plan '{sub.plan}' has no price in '{sub.storefront}' "
                         f"on {day}")
         rule = f"price {sub.plan} {sub.storefront}"
-        trace.append(Trace(rule, _where(entry.span)))
+        trace.append(self.engine.trace(rule, entry.span))
         if entry.amount == sub.price:
             return evolve(sub, contract=None), sub.price
         if sub.contract is None and entry.consent and not (
@@ -826,7 +838,7 @@ class _Tx:
         change = next((c for c in plan.changes if c.target == ev.plan), None)
         if change is None:
             return self.deny(sub, f"plan {plan.name} does not allow a change to {ev.plan}")
-        trace = (Trace(f"plan {plan.name} {change.kind}", _where(change.span)),)
+        trace = (self.engine.trace(f"plan {plan.name} {change.kind}", change.span),)
         if self.price_entry(ev.plan, sub.storefront, self.day, existing=False) is None:
             return self.deny(sub, f"plan {ev.plan} is not sold in {sub.storefront}", trace)
         if change.timing == "period_end":
@@ -875,7 +887,7 @@ class _Tx:
         if policy.pause_max is None or policy.pause_rule is None:
             return self.deny(sub, "this ruleset does not allow pauses")
         rule = policy.pause_rule
-        trace = (Trace(rule.name, _where(rule.span)),)
+        trace = (self.engine.trace(rule.name, rule.span),)
         test = self.rules.pause_test
         if test is not None and not test(self.ctx(sub)):
             return self.deny(sub, f"{rule.name}: requires {self.rules.source_text(rule)} "
@@ -922,7 +934,7 @@ class _Tx:
             return
         sub = self.put(evolve(sub, cancel_at=self.next_charge(sub)))
         self.decision(sub, "none", reasons=(f"cancels at period end, {sub.cancel_at}",),
-                      trace=(Trace("lifecycle cancel", _where(policy.span)),))
+                      trace=(self.engine.trace("lifecycle cancel", policy.span),))
 
     # -- consent -----------------------------------------------------------------------
     def on_consent_given(self) -> None:
@@ -955,7 +967,7 @@ class _Tx:
         refundable = payment.total - payment.refunded
         policy = self.rules.model.lifecycle
         currency = payment.currency
-        trace = (Trace("lifecycle refund", _where(policy.span)),)
+        trace = (self.engine.trace("lifecycle refund", policy.span),)
         paid_day = rt.local_date(payment.at, self.tz)
         if self.event.amount is not None:
             amount = self.event.amount
