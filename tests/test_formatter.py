@@ -327,15 +327,6 @@ CANONICAL = 'ruleset tiny version "1"\n\nstorefront web { channel web  psp strip
 MESSY = '# tiny\nruleset   tiny version "1"\nstorefront web {\n  channel web\n  psp stripe\n}\n'
 
 
-@pytest.fixture
-def write(tmp_path: Path):  # type: ignore[no-untyped-def]
-    def write(name: str, text: str) -> str:
-        path = tmp_path / name
-        path.write_text(text, encoding="utf-8")
-        return str(path)
-    return write
-
-
 def test_fmt_prints_one_file(write, capsys) -> None:  # type: ignore[no-untyped-def]
     path = write("messy.rr", MESSY)
     assert main(["fmt", path]) == 0
