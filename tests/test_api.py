@@ -56,3 +56,12 @@ def test_readme_opens_with_the_two_commands() -> None:
     ]
     ci = (ROOT / ".ci" / "run").read_text("utf-8")
     assert "pip install -e '.[test]' && pytest" in ci
+
+
+def test_every_error_code_is_documented() -> None:
+    sources = "".join((ROOT / "src" / "revrules" / name).read_text("utf-8")
+                      for name in ("engine.py", "events.py", "wire.py", "runtime.py"))
+    codes = set(re.findall(r'(?:_fail|EventError|EvaluationError)\("([a-z_]+)"', sources))
+    assert {"unknown_storefront", "not_due", "currency_mismatch"} <= codes
+    docs = (ROOT / "docs" / "wire.md").read_text("utf-8")
+    assert sorted(c for c in codes if f"`{c}`" not in docs) == []
