@@ -160,10 +160,23 @@ def _refs(refs: Iterable[n.Ref]) -> str:
 def format_module(module: n.Module) -> str:
     """A whole ruleset in canonical layout, ending with one newline.
 
-    Declarations keep their source order, one blank line apart. Comments are not in
-    the AST and are not printed.
+    Declarations keep their source order, one blank line apart, except that a run of
+    one-line declarations of the same kind (storefronts, products, bundles) stays
+    together, as people write them. Comments are not in the AST and are not printed.
     """
-    return "\n".join(_decl(d) + "\n" for d in module.decls)
+    parts: list[str] = []
+    previous: n.Decl | None = None
+    for decl in module.decls:
+        text = _decl(decl)
+        if parts and not (type(decl) is type(previous) and "\n" not in text
+                          and "\n" not in parts[-1] and isinstance(decl, _ONE_LINERS)):
+            parts.append("")
+        parts.append(text)
+        previous = decl
+    return "\n".join(parts) + "\n" if parts else ""
+
+
+_ONE_LINERS = (n.Storefront, n.Product, n.Bundle, n.Rounding, n.Timezone)
 
 
 def _block(head: str, lines: Iterable[str]) -> str:
