@@ -185,6 +185,21 @@ class Lifecycle(RuleBasedStateMachine):
                                    - figures.credits)
 
     @invariant()
+    def due_index_matches_the_subscriptions(self) -> None:
+        """The index ``tick`` reads is exactly what the subscriptions say is pending."""
+        from revrules.engine import _Tx
+        from revrules.events import parse_event
+
+        probe = _Tx(ENGINE, self.state, parse_event({"id": "-", "type": "tick",
+                                                     "at": "2026-01-01"}))
+        expected = {}
+        for sub_id, sub in self.state.subscriptions.items():
+            item = probe.next_due(sub)
+            if item is not None:
+                expected[sub_id] = item[0]
+        assert dict(self.state.due.items()) == expected
+
+    @invariant()
     def refunds_never_exceed_payments(self) -> None:
         for sub_id, refunded in self.refunded.items():
             assert refunded <= self.paid.get(sub_id, Decimal(0))

@@ -143,6 +143,7 @@ class _Tx:
         self.tz = engine.tz
         self.rounding = engine.rounding
         self.subs = state.subscriptions
+        self.due = state.due
         self.redemptions = state.redemptions
         self.customer_redemptions = state.customer_redemptions
         self.decisions: list[Decision] = []
@@ -158,10 +159,15 @@ class _Tx:
         if clock is None or self.event.at > clock:
             clock = self.event.at
         return State(self.subs, self.redemptions, self.customer_redemptions,
-                     self.state.applied.set(self.event.id, True), clock)
+                     self.state.applied.set(self.event.id, True), clock, self.due)
 
     def put(self, sub: Subscription) -> Subscription:
+        """Store ``sub`` and keep the due index (what ``tick`` looks at) in step."""
         self.subs = self.subs.set(sub.id, sub)
+        item = self.next_due(sub)
+        day = item[0] if item is not None else None
+        if self.due.get(sub.id) != day:
+            self.due = self.due.delete(sub.id) if day is None else self.due.set(sub.id, day)
         return sub
 
     def emit(self, kind: str, sub: Subscription, *, at: dt.datetime | None = None,
@@ -759,6 +765,11 @@ class _Tx:
     # -- time passing ------------------------------------------------------------------
     def due_item(self, sub: Subscription, until: dt.date) -> tuple[dt.date, int, str] | None:
         """The earliest thing due for ``sub`` on or before ``until``: (date, order, kind)."""
+        item = self.next_due(sub)
+        return item if item is not None and item[0] <= until else None
+
+    def next_due(self, sub: Subscription) -> tuple[dt.date, int, str] | None:
+        """The earliest thing ``tick`` will have to settle for ``sub``, if any."""
         items: list[tuple[dt.date, int, str]] = []
         if sub.status in ("canceled", "unpaid"):
             return None
@@ -775,13 +786,13 @@ class _Tx:
                     items.append((sub.dunning.retries[0], 3, "retry"))
                 else:
                     items.append((sub.dunning.ends, 4, "dunning_end"))
-        items = [i for i in items if i[0] <= until]
         return min(items) if items else None
 
     def on_tick(self) -> None:
         until = self.day
         pending = []
-        for sub_id in sorted(self.subs.keys()):
+        # the due index holds only subscriptions with something pending: no full scan
+        for sub_id in sorted(k for k, day in self.due.items() if day <= until):
             item = self.due_item(self.subs[sub_id], until)
             if item is not None:
                 pending.append((item, sub_id))

@@ -140,6 +140,10 @@ class State:
     customer_redemptions: immutables.Map[str, int] = attrs.field(factory=_empty_map)
     applied: immutables.Map[str, bool] = attrs.field(factory=_empty_map)  # event ids
     clock: dt.datetime | None = None
+    # subscription id → the earliest date something falls due for it (a trial end, a
+    # retry, a grace end, a period-end cancel, a pause end); only subscriptions with
+    # something pending, so that `tick` need not look at every subscription
+    due: immutables.Map[str, dt.date] = attrs.field(factory=_empty_map)
 
     def subscription(self, sub_id: str) -> Subscription | None:
         return self.subscriptions.get(sub_id)
