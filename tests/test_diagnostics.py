@@ -799,7 +799,7 @@ def test_ruleset_error_carries_every_diagnostic() -> None:
     assert [(d.span.line, d.span.column, d.message) for d in err.diagnostics] == [
         (line, col, msg) for line, col, _, msg in FIVE_EXPECTED]
     rendered = str(err)
-    for line, col, covered, msg in FIVE_EXPECTED:
+    for line, col, _covered, msg in FIVE_EXPECTED:
         assert f"t.rr:{line}:{col}: error: {msg}\n" in rendered
         assert f" {line} | {FIVE.splitlines()[line - 1]}\n" in rendered
     assert rendered.endswith("5 errors found")

@@ -280,7 +280,7 @@ def _tuple_structure(t: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
             raise ValueError(f"expected {len(args)} items, found {len(value)}")
         if not args:
             return tuple(value)
-        return tuple(converter.structure(v, a) for v, a in zip(value, args))
+        return tuple(converter.structure(v, a) for v, a in zip(value, args, strict=True))
     return structure
 
 
