@@ -675,7 +675,10 @@ class _Tx:
             sub = evolve(sub, status="active", trial_end=None)
         trace: list[Trace] = []
         if sub.pending_plan is not None:
+            cadence = rules.plans[sub.plan].every
             sub = self.change_plan(sub, sub.pending_plan, at, day)
+            if rules.plans[sub.plan].every != cadence:
+                sub = evolve(sub, anchor=day, index=0)  # the new cadence starts today
         sub, list_amount = self.renewal_price(sub, day, at, trace)
         cycle = sub.cycle + 1
         reasons: list[str] = []
@@ -859,7 +862,12 @@ class _Tx:
         if sub.charge is not None:
             return self.deny(sub, "an unpaid charge is open; pay it before changing plan", trace)
         if not change.prorate or sub.status == "trialing" or sub.payment is None:
-            sub = self.put(self.change_plan(sub, ev.plan, ev.at, self.day))
+            next_charge = self.next_charge(sub)
+            sub = self.change_plan(sub, ev.plan, ev.at, self.day)
+            if rules.plans[ev.plan].every != plan.every:
+                # a new cadence starts where the paid (or trial) period ends
+                sub = evolve(sub, anchor=next_charge, index=0)
+            self.put(sub)
             self.decision(sub, "none", trace=trace)
             return None
         self.prorated_change(sub, change, trace)
@@ -875,12 +883,22 @@ class _Tx:
         credit = rt.prorate(sub.payment.base, unused, whole, currency, self.rounding)
         entry = self.price_entry(change.target, sub.storefront, self.day, existing=False)
         assert entry is not None  # checked by on_plan_change_requested
-        charge = rt.prorate(entry.amount, unused, whole, currency, self.rounding)
-        credit_used = min(credit, charge)
         notes = [f"{unused} unused of {whole} days"]
+        new_cadence = self.rules.plans[change.target].every != self.rules.plans[sub.plan].every
+        if new_cadence:
+            # another billing period (monthly → yearly): the new plan's first full period
+            # starts today, against the credit for the old one's unused days
+            charge = entry.amount
+            end = rt.add(self.day, self.rules.plans[change.target].every)
+            notes.append(f"new billing period from {self.day}")
+        else:
+            charge = rt.prorate(entry.amount, unused, whole, currency, self.rounding)
+        credit_used = min(credit, charge)
         quote = self.quote(evolve(sub, plan=change.target), charge, _NO_DISCOUNTS, credit_used,
                            sub.cycle, list(trace))
         sub = self.change_plan(sub, change.target, self.event.at, self.day, **_charged(quote))
+        if new_cadence:
+            sub = evolve(sub, anchor=self.day, index=1)
         self.emit("credit.issued", sub, rule=trace[0].rule, source=trace[0].source,
                   credit=quote.credit_ex, amount=credit)
         sub = self.open_charge(sub, quote, "proration", self.day, end, trace[0].rule,
