@@ -259,36 +259,22 @@ def _eval(args: argparse.Namespace) -> int:
     from .events import EventError
     from .results import Error, Outcome
     from .state import State
-    from .wire import outcome_to_json, read_events
+    from .wire import outcome_to_json
 
-    try:
-        ruleset = _load(args.rules)
-    except RulesetError as exc:
-        _err(exc.render())
-        return EXIT_USAGE
-    _print_warnings(ruleset)
+    ruleset = _load_checked(args.rules)
     state = _read_state(args.state_in) if args.state_in else None
     engine = Engine(ruleset)
     current = state if state is not None else State()
     status = EXIT_OK
-    with _open_events(args.events) as lines:
-        try:
-            for _, item in read_events(lines):
-                if isinstance(item, EventError):
-                    outcome = Outcome("", False, current, error=Error(item.code, item.message))
-                else:
-                    outcome = engine.apply(current, item)
-                current = outcome.state
-                if not outcome.ok:
-                    status = EXIT_FAILED
-                _out(outcome_to_json(outcome))
-        except UnicodeDecodeError as exc:
-            raise UsageError(f"{_name(args.events)} is not UTF-8 text ({exc.reason} at byte "
-                             f"{exc.start})") from None
-        except OSError as exc:
-            if isinstance(exc, BrokenPipeError):
-                raise
-            raise UsageError(f"cannot read {_name(args.events)}: {_reason(exc)}") from None
+    for item in _iter_log(args.events):  # streamed: a long log is never held in memory
+        if isinstance(item, EventError):
+            outcome = Outcome("", False, current, error=Error(item.code, item.message))
+        else:
+            outcome = engine.apply(current, item)
+        current = outcome.state
+        if not outcome.ok:
+            status = EXIT_FAILED
+        _out(outcome_to_json(outcome))
     if args.state_out:
         _write_state(args.state_out, current)
     return status
@@ -480,11 +466,18 @@ def _load_checked(file: str) -> Ruleset:
 
 
 def _read_log(file: str) -> list[Mapping[str, Any] | EventError]:
+    return list(_iter_log(file))
+
+
+def _iter_log(file: str) -> Iterator[Mapping[str, Any] | EventError]:
+    """The events of a JSONL log (or stdin), a bad line as an EventError; unreadable or
+    non-UTF-8 input is a UsageError."""
     from .wire import read_events
 
     with _open_events(file) as lines:
         try:
-            return [item for _, item in read_events(lines)]
+            for _, item in read_events(lines):
+                yield item
         except UnicodeDecodeError as exc:
             raise UsageError(f"{_name(file)} is not UTF-8 text ({exc.reason} at byte "
                              f"{exc.start})") from None
