@@ -610,7 +610,13 @@ class _Tx:
                   reasons=(self.event.reason,) if self.event.reason else ())
         if sub.dunning is not None:
             dunning = evolve(sub.dunning, attempts=sub.dunning.attempts + 1)
-            sub = self.put(evolve(sub, dunning=dunning))
+            sub = evolve(sub, dunning=dunning)
+            if dunning.scheduled and not dunning.retries and (
+                    dunning.grace_end is None or self.day >= dunning.grace_end):
+                # the last retry failed and grace is over: nothing is left to wait for
+                self.dunning_end(sub, self.event.at)
+                return
+            sub = self.put(sub)
             self.decision(sub, "none", retry_at=dunning.retries[0] if dunning.retries else None,
                           grace_ends=dunning.grace_end)
             return
@@ -636,7 +642,10 @@ class _Tx:
         else:
             retries = tuple(rt.add(day, d) for d in policy.retries)
         grace_end = rt.add(day, policy.grace) if policy.grace else None
-        ends = max([day, *retries, *([grace_end] if grace_end else [])])
+        # the `then` action never pre-empts a retry: a retry asked for on day D may be
+        # paid on day D, so the action is due at the later of the grace end and D + 1
+        ends = max([day, *([retries[-1] + dt.timedelta(days=1)] if retries else []),
+                    *([grace_end] if grace_end else [])])
         via = policy.via or charge.psp
         dunning = Dunning(policy.name, day, retries, grace_end, ends, 1, via, len(retries))
         sub = evolve(sub, status="past_due", dunning=dunning)
@@ -829,11 +838,15 @@ class _Tx:
                                    f"{dunning.scheduled - len(dunning.retries)} of "
                                    f"{dunning.scheduled}",))
         else:
-            assert sub.dunning is not None
-            policy = next(p for p, _, _ in rules.dunning if p.name == sub.dunning.policy)
-            self.cancel(sub, at, f"dunning {policy.name}", policy.span,
-                        status={"cancel": "canceled", "pause": "paused",
-                                "unpaid": "unpaid"}[policy.then])
+            self.dunning_end(sub, at)
+
+    def dunning_end(self, sub: Subscription, at: dt.datetime) -> None:
+        """Run the dunning policy's `then` action: cancel, pause or unpaid."""
+        assert sub.dunning is not None
+        policy = next(p for p, _, _ in self.rules.dunning if p.name == sub.dunning.policy)
+        self.cancel(sub, at, f"dunning {policy.name}", policy.span,
+                    status={"cancel": "canceled", "pause": "paused",
+                            "unpaid": "unpaid"}[policy.then])
 
     # -- plan changes ------------------------------------------------------------------
     def deny(self, sub: Subscription, reason: str, trace: tuple[Trace, ...] = ()) -> None:

@@ -93,7 +93,7 @@ class Dunning:
     first_failure: dt.date
     retries: tuple[dt.date, ...]  # still pending, in order
     grace_end: dt.date | None
-    ends: dt.date  # when the `then` action runs: the later of last retry and grace end
+    ends: dt.date  # when the `then` action runs: the later of grace end and last retry + 1
     attempts: int = 1
     via: str | None = None
     scheduled: int = 0  # how many retries were scheduled in all

@@ -1,0 +1,140 @@
+"""LANGUAGE.md §5.1 lifecycle edge cases, figure by figure: the final dunning action,
+tick order, pauses, refunds of a named charge, goodwill refunds and credits."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+import revrules
+from revrules import Engine, State
+
+D = Decimal
+
+RULES = """
+ruleset edges version "1"
+customer { country: string }
+storefront web { channel web currency EUR tax exclusive psp stripe }
+storefront shop { channel web currency EUR tax inclusive psp stripe }
+product p { entitlements hd }
+plan monthly { product p  every 1 month  price web EUR 10.00  price shop EUR 11.90
+               trial 14 days }
+plan plain   { product p  every 1 month  price web EUR 10.00  price shop EUR 11.90
+               upgrade to big immediate prorate }
+plan big     { product p  every 1 month  price web EUR 20.00  price shop EUR 23.80 }
+tax vat { rate 19% }
+dunning standard {
+  retry after 1 day, 3 days, 7 days
+  grace 7 days keep entitlements
+  then cancel
+}
+lifecycle {
+  pause max 2 months
+  cancel at period_end
+  refund full within 14 days, prorated after
+}
+"""
+ENGINE = Engine(revrules.load_text(RULES, "edges.rr"))
+
+
+class Log:
+    """Sends events with numbered ids and keeps the state."""
+
+    def __init__(self) -> None:
+        self.state = State()
+        self.n = 0
+
+    def send(self, ok: bool = True, **event: Any) -> revrules.Outcome:
+        self.n += 1
+        outcome = ENGINE.apply(self.state, {"id": f"e{self.n}", **event})
+        assert outcome.ok is ok, outcome.error
+        self.state = outcome.state
+        return outcome
+
+    def start(self, sub: str = "s", at: str = "2027-01-01", plan: str = "plain",
+              storefront: str = "web") -> revrules.Outcome:
+        out = self.send(type="checkout", at=at, subscription=sub, storefront=storefront,
+                        plan=plan, customer={"id": "c-" + sub})
+        if self.state.subscriptions[sub].charge is not None:
+            self.send(type="payment_succeeded", at=at, subscription=sub)
+        return out
+
+    def sub(self, sub: str = "s") -> revrules.Subscription:
+        return self.state.subscriptions[sub]
+
+
+def types(outcome: revrules.Outcome) -> list[str]:
+    return [e.type for e in outcome.events]
+
+
+def day(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+# -- the final dunning action never pre-empts a retry --------------------------------------
+
+
+def failed_renewal(log: Log) -> None:
+    log.start()
+    log.send(type="renewal_due", at="2027-02-01", subscription="s")
+    out = log.send(type="payment_failed", at="2027-02-01", subscription="s")
+    # retries on 02-02, 02-04 and 02-08; grace ends 02-08
+    assert out.decisions[0].retry_at == day("2027-02-02")
+    assert out.decisions[0].grace_ends == day("2027-02-08")
+
+
+def test_the_last_retry_can_be_paid_on_its_day() -> None:
+    log = Log()
+    failed_renewal(log)
+    for when in ("2027-02-02", "2027-02-04"):
+        log.send(type="tick", at=when)
+        log.send(type="payment_failed", at=when, subscription="s")
+    last = log.send(type="tick", at="2027-02-08")
+    # the last retry is asked for; the `then` action waits for 02-09
+    assert [(d.kind, d.retry_at) for d in last.decisions] == [("charge", day("2027-02-08"))]
+    assert last.decisions[0].total == D("11.90")
+    assert "subscription.canceled" not in types(last)
+    assert log.sub().status == "past_due"
+    paid = log.send(type="payment_succeeded", at="2027-02-08T18:00:00Z", subscription="s")
+    assert types(paid) == ["payment.succeeded"]
+    assert paid.events[0].amount == D("11.90")
+    assert log.sub().status == "active" and log.sub().dunning is None
+    assert log.send(type="tick", at="2027-02-09").events == ()
+    assert log.sub().status == "active"
+
+
+def test_the_then_action_is_due_the_day_after_the_last_retry() -> None:
+    log = Log()
+    failed_renewal(log)
+    for when in ("2027-02-02", "2027-02-04", "2027-02-08"):
+        log.send(type="tick", at=when)
+    assert log.sub().status == "past_due"
+    end = log.send(type="tick", at="2027-02-09")
+    assert types(end) == ["subscription.canceled", "entitlement.revoked"]
+    assert end.events[0].at == dt.datetime(2027, 2, 9, tzinfo=dt.UTC)
+    assert log.sub().status == "canceled"
+
+
+def test_a_failed_last_retry_after_the_grace_end_runs_the_then_action_at_once() -> None:
+    log = Log()
+    failed_renewal(log)
+    for when in ("2027-02-02", "2027-02-04", "2027-02-08"):
+        log.send(type="tick", at=when)
+    out = log.send(type="payment_failed", at="2027-02-08T12:00:00Z", subscription="s")
+    assert types(out) == ["payment.failed", "subscription.canceled", "entitlement.revoked"]
+    assert log.sub().status == "canceled"
+    assert log.state.due.get("s") is None
+
+
+def test_a_failed_retry_before_the_grace_end_waits_for_it() -> None:
+    log = Log()
+    log.start()
+    log.send(type="renewal_due", at="2027-02-01", subscription="s")
+    log.send(type="payment_failed", at="2027-02-01", subscription="s")
+    log.send(type="tick", at="2027-02-02")
+    out = log.send(type="payment_failed", at="2027-02-02", subscription="s")
+    assert types(out) == ["payment.failed"]
+    assert log.sub().status == "past_due"
