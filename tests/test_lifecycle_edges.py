@@ -138,3 +138,48 @@ def test_a_failed_retry_before_the_grace_end_waits_for_it() -> None:
     out = log.send(type="payment_failed", at="2027-02-02", subscription="s")
     assert types(out) == ["payment.failed"]
     assert log.sub().status == "past_due"
+
+
+# -- tick order ------------------------------------------------------------------------------
+
+
+def test_one_tick_settles_by_due_date_then_subscription_id() -> None:
+    log = Log()
+    log.start("c", "2026-11-01")
+    log.send(type="pause_requested", at="2026-11-15", subscription="c")  # resumes 01-15
+    log.start("d", "2026-12-09")
+    log.start("b", "2026-12-15")
+    log.start("a", "2027-01-01", plan="monthly")  # the trial ends 01-15
+    log.send(type="cancel_requested", at="2027-01-02", subscription="b")  # at 01-15
+    log.send(type="renewal_due", at="2027-01-09", subscription="d")
+    log.send(type="payment_failed", at="2027-01-09", subscription="d")  # retries 10, 12, 16
+    out = log.send(type="tick", at="2027-01-20")
+    assert [(d.subscription, d.kind, d.retry_at) for d in out.decisions] == [
+        ("d", "charge", day("2027-01-10")),
+        ("d", "charge", day("2027-01-12")),
+        ("a", "charge", None),  # the first charge after the trial
+        ("b", "none", None),  # canceled at period end
+        ("c", "none", None),  # the pause ran out
+        ("d", "charge", day("2027-01-16")),
+        ("d", "none", None),  # the then action, the day after the last retry
+    ]
+    assert [(e.id, e.subscription, e.type) for e in out.events] == [
+        ("e12.1", "a", "trial.expired"),
+        ("e12.2", "a", "subscription.renewed"),
+        ("e12.3", "b", "subscription.canceled"),
+        ("e12.4", "b", "entitlement.revoked"),
+        ("e12.5", "c", "subscription.resumed"),
+        ("e12.6", "c", "entitlement.granted"),
+        ("e12.7", "d", "subscription.canceled"),
+        ("e12.8", "d", "entitlement.revoked"),
+    ]
+
+
+def test_items_of_one_subscription_on_one_date_keep_their_kind_order() -> None:
+    log = Log()
+    log.start("a", "2027-01-01", plan="monthly")
+    log.send(type="cancel_requested", at="2027-01-02", subscription="a")  # the trial end
+    out = log.send(type="tick", at="2027-01-15")
+    # the period-end cancel comes before the trial's first charge: nothing is charged
+    assert types(out) == ["subscription.canceled", "entitlement.revoked"]
+    assert [d.kind for d in out.decisions] == ["none"]

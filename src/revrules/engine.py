@@ -808,8 +808,10 @@ class _Tx:
             item = self.due_item(self.subs[sub_id], until)
             if item is not None:
                 pending.append((item, sub_id))
+        # in order of due date, then subscription id; only the items of one subscription on
+        # one date keep their kind order (a retry before the `then` action)
         while pending:
-            pending.sort()
+            pending.sort(key=lambda p: (p[0][0], p[1], p[0][1]))
             (day, _, kind), sub_id = pending.pop(0)
             self.settle_due(self.subs[sub_id], day, kind)
             item = self.due_item(self.subs[sub_id], until)
