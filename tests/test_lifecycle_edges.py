@@ -183,3 +183,59 @@ def test_items_of_one_subscription_on_one_date_keep_their_kind_order() -> None:
     # the period-end cancel comes before the trial's first charge: nothing is charged
     assert types(out) == ["subscription.canceled", "entitlement.revoked"]
     assert [d.kind for d in out.decisions] == ["none"]
+
+
+# -- a pause keeps the paid-up days -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("start", "renewals", "pause", "resume", "by_request", "next_charge",
+                          "after"), [
+    # the case: paid through 03-01, paused 02-15, resumed by `pause max` on 04-15
+    ("2027-01-01", ["2027-02-01"], "2027-02-15", "2027-04-15", False, "2027-04-29",
+     "2027-05-29"),
+    # inside one month, by request: 7 days
+    ("2027-01-01", [], "2027-01-05", "2027-01-12", True, "2027-02-08", "2027-03-08"),
+    # across months of different lengths, a month-end anchor: paid through 03-31, 31 days
+    ("2027-01-31", ["2027-02-28"], "2027-03-20", "2027-04-20", True, "2027-05-01",
+     "2027-06-01"),
+    # across Feb 29: paid through 2028-02-15, 29 days
+    ("2028-01-15", [], "2028-02-10", "2028-03-10", True, "2028-03-15", "2028-04-15"),
+    # across Feb 29 by `pause max`: paid through 2028-03-31, 02-20 → 04-20 is 60 days
+    ("2028-01-31", ["2028-02-29"], "2028-02-20", "2028-04-20", False, "2028-05-30",
+     "2028-06-30"),
+    # the same day: nothing moves
+    ("2027-01-31", [], "2027-02-10", "2027-02-10", True, "2027-02-28", "2027-03-28"),
+])
+def test_resume_gives_back_exactly_the_days_paused(start: str, renewals: list[str], pause: str,
+                                                   resume: str, by_request: bool,
+                                                   next_charge: str, after: str) -> None:
+    log = Log()
+    log.start(at=start)
+    for when in renewals:
+        log.send(type="renewal_due", at=when, subscription="s")
+        log.send(type="payment_succeeded", at=when, subscription="s")
+    log.send(type="pause_requested", at=pause, subscription="s")
+    if by_request:
+        out = log.send(type="resume_requested", at=resume, subscription="s")
+    else:
+        assert log.send(type="tick", at=str(day(resume) - dt.timedelta(days=1))).events == ()
+        out = log.send(type="tick", at=resume)
+    assert types(out) == ["subscription.resumed", "entitlement.granted"]
+    assert out.events[0].date == day(next_charge)
+    assert out.decisions[0].next_charge == day(next_charge)
+    assert log.sub().anchor == day(next_charge) and log.sub().status == "active"
+    renewed = log.send(type="renewal_due", at=next_charge, subscription="s")
+    assert renewed.decisions[0].next_charge == day(after)
+    assert log.sub().charge is not None
+    assert (log.sub().charge.period_start, log.sub().charge.period_end) == (
+        day(next_charge), day(after))
+
+
+def test_a_prorated_refund_after_a_pause_counts_the_days_given_back() -> None:
+    log = Log()
+    log.start(at="2027-01-01")
+    log.send(type="pause_requested", at="2027-01-05", subscription="s")
+    log.send(type="resume_requested", at="2027-01-15", subscription="s")  # paid to 02-11
+    out = log.send(type="refund_requested", at="2027-01-21", subscription="s")
+    # 21 unused (01-21 → 02-11) of 31 paid days of EUR 11.90, outside the 14-day window
+    assert out.decisions[0].total == D("8.06")

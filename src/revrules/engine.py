@@ -958,9 +958,17 @@ class _Tx:
     def resume(self, sub: Subscription, day: dt.date, at: dt.datetime) -> None:
         assert sub.paused_at is not None
         plan = self.rules.plans[sub.plan]
+        # the paid-up days are kept: the next charge is the paid-through date at the pause
+        # plus the calendar days paused, and that date is the new anchor (period 0)
         shift = dt.timedelta(days=(day - sub.paused_at).days)
-        sub = evolve(sub, status="active", anchor=sub.anchor + shift, paused_at=None,
-                           resume_by=None)
+        paid_through = self.next_charge(sub)
+        payment = sub.payment
+        if payment is not None and payment.period_end == paid_through:
+            # the paid period ends as many days later (prorated refunds count from it)
+            payment = evolve(payment, period_start=payment.period_start + shift,
+                             period_end=payment.period_end + shift)
+        sub = evolve(sub, status="active", anchor=paid_through + shift, index=0,
+                     paused_at=None, resume_by=None, payment=payment)
         rule = self.rules.model.lifecycle.pause_rule
         self.emit("subscription.resumed", sub, at=at, rule=rule.name if rule else None,
                   source=rule.span if rule else None, date=self.next_charge(sub))
