@@ -237,6 +237,19 @@ def test_resume_gives_back_exactly_the_days_paused(start: str, renewals: list[st
         day(next_charge), day(after))
 
 
+def test_a_period_end_cancel_moves_with_the_days_given_back() -> None:
+    log = Log()
+    log.start(at="2027-01-01")
+    log.send(type="cancel_requested", at="2027-01-03", subscription="s")  # at 02-01
+    log.send(type="pause_requested", at="2027-01-05", subscription="s")
+    out = log.send(type="resume_requested", at="2027-01-12", subscription="s")
+    assert out.decisions[0].next_charge == day("2027-02-08")
+    assert log.sub().cancel_at == day("2027-02-08")
+    assert log.send(type="tick", at="2027-02-07").events == ()
+    end = log.send(type="tick", at="2027-02-08")
+    assert types(end) == ["subscription.canceled", "entitlement.revoked"]
+
+
 def test_a_prorated_refund_after_a_pause_counts_the_days_given_back() -> None:
     log = Log()
     log.start(at="2027-01-01")
@@ -465,3 +478,29 @@ def test_no_credit_for_a_canceled_or_store_billed_subscription() -> None:
     out = log2.send(ok=False, type="credit_granted", at="2027-01-03", subscription="s",
                     amount="1.00")
     assert out.error is not None and out.error.code == "already_canceled"
+
+
+def test_reconcile_books_a_refund_on_the_charge_it_names() -> None:
+    from revrules.reconcile import Settlement, reconcile
+
+    log = [
+        {"id": "e1", "type": "checkout", "at": "2027-01-01", "subscription": "s",
+         "storefront": "web", "plan": "plain", "customer": {"id": "c"}},
+        {"id": "e2", "type": "payment_succeeded", "at": "2027-01-01", "subscription": "s",
+         "psp": "stripe", "reference": "pi_1"},
+        {"id": "e3", "type": "renewal_due", "at": "2027-02-01", "subscription": "s"},
+        {"id": "e4", "type": "payment_succeeded", "at": "2027-02-01", "subscription": "s",
+         "psp": "stripe", "reference": "pi_2"},
+        {"id": "e5", "type": "refund_requested", "at": "2027-02-03", "subscription": "s",
+         "charge": "s:1", "amount": "11.90"},
+        {"id": "e6", "type": "refund_requested", "at": "2027-02-04", "subscription": "s",
+         "charge": "s:1", "amount": "1.00"},
+    ]
+    rows = [Settlement("stripe", "pi_1", day("2027-01-02"), D("11.90"), "EUR"),
+            Settlement("stripe", "pi_2", day("2027-02-02"), D("11.90"), "EUR"),
+            Settlement("stripe", "pi_1", day("2027-02-04"), D("-11.90"), "EUR")]
+    result = reconcile(ENGINE.rules, log, rows)
+    # the refund of charge s:1 settles against pi_1; the second one asks for more than is
+    # left of s:1, although s:2 is still paid in full
+    assert [(g.kind, g.event, g.expected, g.actual) for g in result.gaps] == [
+        ("refund_above_paid", "e6", D("0.00"), D("1.00"))]

@@ -1002,8 +1002,10 @@ class _Tx:
             # the paid period ends as many days later (prorated refunds count from it)
             payment = evolve(payment, period_start=payment.period_start + shift,
                              period_end=payment.period_end + shift)
+        # a cancel at the period end waits for the end of the paid days too
+        cancel_at = sub.cancel_at + shift if sub.cancel_at == paid_through else sub.cancel_at
         sub = evolve(sub, status="active", anchor=paid_through + shift, index=0,
-                     paused_at=None, resume_by=None, payment=payment)
+                     paused_at=None, resume_by=None, payment=payment, cancel_at=cancel_at)
         rule = self.rules.model.lifecycle.pause_rule
         self.emit("subscription.resumed", sub, at=at, rule=rule.name if rule else None,
                   source=rule.span if rule else None, date=self.next_charge(sub))
