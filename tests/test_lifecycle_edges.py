@@ -281,6 +281,9 @@ def test_a_goodwill_refund_keeps_the_subscription() -> None:
     assert too_much.error is not None and too_much.error.code == "refund_too_large"
     assert too_much.error.message == ("refund of 7.91 EUR is more than the 7.90 EUR still "
                                       "refundable of charge 's:1'")
+    zero = log.send(ok=False, type="refund_requested", at="2027-01-21", subscription="s",
+                    amount="0.00")
+    assert zero.error is not None and zero.error.code == "bad_field"
     rest = log.send(type="refund_requested", at="2027-01-21", subscription="s", amount="7.90")
     # the last refund gives back the rest of the tax: 1.90 − 0.64
     assert (rest.decisions[0].total, rest.decisions[0].tax) == (D("7.90"), D("1.26"))

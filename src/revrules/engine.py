@@ -1082,6 +1082,8 @@ class _Tx:
             if rt.quantize(amount, currency) != amount:
                 raise _fail("bad_field", f"{currency} amounts have at most "
                             f"{-rt.exponent(currency).as_tuple().exponent} decimals")  # type: ignore[operator]
+            if amount <= 0:
+                raise _fail("bad_field", "a refund 'amount' must be more than 0")
             if amount > refundable:
                 raise _fail("refund_too_large", f"refund of {rt.money_str(amount, currency)} "
                             f"{currency} is more than the {rt.money_str(refundable, currency)} "
