@@ -86,7 +86,7 @@ def test_pause_and_resume_move_the_anchor_by_the_paused_days() -> None:
     assert log.sub.status == "paused" and log.sub.entitlements == ()
     out = log.send(type="resume_requested", at="2027-01-12", subscription="s")
     assert types(out) == ["subscription.resumed", "entitlement.granted"]
-    assert log.sub.anchor == dt.date(2027, 1, 8)  # seven paused days
+    assert log.sub.anchor == dt.date(2027, 1, 22)  # paid through 01-15, plus seven paused days
     assert out.decisions[0].next_charge == dt.date(2027, 1, 22)
 
 

@@ -405,15 +405,22 @@ class _Tx:
     # -- charges -----------------------------------------------------------------------
     def open_charge(self, sub: Subscription, quote: Quote, kind: str, start: dt.date,
                     end: dt.date, rule: str, source: Any, **changes: Any) -> Subscription:
-        """Record a decided charge (settled at once when it is zero); apply ``changes``."""
+        """Record a decided charge (settled at once when it is zero); apply ``changes``.
+
+        The charge gets the id :meth:`charge_id` gave before it was opened."""
         charge = Charge(kind, self.event.at, start, end, quote.currency, quote.list,
                         quote.discount, quote.credit, quote.tax, quote.net, quote.total,
                         quote.psp, quote.gross_ex, quote.discount_ex, quote.credit_ex, rule,
-                        _where(source), quote.discounts)
+                        _where(source), quote.discounts, self.charge_id(sub))
+        changes["charge_count"] = sub.charge_count + 1
         if quote.total == 0:
             return self.settle(evolve(sub, **changes) if changes else sub, charge,
                                self.event.at, quote.psp)
         return evolve(sub, charge=charge, **changes)
+
+    def charge_id(self, sub: Subscription) -> str:
+        """The id the next charge of ``sub`` gets: ``SUB:N`` for its N-th charge."""
+        return f"{sub.id}:{sub.charge_count + 1}"
 
     def settle(self, sub: Subscription, charge: Charge, at: dt.datetime,
                psp: str | None) -> Subscription:
@@ -422,11 +429,14 @@ class _Tx:
         self.emit("payment.succeeded", sub, at=at, rule=charge.rule, source=charge.source,
                   gross=charge.gross_ex, discount=charge.discount_ex, credit=charge.credit_ex,
                   tax=charge.tax, net=charge.net, amount=charge.total, commission=commission,
-                  psp=psp or charge.psp)
+                  psp=psp or charge.psp, charge=charge.id)
         payment = Payment(at, charge.period_start, charge.period_end, charge.currency,
                           charge.total, charge.tax, ZERO, psp or charge.psp,
-                          charge.list - charge.discount)
-        return evolve(sub, charge=None, payment=payment, dunning=None)
+                          charge.list - charge.discount, charge.id)
+        # every paid charge stays refundable by its id; the latest is ``payment``
+        earlier = sub.earlier_payments if sub.payment is None else (
+            *sub.earlier_payments, sub.payment)
+        return evolve(sub, charge=None, payment=payment, dunning=None, earlier_payments=earlier)
 
     def decision(self, sub: Subscription, kind: str, quote: Quote | None = None,
                  **fields: Any) -> None:
@@ -527,8 +537,9 @@ class _Tx:
             quote = self.quote(sub, ZERO, _NO_DISCOUNTS, ZERO, 1, trace)
         else:
             quote = self.quote(sub, list_amount, discounts, ZERO, 1, trace)
+        charge_id = None if trial_granted else self.charge_id(sub)
         self.emit("subscription.started", sub, rule=f"plan {plan.name}", source=plan.span,
-                  **({} if trial_granted else _charged(quote)))
+                  **({} if trial_granted else _charged(quote, charge_id)))
         self.emit("entitlement.granted", sub, rule=f"plan {plan.name}", source=plan.span,
                   entitlements=plan.entitlements)
         due = rt.add(day, sf.terms) if sf.terms else None
@@ -541,7 +552,7 @@ class _Tx:
                                trace[0].source, index=1, cycle=1,
                                entitlements=plan.entitlements)
         self.put(sub)
-        self.decision(sub, "charge", quote, due=due, reasons=tuple(reasons))
+        self.decision(sub, "charge", quote, due=due, reasons=tuple(reasons), charge=charge_id)
 
     def customer(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Validate customer attributes against the schema; apply defaults."""
@@ -581,13 +592,14 @@ class _Tx:
         # customer asked for (paused_at set) stays a pause
         recovers = sub.status in ("past_due", "unpaid") or (
             sub.status == "paused" and sub.paused_at is None)
+        charge_id = sub.charge.id
         sub = self.settle(sub, sub.charge, self.event.at, self.event.psp)
         if recovers:
             sub = evolve(sub, status="active")
             plan = self.rules.plans[sub.plan]
             sub = self.set_entitlements(sub, plan.entitlements, f"plan {plan.name}", plan.span)
         self.put(sub)
-        self.decision(sub, "none")
+        self.decision(sub, "none", charge=charge_id)
 
     def dunning_policy(self, sub: Subscription) -> tuple[m.DunningPolicy | None, Any]:
         ctx = self.ctx(sub)
@@ -607,12 +619,18 @@ class _Tx:
             raise _fail("no_open_charge", f"subscription '{sub.id}' has no open charge")
         self.emit("payment.failed", sub, rule=charge.rule, source=charge.source,
                   amount=charge.total, psp=self.event.psp or charge.psp,
-                  reasons=(self.event.reason,) if self.event.reason else ())
+                  reasons=(self.event.reason,) if self.event.reason else (), charge=charge.id)
         if sub.dunning is not None:
             dunning = evolve(sub.dunning, attempts=sub.dunning.attempts + 1)
-            sub = self.put(evolve(sub, dunning=dunning))
+            sub = evolve(sub, dunning=dunning)
+            if dunning.scheduled and not dunning.retries and (
+                    dunning.grace_end is None or self.day >= dunning.grace_end):
+                # the last retry failed and grace is over: nothing is left to wait for
+                self.dunning_end(sub, self.event.at)
+                return
+            sub = self.put(sub)
             self.decision(sub, "none", retry_at=dunning.retries[0] if dunning.retries else None,
-                          grace_ends=dunning.grace_end)
+                          grace_ends=dunning.grace_end, charge=charge.id)
             return
         policy, no_retry = self.dunning_policy(sub)
         day = self.day
@@ -621,7 +639,7 @@ class _Tx:
         trace: list[Trace] = []
         if policy is None:
             sub = self.put(evolve(sub, status="past_due"))
-            self.decision(sub, "none", reasons=("no dunning policy applies",))
+            self.decision(sub, "none", reasons=("no dunning policy applies",), charge=charge.id)
             return
         trace.append(self.engine.trace(f"dunning {policy.name}", policy.span))
         retries: tuple[dt.date, ...] = ()
@@ -636,18 +654,23 @@ class _Tx:
         else:
             retries = tuple(rt.add(day, d) for d in policy.retries)
         grace_end = rt.add(day, policy.grace) if policy.grace else None
-        ends = max([day, *retries, *([grace_end] if grace_end else [])])
+        # the `then` action never pre-empts a retry: a retry asked for on day D may be
+        # paid on day D, so the action is due at the later of the grace end and D + 1
+        ends = max([day, *([retries[-1] + dt.timedelta(days=1)] if retries else []),
+                    *([grace_end] if grace_end else [])])
         via = policy.via or charge.psp
         dunning = Dunning(policy.name, day, retries, grace_end, ends, 1, via, len(retries))
         sub = evolve(sub, status="past_due", dunning=dunning)
         for retry in retries:
             self.emit("payment.retry_scheduled", sub, rule=f"dunning {policy.name}",
-                      source=policy.span, date=retry, psp=via, amount=charge.total)
+                      source=policy.span, date=retry, psp=via, amount=charge.total,
+                      charge=charge.id)
         if not policy.keep_entitlements:
             sub = self.set_entitlements(sub, (), f"dunning {policy.name}", policy.span)
         self.put(sub)
         self.decision(sub, "none", retry_at=retries[0] if retries else None,
-                      grace_ends=grace_end, reasons=tuple(reasons), trace=tuple(trace))
+                      grace_ends=grace_end, reasons=tuple(reasons), trace=tuple(trace),
+                      charge=charge.id)
 
     # -- renewals ----------------------------------------------------------------------
     def on_renewal_due(self) -> None:
@@ -687,16 +710,27 @@ class _Tx:
                                                    trace)
         else:
             discounts = _NO_DISCOUNTS
-        quote = self.quote(sub, list_amount, discounts, ZERO, cycle, trace)
+        # a credit balance comes off the charge before anything is paid
+        credit = min(sub.credit_balance, list_amount - sum((d.amount for d in discounts), ZERO))
+        quote = self.quote(sub, list_amount, discounts, credit, cycle, trace)
         start, end = self.period(sub, sub.index)
         sub = evolve(sub, index=sub.index + 1, cycle=cycle)
+        if quote.credit:
+            sub = evolve(sub, credit_balance=sub.credit_balance - quote.credit)
+            reasons.append(self.credit_note(quote.credit, sub))
+        charge_id = self.charge_id(sub)
         self.emit("subscription.renewed", sub, at=at, rule=trace[0].rule, source=trace[0].source,
-                  date=start, **_charged(quote))
+                  date=start, **_charged(quote, charge_id))
         sub = self.open_charge(sub, quote, "renewal", start, end, trace[0].rule, trace[0].source)
         self.put(sub)
         sf = rules.storefronts[sub.storefront]
         due = rt.add(day, sf.terms) if sf.terms else None
-        self.decision(sub, "charge", quote, due=due, reasons=tuple(reasons))
+        self.decision(sub, "charge", quote, due=due, reasons=tuple(reasons), charge=charge_id)
+
+    def credit_note(self, used: Decimal, sub: Subscription) -> str:
+        currency = self.rules.storefronts[sub.storefront].currency
+        return (f"credit {rt.money_str(used, currency)} {currency} used, "
+                f"{rt.money_str(sub.credit_balance, currency)} {currency} left")
 
     def renewal_price(self, sub: Subscription, day: dt.date, at: dt.datetime,
                       trace: list[Trace]) -> tuple[Subscription, Decimal]:
@@ -799,8 +833,10 @@ class _Tx:
             item = self.due_item(self.subs[sub_id], until)
             if item is not None:
                 pending.append((item, sub_id))
+        # in order of due date, then subscription id; only the items of one subscription on
+        # one date keep their kind order (a retry before the `then` action)
         while pending:
-            pending.sort()
+            pending.sort(key=lambda p: (p[0][0], p[1], p[0][1]))
             (day, _, kind), sub_id = pending.pop(0)
             self.settle_due(self.subs[sub_id], day, kind)
             item = self.due_item(self.subs[sub_id], until)
@@ -827,13 +863,17 @@ class _Tx:
                           grace_ends=dunning.grace_end,
                           reasons=(f"dunning {dunning.policy}: retry "
                                    f"{dunning.scheduled - len(dunning.retries)} of "
-                                   f"{dunning.scheduled}",))
+                                   f"{dunning.scheduled}",), charge=charge.id)
         else:
-            assert sub.dunning is not None
-            policy = next(p for p, _, _ in rules.dunning if p.name == sub.dunning.policy)
-            self.cancel(sub, at, f"dunning {policy.name}", policy.span,
-                        status={"cancel": "canceled", "pause": "paused",
-                                "unpaid": "unpaid"}[policy.then])
+            self.dunning_end(sub, at)
+
+    def dunning_end(self, sub: Subscription, at: dt.datetime) -> None:
+        """Run the dunning policy's `then` action: cancel, pause or unpaid."""
+        assert sub.dunning is not None
+        policy = next(p for p, _, _ in self.rules.dunning if p.name == sub.dunning.policy)
+        self.cancel(sub, at, f"dunning {policy.name}", policy.span,
+                    status={"cancel": "canceled", "pause": "paused",
+                            "unpaid": "unpaid"}[policy.then])
 
     # -- plan changes ------------------------------------------------------------------
     def deny(self, sub: Subscription, reason: str, trace: tuple[Trace, ...] = ()) -> None:
@@ -894,20 +934,30 @@ class _Tx:
         else:
             charge = rt.prorate(entry.amount, unused, whole, currency, self.rounding)
         credit_used = min(credit, charge)
-        quote = self.quote(evolve(sub, plan=change.target), charge, _NO_DISCOUNTS, credit_used,
-                           sub.cycle, list(trace))
-        sub = self.change_plan(sub, change.target, self.event.at, self.day, **_charged(quote))
+        # the credit balance pays what the proration credit leaves, and what the proration
+        # credit leaves over goes to the balance
+        balance_used = min(sub.credit_balance, charge - credit_used)
+        quote = self.quote(evolve(sub, plan=change.target), charge, _NO_DISCOUNTS,
+                           credit_used + balance_used, sub.cycle, list(trace))
+        charge_id = self.charge_id(sub)
+        sub = self.change_plan(sub, change.target, self.event.at, self.day,
+                               **_charged(quote, charge_id))
         if new_cadence:
             sub = evolve(sub, anchor=self.day, index=1)
+        credit_ex = quote.credit_ex if not balance_used else rt.prorate(
+            quote.credit_ex, credit_used, credit_used + balance_used, currency, self.rounding)
         self.emit("credit.issued", sub, rule=trace[0].rule, source=trace[0].source,
-                  credit=quote.credit_ex, amount=credit)
+                  credit=credit_ex, amount=credit, charge=charge_id)
+        sub = evolve(sub, credit_balance=sub.credit_balance - balance_used + credit - credit_used)
+        if balance_used:
+            notes.append(self.credit_note(balance_used, sub))
         sub = self.open_charge(sub, quote, "proration", self.day, end, trace[0].rule,
                                trace[0].source)
         self.put(sub)
         kind = "charge" if credit <= charge else "credit"
         if credit > charge:
             notes.append(f"{rt.money_str(credit - charge, currency)} {currency} left as credit")
-        self.decision(sub, kind, quote, reasons=tuple(notes))
+        self.decision(sub, kind, quote, reasons=tuple(notes), charge=charge_id)
 
     # -- pause, resume, cancel ---------------------------------------------------------
     def on_pause_requested(self) -> None:
@@ -943,9 +993,19 @@ class _Tx:
     def resume(self, sub: Subscription, day: dt.date, at: dt.datetime) -> None:
         assert sub.paused_at is not None
         plan = self.rules.plans[sub.plan]
+        # the paid-up days are kept: the next charge is the paid-through date at the pause
+        # plus the calendar days paused, and that date is the new anchor (period 0)
         shift = dt.timedelta(days=(day - sub.paused_at).days)
-        sub = evolve(sub, status="active", anchor=sub.anchor + shift, paused_at=None,
-                           resume_by=None)
+        paid_through = self.next_charge(sub)
+        payment = sub.payment
+        if payment is not None and payment.period_end == paid_through:
+            # the paid period ends as many days later (prorated refunds count from it)
+            payment = evolve(payment, period_start=payment.period_start + shift,
+                             period_end=payment.period_end + shift)
+        # a cancel at the period end waits for the end of the paid days too
+        cancel_at = sub.cancel_at + shift if sub.cancel_at == paid_through else sub.cancel_at
+        sub = evolve(sub, status="active", anchor=paid_through + shift, index=0,
+                     paused_at=None, resume_by=None, payment=payment, cancel_at=cancel_at)
         rule = self.rules.model.lifecycle.pause_rule
         self.emit("subscription.resumed", sub, at=at, rule=rule.name if rule else None,
                   source=rule.span if rule else None, date=self.next_charge(sub))
@@ -987,26 +1047,48 @@ class _Tx:
         self.decision(sub, "none", reasons=(f"consent declined: cancels at period end, "
                                             f"{sub.cancel_at}",))
 
-    # -- refunds -----------------------------------------------------------------------
+    # -- refunds and credits -----------------------------------------------------------
+    def refund_target(self, sub: Subscription) -> Payment:
+        """The paid charge a refund is for: the one ``charge`` names, else the latest."""
+        wanted = self.event.charge
+        if wanted is None:
+            if sub.payment is None:
+                raise _fail("nothing_to_refund",
+                            f"subscription '{sub.id}' has no payment to refund")
+            return sub.payment
+        for payment in (sub.payment, *reversed(sub.earlier_payments)):
+            if payment is not None and payment.charge == wanted:
+                return payment
+        if sub.charge is not None and sub.charge.id == wanted:
+            raise _fail("unknown_charge", f"charge '{wanted}' of subscription '{sub.id}' is "
+                        "not paid; only a paid charge can be refunded")
+        raise _fail("unknown_charge", f"subscription '{sub.id}' has no paid charge '{wanted}'")
+
     def on_refund_requested(self) -> None:
         sub = self.subscription()
-        payment = sub.payment
-        if payment is None or payment.total - payment.refunded <= 0:
-            raise _fail("nothing_to_refund", f"subscription '{sub.id}' has no payment to refund")
+        payment = self.refund_target(sub)
         refundable = payment.total - payment.refunded
-        policy = self.rules.model.lifecycle
         currency = payment.currency
+        if refundable <= 0:
+            raise _fail("nothing_to_refund", f"charge '{payment.charge}' of subscription "
+                        f"'{sub.id}' has nothing left to refund" if payment.charge else
+                        f"subscription '{sub.id}' has no payment to refund")
+        policy = self.rules.model.lifecycle
         trace = (self.engine.trace("lifecycle refund", policy.span),)
         paid_day = rt.local_date(payment.at, self.tz)
+        goodwill = self.event.amount is not None
         if self.event.amount is not None:
             amount = self.event.amount
             if rt.quantize(amount, currency) != amount:
                 raise _fail("bad_field", f"{currency} amounts have at most "
                             f"{-rt.exponent(currency).as_tuple().exponent} decimals")  # type: ignore[operator]
+            if amount <= 0:
+                raise _fail("bad_field", "a refund 'amount' must be more than 0")
             if amount > refundable:
                 raise _fail("refund_too_large", f"refund of {rt.money_str(amount, currency)} "
                             f"{currency} is more than the {rt.money_str(refundable, currency)} "
-                            "still refundable")
+                            f"{currency} still refundable"
+                            + (f" of charge '{payment.charge}'" if payment.charge else ""))
             mode = "requested"
         else:
             within = policy.refund_within is not None and self.day <= rt.add(
@@ -1024,26 +1106,61 @@ class _Tx:
                 unused = max(0, min(whole, (payment.period_end - self.day).days))
                 amount = min(refundable, rt.prorate(payment.total, unused, whole, currency,
                                                     self.rounding))
-        # the refund carries the payment's tax in proportion, rounded once
-        tax = payment.tax if amount == payment.total else rt.prorate(
-            payment.tax, amount, payment.total, currency, self.rounding)
-        sub = evolve(sub, payment=evolve(payment, refunded=payment.refunded + amount))
+        # the refund carries the payment's tax in proportion, rounded once; the refunds of
+        # one charge together give back exactly its tax when they give back all of it
+        tax_left = payment.tax - payment.refunded_tax
+        tax = tax_left if amount == refundable else min(tax_left, rt.prorate(
+            payment.tax, amount, payment.total, currency, self.rounding))
+        refunded = evolve(payment, refunded=payment.refunded + amount,
+                          refunded_tax=payment.refunded_tax + tax)
+        if payment is sub.payment:
+            sub = evolve(sub, payment=refunded)
+        else:
+            sub = evolve(sub, earlier_payments=tuple(
+                refunded if p is payment else p for p in sub.earlier_payments))
         # the store, carrier or partner gives its share of the refunded part back
         sf = self.rules.storefronts[sub.storefront]
         commission = rt.percent_of(amount - tax, sf.commission, currency, self.rounding)
         self.emit("payment.refunded", sub, rule="lifecycle refund", source=policy.span,
                   amount=amount, tax=tax, net=amount - tax, commission=commission,
-                  psp=payment.psp, reasons=(mode,))
+                  psp=payment.psp, reasons=(mode,), charge=payment.charge)
         quote_fields: dict[str, Any] = dict(currency=currency, total=amount, tax=tax,
                                             net=amount - tax, reasons=(f"refund {mode}",),
-                                            trace=trace)
-        if sub.status != "canceled":
+                                            trace=trace, charge=payment.charge)
+        # a goodwill refund (an amount) keeps the subscription unless it says "cancel"
+        ends = not goodwill or self.event.cancel is True
+        if ends and sub.status != "canceled":
             sub = evolve(sub, status="canceled", cancel_at=None, charge=None, dunning=None)
             self.emit("subscription.canceled", sub, rule="lifecycle refund", source=policy.span)
             sub = self.set_entitlements(sub, (), "lifecycle refund", policy.span)
         self.put(sub)
-        self.decision(sub, "refund", next_charge=None, psp=payment.psp, **quote_fields)
+        if ends:
+            quote_fields["next_charge"] = None
+        self.decision(sub, "refund", psp=payment.psp, **quote_fields)
         return None
+
+    def on_credit_granted(self) -> None:
+        sub = self.subscription()
+        sf = self.rules.storefronts[sub.storefront]
+        currency = sf.currency
+        amount = self.event.amount
+        assert amount is not None
+        if sub.status == "canceled":
+            raise _fail("already_canceled", f"subscription '{sub.id}' is canceled")
+        if sf.store_managed:
+            raise _fail("store_managed", f"storefront '{sf.name}' is billed by the "
+                        f"{sf.channel}; a credit cannot come off its charges")
+        if rt.quantize(amount, currency) != amount or amount <= 0:
+            raise _fail("bad_field", f"a credit is more than 0 and has at most "
+                        f"{-rt.exponent(currency).as_tuple().exponent} decimals in "  # type: ignore[operator]
+                        f"{currency}")
+        sub = self.put(evolve(sub, credit_balance=sub.credit_balance + amount))
+        reason = self.event.reason
+        self.emit("credit.issued", sub, amount=amount, reasons=(reason,) if reason else ())
+        balance = rt.money_str(sub.credit_balance, currency)
+        self.decision(sub, "credit", currency=currency, credit=amount,
+                      reasons=(f"credit balance {balance} {currency}",
+                               *((reason,) if reason else ())))
 
     # -- store notifications -----------------------------------------------------------
     def on_store_notification(self) -> None:
@@ -1121,12 +1238,15 @@ class _Tx:
         self.decision(sub, "none")
 
     def on_refund_requested_full(self) -> None:
+        """A store's refund: what is left of the latest payment, and the end of the
+        subscription."""
         sub = self.subscription()
         if sub.payment is None:
             raise _fail("nothing_to_refund", f"subscription '{sub.id}' has no payment to refund")
         if self.event.amount is None:
             refundable = sub.payment.total - sub.payment.refunded
             self.event = attrs.evolve(self.event, amount=refundable)
+        self.event = attrs.evolve(self.event, cancel=True)
         self.on_refund_requested()
 
 
@@ -1161,11 +1281,11 @@ def _where(source: Any) -> str:
 _WHERE: dict[int, tuple[m.Span, str]] = {}
 
 
-def _charged(quote: Quote) -> dict[str, Any]:
+def _charged(quote: Quote, charge: str | None) -> dict[str, Any]:
     """The figures a revenue event carries for a charge it opens (tax-exclusive, as the
-    ledger reads them; ``amount`` is what the customer owes)."""
+    ledger reads them; ``amount`` is what the customer owes) and the charge's id."""
     return {"gross": quote.gross_ex, "discount": quote.discount_ex, "credit": quote.credit_ex,
-            "tax": quote.tax, "net": quote.net, "amount": quote.total}
+            "tax": quote.tax, "net": quote.net, "amount": quote.total, "charge": charge}
 
 
 def _redemption_key(promotion: str, customer: str) -> str:

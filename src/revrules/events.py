@@ -33,11 +33,12 @@ EVENT_TYPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "cancel_requested": (("subscription",), ()),
     "consent_given": (("subscription",), ()),
     "consent_declined": (("subscription",), ()),
-    "refund_requested": (("subscription",), ("amount",)),
+    "refund_requested": (("subscription",), ("amount", "charge", "cancel")),
+    "credit_granted": (("subscription", "amount"), ("reason",)),
     "tick": ((), ()),
 }
 _STRING_FIELDS = ("subscription", "storefront", "plan", "code", "reason", "currency", "psp",
-                  "reference", "notification", "subtype")
+                  "reference", "notification", "subtype", "charge")
 
 
 class EventError(Exception):
@@ -69,6 +70,8 @@ class Event:
     attempt: int | None = None
     notification: str | None = None
     subtype: str | None = None
+    charge: str | None = None  # refund_requested: the id of the paid charge to refund
+    cancel: bool | None = None  # refund_requested with an amount: cancel as well
 
 
 def parse_time(value: object, field: str = "at") -> dt.datetime:
@@ -137,6 +140,9 @@ def parse_event(data: Mapping[str, Any]) -> Event:
         elif key == "attempt":
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise EventError("bad_field", "'attempt' must be a whole number")
+        elif key == "cancel":
+            if not isinstance(value, bool):
+                raise EventError("bad_field", "'cancel' must be true or false")
         values[key] = value
     return Event(id=event_id, type=kind, at=at, **values)
 

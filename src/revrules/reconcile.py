@@ -18,7 +18,7 @@ Gap kinds:
 ``double_payment``
     a payment for a charge already paid (same reference, or no charge open).
 ``refund_above_paid``
-    a refund request for more than is still refundable.
+    a refund request for more than is still refundable (of the charge it names).
 ``settlement_without_payment``
     a settlement row whose reference matches no payment in the log.
 ``payment_not_in_settlement``
@@ -113,6 +113,7 @@ class _Paid:
     rule: str | None
     source: str | None
     refunded: Decimal = ZERO
+    charge: str | None = None  # the id of the charge it paid
 
 
 def read_settlements(lines: Iterable[str]) -> list[Settlement]:
@@ -208,7 +209,8 @@ def _check_event(event: Event, outcome: Outcome, before: State, gaps: list[Gap],
                                 sub_id, day, cur, settled.amount, event.amount, settled.rule,
                                 settled.source, event.reference))
             record = _Paid(event.id, settled.subscription, day, cur, settled.amount,
-                           event.psp or settled.psp, settled.rule, settled.source)
+                           event.psp or settled.psp, settled.rule, settled.source,
+                           charge=settled.charge)
             payments_by_sub.setdefault(settled.subscription, []).append(record)
             if event.reference is not None:
                 key = ((event.psp or settled.psp or ""), event.reference)
@@ -244,6 +246,10 @@ def _check_event(event: Event, outcome: Outcome, before: State, gaps: list[Gap],
                 "refund_too_large", "nothing_to_refund"):
             sub = before.subscription(sub_id or "")
             payment = sub.payment if sub is not None else None
+            if sub is not None and event.charge is not None:
+                # the refund names its charge: what is left of that one
+                payment = next((p for p in (sub.payment, *sub.earlier_payments)
+                                if p is not None and p.charge == event.charge), None)
             refundable = payment.total - payment.refunded if payment is not None else ZERO
             refund_cur = payment.currency if payment is not None else None
             history = payments_by_sub.get(sub_id or "", [])
@@ -254,12 +260,16 @@ def _check_event(event: Event, outcome: Outcome, before: State, gaps: list[Gap],
         elif outcome.ok:
             for e in outcome.events:
                 if e.type == "payment.refunded" and payments_by_sub.get(e.subscription):
-                    last = payments_by_sub[e.subscription][-1]
-                    payments_by_sub[e.subscription][-1] = attrs.evolve(
-                        last, refunded=last.refunded + e.amount)
+                    # the payment of the charge the refund names, else the latest
+                    records = payments_by_sub[e.subscription]
+                    i = next((i for i in range(len(records) - 1, -1, -1)
+                              if e.charge is not None and records[i].charge == e.charge),
+                             len(records) - 1)
+                    last = records[i]
+                    records[i] = attrs.evolve(last, refunded=last.refunded + e.amount)
                     for key, value in paid.items():
                         if value.event == last.event:
-                            paid[key] = payments_by_sub[e.subscription][-1]
+                            paid[key] = records[i]
     return 0
 
 

@@ -56,6 +56,7 @@ class Decision:
     grace_ends: dt.date | None = None
     reasons: tuple[str, ...] = ()
     trace: tuple[Trace, ...] = ()
+    charge: str | None = None  # the id of the charge the decision opens, retries, pays or refunds
 
 
 @attrs.frozen
@@ -91,6 +92,7 @@ class RevenueEvent:
     date: dt.date | None = None  # the date the event points at: retry, period end, …
     ruleset: str | None = None
     version: str | None = None
+    charge: str | None = None  # the charge it opens, pays, fails, retries or refunds
 
 
 @attrs.frozen

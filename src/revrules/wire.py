@@ -61,17 +61,18 @@ T = TypeVar("T")
 
 #: Key order of an outcome (``error`` replaces ``decisions`` and ``events`` when not ok).
 OUTCOME_KEYS = ("event", "ok", "decisions", "events", "error", "replayed")
-#: Key order of a decision: WIRE.md's keys, then ``grace_ends``. Every key is always present.
+#: Key order of a decision: WIRE.md's keys, then ``grace_ends`` and ``charge``. Every key is
+#: always present.
 DECISION_KEYS = ("subscription", "kind", "currency", "list", "discounts", "credit", "tax",
                  "net", "total", "psp", "trial_days", "next_charge", "due", "retry_at",
-                 "reasons", "trace", "grace_ends")
+                 "reasons", "trace", "grace_ends", "charge")
 #: The revenue-event keys WIRE.md lists, in its order: always present (null when unset).
 REVENUE_EVENT_KEYS = ("id", "type", "at", "subscription", "customer", "storefront", "channel",
                       "plan", "currency", "gross", "discount", "tax", "net", "rule", "source")
 #: Further revenue-event keys, in this order, written only when they differ from their
 #: default (None, an empty list, or a zero amount).
 REVENUE_EVENT_EXTRA_KEYS = ("credit", "amount", "commission", "psp", "reasons", "entitlements",
-                            "date", "ruleset", "version")
+                            "date", "ruleset", "version", "charge")
 _DECISION_MONEY = frozenset({"list", "credit", "tax", "net", "total"})
 _EVENT_MONEY = frozenset({"gross", "discount", "tax", "net", "credit", "amount", "commission"})
 
