@@ -251,12 +251,14 @@ class _Tx:
                     trace.append(self.engine.trace(rate.rule.name, rate.rule.span))
                     break
         if sf.tax_inclusive:
+            # the tax is computed once, on the amount charged; the discount and the credit
+            # are split with the same rate, and gross is their sum with the net, so that a
+            # rounding residue never shows as a discount (LANGUAGE.md §5.1)
             tax = self._inner_tax(amount, rates, currency) or zero
             net, total = amount - tax, amount
-            gross_ex = net if amount == list_amount else (
-                list_amount - self._inner_tax(list_amount, rates, currency))
+            discount_ex = discount - self._inner_tax(discount, rates, currency)
             credit_ex = credit - self._inner_tax(credit, rates, currency)
-            discount_ex = gross_ex - credit_ex - net
+            gross_ex = net + discount_ex + credit_ex
         else:
             tax = zero
             for r in rates:
