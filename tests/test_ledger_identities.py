@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import invariant, rule
 
 import revrules
-from revrules import Engine, Ledger, Outcome
+from revrules import Engine, Ledger, Outcome, accounting
 from revrules.reconcile import reconcile
 from revrules.runtime import quantize
 
@@ -410,8 +410,16 @@ def _lifecycle() -> Any:
                     owed[sub.charge.currency] = owed.get(sub.charge.currency, D(0)) + \
                         sub.charge.net
             totals = Ledger.fold(self.revenue, test_state_machine.RULES).totals()
+            opened: dict[str, Decimal] = {}
+            for e in self.revenue:
+                if e.type in accounting.OPENING and e.amount:
+                    opened[e.currency] = opened.get(e.currency, D(0)) + e.net
+                elif e.type == "payment.succeeded":
+                    opened[e.currency] = opened.get(e.currency, D(0)) - e.net
             for currency, figures in totals.items():  # outstanding = the open charges
                 assert figures.outstanding == owed.get(currency, D(0)), (currency, owed)
+                # every charge opened is paid, written off or still outstanding
+                assert opened.get(currency, D(0)) == figures.written_off + figures.outstanding
             for e in self.revenue:
                 assert e.rule, e
                 assert e.source is not None and e.source.count(":") == 2, e
