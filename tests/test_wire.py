@@ -203,10 +203,12 @@ def test_revenue_event_keys_in_wire_order_and_extras_only_when_set() -> None:
 def test_revenue_event_extras_come_in_a_fixed_order() -> None:
     event = revenue_event(version="1", ruleset="streaming", date=dt.date(2027, 1, 16),
                           entitlements=("hd",), reasons=("r",), psp="stripe",
-                          commission=Decimal("0.5"), credit=Decimal(1), charge="s1:2")
+                          commission=Decimal("0.5"), credit=Decimal(1), charge="s1:2",
+                          list=Decimal("4"), recurring=Decimal(0))
     out = wire.revenue_event_to_wire(event)
     assert list(out)[len(wire.REVENUE_EVENT_KEYS):] == list(wire.REVENUE_EVENT_EXTRA_KEYS)
     assert out["date"] == "2027-01-16" and out["entitlements"] == ["hd"]
+    assert out["list"] == "4.000" and out["recurring"] == "0.000"  # set, so written
 
 
 def test_datetimes_are_written_in_utc() -> None:

@@ -50,6 +50,9 @@ class Quote:
     discount_ex: Decimal
     credit_ex: Decimal
     trace: tuple[Trace, ...]
+    # the recurring price this charge implies: list less recurring discounts, tax-exclusive
+    # (what MRR counts; meaningless for a proration, whose list is a part of a period)
+    recurring: Decimal = ZERO
 
     @property
     def discount(self) -> Decimal:
@@ -243,26 +246,23 @@ class _Tx:
         if amount < 0:
             amount = zero
         ctx = self.ctx(sub, cycle)
-        rates: list[Decimal] = []
-        for table in rules.taxes:
-            for rate, test in table:
-                if test is None or test(ctx):
-                    rates.append(rate.rate)
-                    trace.append(self.engine.trace(rate.rule.name, rate.rule.span))
-                    break
+        rates = self.tax_rates(ctx, trace)
         if sf.tax_inclusive:
+            # the tax is computed once, on the amount charged; the discount and the credit
+            # are split with the same rate, and gross is their sum with the net, so that a
+            # rounding residue never shows as a discount (LANGUAGE.md §5.1)
             tax = self._inner_tax(amount, rates, currency) or zero
             net, total = amount - tax, amount
-            gross_ex = net if amount == list_amount else (
-                list_amount - self._inner_tax(list_amount, rates, currency))
+            discount_ex = discount - self._inner_tax(discount, rates, currency)
             credit_ex = credit - self._inner_tax(credit, rates, currency)
-            discount_ex = gross_ex - credit_ex - net
+            gross_ex = net + discount_ex + credit_ex
         else:
             tax = zero
             for r in rates:
                 tax += rt.percent_of(amount, r, currency, mode)
             net, total = amount, amount + tax
             gross_ex, credit_ex, discount_ex = list_amount, credit, discount
+        recurring = self.recurring_net(list_amount, discounts, rates, sub.storefront)
         ctx.total = rt.Money(currency, total)
         psp = None
         for route, test in rules.route:
@@ -274,7 +274,47 @@ class _Tx:
             psp = sf.psps[0]
             trace.append(self.engine.trace(f"storefront {sf.name} psp", sf.span))
         return Quote(currency, list_amount, discounts, credit, tax, net, total, psp, gross_ex,
-                     discount_ex, credit_ex, tuple(trace))
+                     discount_ex, credit_ex, tuple(trace), recurring)
+
+    def tax_rates(self, ctx: Ctx, trace: list[Trace]) -> list[Decimal]:
+        """Each tax table's first rate whose condition holds (cited in ``trace``)."""
+        rates: list[Decimal] = []
+        for table in self.rules.taxes:
+            for rate, test in table:
+                if test is None or test(ctx):
+                    rates.append(rate.rate)
+                    trace.append(self.engine.trace(rate.rule.name, rate.rule.span))
+                    break
+        return rates
+
+    def tax_exclusive(self, amount: Decimal, rates: list[Decimal], storefront: str) -> Decimal:
+        """``amount`` as the ruleset states it, without tax (split out on an inclusive
+        storefront with the rates of the charge, exactly as a charge of it is split)."""
+        sf = self.rules.storefronts[storefront]
+        amount = rt.quantize(amount, sf.currency)
+        if not sf.tax_inclusive:
+            return amount
+        return amount - self._inner_tax(amount, rates, sf.currency)
+
+    def recurring_net(self, list_amount: Decimal, discounts: tuple[Discount, ...],
+                      rates: list[Decimal], storefront: str) -> Decimal:
+        """The recurring price per period: the list price less the discounts that recur (a
+        promotion for more than one cycle, or forever), tax-exclusive."""
+        promotions = self.rules.promotions
+        off = sum((d.amount for d in discounts if _recurs(promotions.get(d.rule))), ZERO)
+        return self.tax_exclusive(max(list_amount - off, ZERO), rates, storefront)
+
+    def recurring_price(self, sub: Subscription, day: dt.date) -> Decimal:
+        """What ``sub`` will recur at from its next charge, as known now (its price and the
+        promotions attached to it): what MRR counts after a plan change."""
+        cycle = sub.cycle + 1
+        discounts: tuple[Discount, ...] = _NO_DISCOUNTS
+        if sub.contract is None:
+            chosen = self.choose_promotions(sub, sub.price, cycle, day, None, [],
+                                            automatic=False)
+            discounts = tuple(Discount(p.name, amount) for p, amount, _ in chosen)
+        rates = self.tax_rates(self.ctx(sub, cycle), [])
+        return self.recurring_net(sub.price, discounts, rates, sub.storefront)
 
     def _inner_tax(self, amount: Decimal, rates: list[Decimal], currency: str) -> Decimal:
         """The tax inside a tax-inclusive amount: Σ round(amount × r / (1 + Σr)), one
@@ -539,7 +579,8 @@ class _Tx:
             quote = self.quote(sub, list_amount, discounts, ZERO, 1, trace)
         charge_id = None if trial_granted else self.charge_id(sub)
         self.emit("subscription.started", sub, rule=f"plan {plan.name}", source=plan.span,
-                  **({} if trial_granted else _charged(quote, charge_id)))
+                  **({} if trial_granted else dict(_charged(quote, charge_id),
+                                                    recurring=quote.recurring)))
         self.emit("entitlement.granted", sub, rule=f"plan {plan.name}", source=plan.span,
                   entitlements=plan.entitlements)
         due = rt.add(day, sf.terms) if sf.terms else None
@@ -720,7 +761,7 @@ class _Tx:
             reasons.append(self.credit_note(quote.credit, sub))
         charge_id = self.charge_id(sub)
         self.emit("subscription.renewed", sub, at=at, rule=trace[0].rule, source=trace[0].source,
-                  date=start, **_charged(quote, charge_id))
+                  date=start, recurring=quote.recurring, **_charged(quote, charge_id))
         sub = self.open_charge(sub, quote, "renewal", start, end, trace[0].rule, trace[0].source)
         self.put(sub)
         sf = rules.storefronts[sub.storefront]
@@ -741,7 +782,7 @@ class _Tx:
             trace.append(self.engine.trace(f"contract {contract.name}", contract.span))
             if contract.amount != sub.price:
                 self.emit("price.changed", sub, at=at, rule=f"contract {contract.name}",
-                          source=contract.span, gross=contract.amount)
+                          source=contract.span, **self.price_figures(sub, contract.amount))
             return evolve(sub, price=contract.amount, contract=contract.name), \
                 contract.amount
         entry = self.price_entry(sub.plan, sub.storefront, day, existing=True)
@@ -756,15 +797,23 @@ class _Tx:
                 sub.consent == "collected" and sub.consent_price == entry.amount):
             if sub.consent == "requested" and sub.consent_price == entry.amount:
                 self.emit("consent.deferred", sub, at=at, rule=rule, source=entry.span,
-                          gross=entry.amount)
+                          **self.price_figures(sub, entry.amount))
             else:
                 self.emit("consent.requested", sub, at=at, rule=rule, source=entry.span,
-                          gross=entry.amount)
+                          **self.price_figures(sub, entry.amount))
                 sub = evolve(sub, consent="requested", consent_price=entry.amount)
             return sub, sub.price
-        self.emit("price.changed", sub, at=at, rule=rule, source=entry.span, gross=entry.amount)
+        self.emit("price.changed", sub, at=at, rule=rule, source=entry.span,
+                  **self.price_figures(sub, entry.amount))
         return evolve(sub, price=entry.amount, contract=None, consent=None,
                             consent_price=None), entry.amount
+
+    def price_figures(self, sub: Subscription, amount: Decimal) -> dict[str, Any]:
+        """What a price event carries: ``gross`` tax-exclusive, as a renewal at that price
+        would carry it, and ``list``, the price as the ruleset states it."""
+        rates = self.tax_rates(self.ctx(sub, sub.cycle + 1), [])
+        return {"gross": self.tax_exclusive(amount, rates, sub.storefront),
+                "list": rt.quantize(amount, self.rules.storefronts[sub.storefront].currency)}
 
     def change_plan(self, sub: Subscription, target: str, at: dt.datetime,
                     day: dt.date, **charged: Any) -> Subscription:
@@ -777,13 +826,17 @@ class _Tx:
         change = next((c for c in old.changes if c.target == target), None)
         kind = change.kind if change else "upgrade"
         source = change.span if change else new.span
-        entry = self.price_entry(target, sub.storefront, day, existing=False)
+        # the subscription moves in as an existing one: the price its later renewals keep
+        # (else a pending scheduled price would read as a change that never happened)
+        entry = self.price_entry(target, sub.storefront, day, existing=True) or \
+            self.price_entry(target, sub.storefront, day, existing=False)
         price = entry.amount if entry is not None else sub.price
         sub = evolve(sub, plan=target, price=price, pending_plan=None, consent=None,
                      consent_price=None, contract=None)
         # the event names the plan moved to; its rule names the plan left
         rule = f"plan {old.name} {kind}"
-        self.emit(f"subscription.{kind}d", sub, at=at, rule=rule, source=source, **charged)
+        self.emit(f"subscription.{kind}d", sub, at=at, rule=rule, source=source,
+                  recurring=self.recurring_price(sub, day), **charged)
         return self.set_entitlements(sub, new.entitlements, rule, source, at)
 
     def cancel(self, sub: Subscription, at: dt.datetime, rule: str, source: Any,
@@ -1032,8 +1085,14 @@ class _Tx:
             raise _fail("no_consent_pending", f"subscription '{sub.id}' has no price change "
                         "waiting for consent")
         sub = evolve(sub, consent="collected")
+        price = sub.consent_price if sub.consent_price is not None else sub.price
+        # the price line that asked for the consent: the latest one at that price
+        entry = next((e for e in reversed(self.rules.prices.get((sub.plan, sub.storefront), ()))
+                      if e.consent and e.amount == price), None)
+        plan = self.rules.plans[sub.plan]
         self.emit("consent.collected", sub, rule=f"price {sub.plan} {sub.storefront}",
-                  gross=sub.consent_price or ZERO)
+                  source=entry.span if entry is not None else plan.span,
+                  **self.price_figures(sub, price))
         self.put(sub)
         self.decision(sub, "none")
 
@@ -1156,7 +1215,10 @@ class _Tx:
                         f"{currency}")
         sub = self.put(evolve(sub, credit_balance=sub.credit_balance + amount))
         reason = self.event.reason
-        self.emit("credit.issued", sub, amount=amount, reasons=(reason,) if reason else ())
+        # a goodwill credit has no rule of its own: it cites the plan whose charges it reduces
+        plan = self.rules.plans[sub.plan]
+        self.emit("credit.issued", sub, rule=f"plan {plan.name}", source=plan.span, amount=amount,
+                  reasons=(reason,) if reason else ())
         balance = rt.money_str(sub.credit_balance, currency)
         self.decision(sub, "credit", currency=currency, credit=amount,
                       reasons=(f"credit balance {balance} {currency}",
@@ -1211,12 +1273,15 @@ class _Tx:
     def store_grace_over(self, sub: Subscription) -> None:
         policy, _ = self.dunning_policy(sub)
         then = policy.then if policy else "cancel"
-        rule = f"dunning {policy.name}" if policy else "store"
-        self.cancel(sub, self.event.at, rule, policy.span if policy else None,
+        sf = self.rules.storefronts[sub.storefront]
+        rule = f"dunning {policy.name}" if policy else f"storefront {sf.name}"
+        self.cancel(sub, self.event.at, rule, policy.span if policy else sf.span,
                     status={"cancel": "canceled", "pause": "paused", "unpaid": "unpaid"}[then])
 
     def store_expired(self, sub: Subscription) -> None:
-        self.cancel(sub, self.event.at, "store", None)
+        # the store ended it: the storefront whose store speaks for the subscription
+        sf = self.rules.storefronts[sub.storefront]
+        self.cancel(sub, self.event.at, f"storefront {sf.name}", sf.span)
 
     def store_refund(self, sub: Subscription) -> None:
         self.on_refund_requested_full()
@@ -1286,6 +1351,11 @@ def _charged(quote: Quote, charge: str | None) -> dict[str, Any]:
     ledger reads them; ``amount`` is what the customer owes) and the charge's id."""
     return {"gross": quote.gross_ex, "discount": quote.discount_ex, "credit": quote.credit_ex,
             "tax": quote.tax, "net": quote.net, "amount": quote.total, "charge": charge}
+
+
+def _recurs(promotion: m.Promotion | None) -> bool:
+    """A discount that recurs: a promotion for more than one charged cycle, or forever."""
+    return promotion is not None and (promotion.cycles is None or promotion.cycles > 1)
 
 
 def _redemption_key(promotion: str, customer: str) -> str:

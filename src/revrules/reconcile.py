@@ -12,7 +12,9 @@ Gap kinds:
 ``amount_differs`` / ``currency_differs``
     a payment event reports another amount or currency than the open charge.
 ``never_settled``
-    a charge still open at the end of the log, or dropped unpaid when dunning ended.
+    a charge still open (outstanding) at the end of the log, or written off unpaid when
+    the subscription was canceled: the same definitions as the ledger's
+    (:mod:`revrules.accounting`).
 ``payment_without_charge``
     a payment for a subscription with no open charge and no earlier payment.
 ``double_payment``
@@ -39,9 +41,11 @@ from typing import Any
 
 import attrs
 
+from . import accounting
+from .accounting import Account
 from .engine import Engine
 from .events import Event, EventError, parse_event
-from .results import Outcome, RevenueEvent
+from .results import Outcome
 from .ruleset import Ruleset
 from .runtime import money_str
 from .state import State
@@ -156,7 +160,7 @@ def reconcile(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError]
     gaps: list[Gap] = []
     paid: dict[tuple[str, str], _Paid] = {}  # (psp, reference) → payment
     payments_by_sub: dict[str, list[_Paid]] = {}
-    failed: dict[str, RevenueEvent] = {}  # subscription → last failed charge, unpaid
+    accounts: dict[str, Account] = {}  # subscription → the books' view (as the ledger's)
     count = 0
     for item in events:
         if isinstance(item, EventError):
@@ -169,15 +173,23 @@ def reconcile(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError]
         if event is not None:
             count += _check_event(event, outcome, state, gaps, paid, payments_by_sub)
         if outcome.ok:
-            _track_unsettled(outcome, failed, gaps)
+            _track_unsettled(outcome, accounts, gaps)
         state = outcome.state
-    for sub_id in sorted(state.subscriptions.keys()):
-        sub = state.subscriptions[sub_id]
-        charge = sub.charge
-        if charge is not None:
+    for sub_id in sorted(accounts):
+        account = accounts[sub_id]
+        owed = account.charge
+        if owed is None or not account.outstanding:
+            continue  # nothing open, or canceled
+        sub = state.subscription(sub_id)
+        charge = sub.charge if sub is not None else None
+        if charge is not None:  # the engine's record of the same charge says more
             gaps.append(Gap("never_settled", f"charge of {charge.period_start} still open at "
                             "the end of the log", None, sub_id, charge.at.date(),
                             charge.currency, charge.total, None, charge.rule, charge.source))
+        else:
+            gaps.append(Gap("never_settled", f"charge of {owed.date} still open at the end "
+                            "of the log", None, sub_id, owed.at.date(), owed.currency,
+                            owed.amount, None, owed.rule, owed.source))
     checked = 0
     fees: dict[tuple[str, str], Decimal] = {}
     if settlements is not None:
@@ -273,19 +285,17 @@ def _check_event(event: Event, outcome: Outcome, before: State, gaps: list[Gap],
     return 0
 
 
-def _track_unsettled(outcome: Outcome, failed: dict[str, RevenueEvent],
+def _track_unsettled(outcome: Outcome, accounts: dict[str, Account],
                      gaps: list[Gap]) -> None:
     for e in outcome.events:
-        if e.type == "payment.failed":
-            failed.setdefault(e.subscription, e)
-        elif e.type == "payment.succeeded":
-            failed.pop(e.subscription, None)
-        elif e.type == "subscription.canceled" and e.subscription in failed:
-            first = failed.pop(e.subscription)
-            gaps.append(Gap("never_settled", f"charge failed on {first.at.date()} and was "
-                            f"dropped when the subscription was canceled ({e.rule})",
+        done = accounting.step(accounts.get(e.subscription, Account()), e)
+        accounts[e.subscription] = done.account
+        off = done.written_off
+        if off is not None:
+            gaps.append(Gap("never_settled", f"charge of {off.date} was written off unpaid "
+                            f"when the subscription was canceled ({e.rule})",
                             outcome.event, e.subscription, e.at.date(), e.currency,
-                            first.amount, None, first.rule, first.source))
+                            off.amount, None, off.rule, off.source))
 
 
 def _check_settlements(rows: list[Settlement], paid: dict[tuple[str, str], _Paid],

@@ -72,9 +72,12 @@ REVENUE_EVENT_KEYS = ("id", "type", "at", "subscription", "customer", "storefron
 #: Further revenue-event keys, in this order, written only when they differ from their
 #: default (None, an empty list, or a zero amount).
 REVENUE_EVENT_EXTRA_KEYS = ("credit", "amount", "commission", "psp", "reasons", "entitlements",
-                            "date", "ruleset", "version", "charge")
+                            "date", "ruleset", "version", "charge", "list", "recurring")
 _DECISION_MONEY = frozenset({"list", "credit", "tax", "net", "total"})
-_EVENT_MONEY = frozenset({"gross", "discount", "tax", "net", "credit", "amount", "commission"})
+_EVENT_MONEY = frozenset({"gross", "discount", "tax", "net", "credit", "amount", "commission",
+                          "list", "recurring"})
+# extras written whenever they are set, zero included (a zero recurring price is a fact)
+_EVENT_OPTIONAL_MONEY = frozenset({"list", "recurring"})
 
 #: The first key of a state file; :func:`state_from_json` refuses other formats.
 STATE_FORMAT = "revrules-state/1"
@@ -168,7 +171,8 @@ def revenue_event_to_wire(event: RevenueEvent) -> dict[str, Any]:
             out[key] = value
     for key in REVENUE_EVENT_EXTRA_KEYS:
         value = getattr(event, key)
-        if value is None or value == () or (key in _EVENT_MONEY and not value):
+        if value is None or value == () or (key in _EVENT_MONEY and not value
+                                            and key not in _EVENT_OPTIONAL_MONEY):
             continue
         if key in _EVENT_MONEY:
             out[key] = _money(value, cur)
