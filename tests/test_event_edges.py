@@ -167,6 +167,15 @@ def test_insane_customer_attributes_are_refused(customer: dict[str, Any], code: 
     assert error_code(event, LIFE_ENGINE) == code
 
 
+def test_a_negative_zero_attribute_is_stored_as_zero() -> None:
+    log = Log()
+    log.send(type="checkout", at="2027-01-01", subscription="s", storefront="web",
+             plan="monthly", customer={"id": "c", "country": "DE", "score": "-0.00"})
+    score = log.state.subscriptions["s"].customer["score"]
+    assert score == 0 and not score.is_signed()
+    assert '"-0' not in wire.state_to_json(log.state)
+
+
 def test_attempt_is_bounded() -> None:
     log = Log()
     log.start(pay=False)

@@ -148,7 +148,7 @@ def check_decimal(value: Decimal, what: str) -> Decimal:
     if value and (value.adjusted() >= MAX_INTEGER_DIGITS or exponent < -MAX_FRACTION_DIGITS):
         raise EventError("out_of_range", f"{what} must have at most {MAX_INTEGER_DIGITS} "
                          f"digits before the decimal point and {MAX_FRACTION_DIGITS} after it")
-    return value
+    return value.copy_abs() if not value else value  # never a negative zero
 
 
 def check_int(value: int, what: str) -> int:

@@ -43,7 +43,7 @@ from .engine import Engine
 from .events import Event, EventError, parse_event
 from .results import Outcome, RevenueEvent
 from .ruleset import Ruleset
-from .runtime import money_str
+from .runtime import decimal_str, money_str
 from .state import State
 
 __all__ = ["Gap", "Reconciliation", "Settlement", "SettlementError", "read_settlements",
@@ -363,9 +363,9 @@ def _money(amount: Decimal | None, currency: str | None) -> str:
     if amount is None:
         return "-"
     try:
-        return money_str(amount, currency) if currency else str(amount)
+        return money_str(amount, currency) if currency else decimal_str(amount)
     except (ValueError, LookupError, InvalidOperation):
-        return str(amount)
+        return decimal_str(amount)
 
 
 def render_reconciliation(r: Reconciliation) -> str:
