@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 import immutables
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import revrules
@@ -234,6 +235,50 @@ def test_eval_goes_on_after_bad_events(tmp_path: Path, capsys: pytest.CaptureFix
         ("e1", True, None), ("e2", False, "out_of_range"), ("e3", False, "out_of_range"),
         ("e4", False, "out_of_range"), ("e5", True, None), ("e6", False, "out_of_range")]
     assert wire.state_from_json(state_out.read_text("utf-8")).subscriptions["s"].charge is None
+
+
+EXTREME = st.one_of(
+    st.integers(), st.integers(-(10**60), 10**60), st.text(max_size=300),
+    st.sampled_from(["1e400", "-0", "0", "-0.00", "NaN", "sNaN", "Infinity", "1e-400",
+                     "1" * 40, "12.99", "0.001", "9" * 15, "1E+15", " 1 ", "", "JPY", "EUR",
+                     "stripe", "adyen", "nobody", "REFUND", "DID_RENEW", "EXPIRED",
+                     "9999-12-31T23:59:59Z", "0001-01-01T00:00:00+14:00", "0001-01-01",
+                     "9999-12-31", "2999-12-31T23:59:59-14:00", "1900-01-01T00:00:00+14:00",
+                     "2027-02-30", "w1", "s1", "s8", "s13", "i1", "premium_monthly", "ios"]),
+    st.datetimes(min_value=dt.datetime(1, 1, 2), max_value=dt.datetime(9999, 12, 30),
+                 timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=14)),
+                                            dt.timezone(dt.timedelta(hours=-12))])
+                 ).map(lambda d: d.isoformat()),
+    st.dictionaries(st.sampled_from(["id", "country", "trials_used", "segment"]),
+                    st.one_of(st.integers(), st.text(max_size=300), st.sampled_from(
+                        ["NaN", "1e999999999", "0001-01-01", "-0"])), max_size=4),
+)
+
+
+@settings(max_examples=int(os.environ.get("REVRULES_FUZZ_EXAMPLES", "300")), deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(sorted(engine_module.EVENT_TYPES)),
+                          st.dictionaries(st.sampled_from(
+                              ["at", "subscription", "amount", "currency", "psp", "attempt",
+                               "customer", "code", "plan", "storefront", "notification",
+                               "subtype", "reason", "reference", "id"]), EXTREME, max_size=5)),
+                min_size=1, max_size=6))
+def test_extreme_values_never_reach_the_safety_net(
+        events: list[tuple[str, dict[str, Any]]]) -> None:
+    state = _EXAMPLE_STATE
+    for n, (kind, raw) in enumerate(events):
+        event = {"id": f"x{n}", "type": kind, "at": "2027-01-02", "subscription": "s1",
+                 **raw}
+        outcome = ENGINE.apply(state, event)
+        if not outcome.ok:
+            assert outcome.state is state
+            assert outcome.error is not None
+            assert outcome.error.code != "internal_error", (event, outcome.error)
+        state = outcome.state
+        wire.outcome_to_json(outcome)  # and the outcome prints
+
+
+_EXAMPLE_STATE = ENGINE.run(json.loads(line) for line in (
+    ROOT / "examples" / "events.jsonl").read_text("utf-8").splitlines())[0]
 
 
 # -- the safety net --------------------------------------------------------------------
