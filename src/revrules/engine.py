@@ -157,7 +157,7 @@ def _event_id(event: object) -> str:
     try:
         found = event.id if isinstance(event, Event) else (
             event.get("id") if isinstance(event, Mapping) else None)
-        return found if isinstance(found, str) else ""
+        return "" if found is None else str(found)
     except Exception:  # noqa: BLE001 - a mapping whose get raises
         return ""
 
@@ -229,7 +229,7 @@ class _Tx:
         the open charge's: its currency, its total (within the engine's tolerance, 0 by
         default: partial payments are refused) and its PSP or dunning's `retry via` PSP."""
         ev = self.event
-        if ev.currency is not None and ev.currency != charge.currency:
+        if ev.currency is not None and ev.currency.upper() != charge.currency:
             raise _fail("currency_mismatch", f"the payment is in {ev.currency} but the open "
                         f"charge of subscription '{sub.id}' is in {charge.currency}")
         if ev.amount is not None:
