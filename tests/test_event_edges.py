@@ -266,19 +266,24 @@ EXTREME = st.one_of(
 )
 
 
+EXTREME_AT = st.one_of(st.sampled_from(["2027-01-02", "2027-02-01T10:00:00Z",
+                                        "9999-12-31T23:59:59Z", "0001-01-01T00:00:00+14:00",
+                                        "2999-12-31T23:59:59Z", "1900-01-01"]), EXTREME)
+
+
 @settings(max_examples=int(os.environ.get("REVRULES_FUZZ_EXAMPLES", "300")), deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(sorted(engine_module.EVENT_TYPES)),
+                          st.sampled_from(["s1", "s2", "s8", "s9", "s13", "new"]), EXTREME_AT,
                           st.dictionaries(st.sampled_from(
-                              ["at", "subscription", "amount", "currency", "psp", "attempt",
-                               "customer", "code", "plan", "storefront", "notification",
-                               "subtype", "reason", "reference", "id"]), EXTREME, max_size=5)),
+                              ["amount", "currency", "psp", "attempt", "customer", "code",
+                               "plan", "storefront", "notification", "subtype", "reason",
+                               "reference", "id"]), EXTREME, max_size=3)),
                 min_size=1, max_size=6))
 def test_extreme_values_never_reach_the_safety_net(
-        events: list[tuple[str, dict[str, Any]]]) -> None:
+        events: list[tuple[str, str, Any, dict[str, Any]]]) -> None:
     state = _EXAMPLE_STATE
-    for n, (kind, raw) in enumerate(events):
-        event = {"id": f"x{n}", "type": kind, "at": "2027-01-02", "subscription": "s1",
-                 **raw}
+    for n, (kind, sub, at, raw) in enumerate(events):
+        event = {"id": f"x{n}", "type": kind, "at": at, "subscription": sub, **raw}
         outcome = ENGINE.apply(state, event)
         if not outcome.ok:
             assert outcome.state is state
