@@ -82,4 +82,6 @@ def test_random_events_fail_cleanly(events: list[dict[str, object]], kind: str) 
         if not outcome.ok:
             assert outcome.state is state
             assert outcome.error is not None and outcome.error.code and outcome.error.message
+            # the safety net is for defects: bad input gets its own code
+            assert outcome.error.code != "internal_error", outcome.error
         state = outcome.state

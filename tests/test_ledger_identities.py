@@ -266,7 +266,7 @@ def test_charges_have_a_discount_exactly_when_a_promotion_applied(
                                           storefront="s", **({"code": "PR"} if code else {}))]
     log.append(ev("p", "payment_succeeded", "x", f"{start}T00:01:00Z"))
     day = start + dt.timedelta(days=later % 31)
-    log.append(ev("u", "plan_change_requested", "x", day.isoformat(), plan="big"))
+    log.append(ev("u", "plan_change_requested", "x", f"{day}T00:01:30Z", plan="big"))
     log.append(ev("pu", "payment_succeeded", "x", f"{day}T00:02:00Z"))
     for n in range(renewals):
         due = dt.date(2027, 2 + n, 1)

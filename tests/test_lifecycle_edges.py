@@ -206,9 +206,8 @@ def test_items_of_one_subscription_on_one_date_keep_their_kind_order() -> None:
      "2027-06-01"),
     # across Feb 29: paid through 2028-02-15, 29 days
     ("2028-01-15", [], "2028-02-10", "2028-03-10", True, "2028-03-15", "2028-04-15"),
-    # across Feb 29 by `pause max`: paid through 2028-03-31, 02-20 → 04-20 is 60 days
-    ("2028-01-31", ["2028-02-29"], "2028-02-20", "2028-04-20", False, "2028-05-30",
-     "2028-06-30"),
+    # across Feb 29 by `pause max`: paid through 2028-02-29, 02-20 → 04-20 is 60 days
+    ("2028-01-31", [], "2028-02-20", "2028-04-20", False, "2028-04-29", "2028-05-29"),
     # the same day: nothing moves
     ("2027-01-31", [], "2027-02-10", "2027-02-10", True, "2027-02-28", "2027-03-28"),
 ])

@@ -23,7 +23,7 @@ from . import model as m
 from . import runtime as rt
 from .compiler import Ctx
 from .diagnostics import did_you_mean
-from .events import EVENT_TYPES, Event, EventError, parse_event
+from .events import EVENT_TYPES, Event, EventError, check_date, check_decimal, parse_event
 from .results import Decision, Discount, Error, Outcome, RevenueEvent, Trace
 from .ruleset import Ruleset
 from .state import AttachedPromotion, Charge, Dunning, Payment, State, Subscription, evolve
@@ -83,7 +83,13 @@ class Engine:
     True
     """
 
-    def __init__(self, ruleset: Ruleset):
+    def __init__(self, ruleset: Ruleset, *, payment_tolerance: Decimal = ZERO):
+        """``payment_tolerance``: how far a payment event's ``amount`` may be from the open
+        charge's total and still settle it (for the decided total); 0 by default."""
+        if not isinstance(payment_tolerance, Decimal) or not payment_tolerance.is_finite() \
+                or payment_tolerance < 0:
+            raise ValueError("payment_tolerance is a non-negative Decimal")
+        self.payment_tolerance = payment_tolerance
         self.rules = ruleset
         self.model = ruleset.model
         self.tz = ruleset.model.timezone
@@ -100,7 +106,20 @@ class Engine:
         return found
 
     def apply(self, state: State, event: Event | Mapping[str, Any]) -> Outcome:
-        """Apply one event; never raises for bad input (the outcome says what was wrong)."""
+        """Apply one event; never raises (the outcome says what was wrong).
+
+        An exception that is not a clean error of the event (a defect, or input nothing
+        else caught) becomes ``ok: false`` with the code ``internal_error``, a message
+        naming the exception's type, and the state exactly as it was.
+        """
+        try:
+            return self._apply(state, event)
+        except Exception as exc:  # noqa: BLE001 - the safety net: nothing escapes apply
+            return Outcome(_event_id(event), False, state, error=Error(
+                "internal_error", f"internal error ({type(exc).__name__}) while applying "
+                "this event; nothing was changed"))
+
+    def _apply(self, state: State, event: Event | Mapping[str, Any]) -> Outcome:
         if not isinstance(event, Event):
             try:
                 event = parse_event(event)
@@ -110,14 +129,15 @@ class Engine:
                                error=Error(exc.code, exc.message))
         if event.id in state.applied:
             return Outcome(event.id, True, state, replayed=True)
-        tx = _Tx(self, state, event)
         try:
             # every Decimal operation uses the engine's explicit context, never the caller's
             with decimal.localcontext(rt.CONTEXT):
+                tx = _Tx(self, state, event)
                 tx.run()
+                new_state = tx.commit()
         except (EventError, rt.EvaluationError) as exc:
             return Outcome(event.id, False, state, error=Error(exc.code, exc.message))
-        return Outcome(event.id, True, tx.commit(), tuple(tx.decisions), tuple(tx.events))
+        return Outcome(event.id, True, new_state, tuple(tx.decisions), tuple(tx.events))
 
     def run(self, events: Iterable[Event | Mapping[str, Any]],
             state: State | None = None) -> tuple[State, list[Outcome]]:
@@ -133,6 +153,20 @@ class Engine:
 
 def _fail(code: str, message: str) -> EventError:
     return EventError(code, message)
+
+
+def _event_id(event: object) -> str:
+    """The id of an event for an outcome, whatever the event is."""
+    try:
+        found = event.id if isinstance(event, Event) else (
+            event.get("id") if isinstance(event, Mapping) else None)
+        return "" if found is None else str(found)
+    except Exception:  # noqa: BLE001 - a mapping whose get raises
+        return ""
+
+
+def _time(at: dt.datetime) -> str:
+    return at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _Tx:
@@ -155,14 +189,69 @@ class _Tx:
 
     # -- plumbing ----------------------------------------------------------------------
     def run(self) -> None:
+        self.check_order()
         _HANDLERS[self.event.type](self)
 
+    def check_order(self) -> None:
+        """LANGUAGE.md §5.1 "Time order": nothing before the last tick, nothing before the
+        last event of its subscription; a tick is compared only with the last tick."""
+        ev = self.event
+        last_tick = self.state.last_tick
+        if last_tick is not None and ev.at < last_tick:
+            raise _fail("out_of_order", f"{ev.type} at {_time(ev.at)} is before the last "
+                        f"tick, at {_time(last_tick)}")
+        if ev.subscription is None or ev.type == "tick":
+            return
+        last = self.state.last_event.get(ev.subscription)
+        if last is not None and ev.at < last:
+            raise _fail("out_of_order", f"{ev.type} at {_time(ev.at)} is before the last "
+                        f"event of subscription '{ev.subscription}', at {_time(last)}")
+
     def commit(self) -> State:
+        ev = self.event
         clock = self.state.clock
-        if clock is None or self.event.at > clock:
-            clock = self.event.at
+        if clock is None or ev.at > clock:
+            clock = ev.at
+        last_tick = ev.at if ev.type == "tick" else self.state.last_tick
+        last_event = self.state.last_event
+        if ev.subscription is not None and ev.subscription in self.subs and \
+                last_event.get(ev.subscription) != ev.at:
+            last_event = last_event.set(ev.subscription, ev.at)
         return State(self.subs, self.redemptions, self.customer_redemptions,
-                     self.state.applied.set(self.event.id, True), clock, self.due)
+                     self.state.applied.set(ev.id, True), clock, self.due, last_event,
+                     last_tick)
+
+    def check_precision(self, amount: Decimal, currency: str) -> None:
+        if rt.quantize(amount, currency) != amount:
+            places = -int(rt.exponent(currency).as_tuple().exponent)
+            raise _fail("bad_precision", f"{currency} amounts have at most {places} decimals, "
+                        f"found {amount}")
+
+    def check_payment(self, sub: Subscription, charge: Charge) -> None:
+        """A payment event's ``currency``, ``amount`` and ``psp``, where given, must be
+        the open charge's: its currency, its total (within the engine's tolerance, 0 by
+        default: partial payments are refused) and its PSP or dunning's `retry via` PSP."""
+        ev = self.event
+        if ev.currency is not None and ev.currency.upper() != charge.currency:
+            raise _fail("currency_mismatch", f"the payment is in {ev.currency} but the open "
+                        f"charge of subscription '{sub.id}' is in {charge.currency}")
+        if ev.amount is not None:
+            self.check_precision(ev.amount, charge.currency)
+            if abs(ev.amount - charge.total) > self.engine.payment_tolerance:
+                raise _fail("amount_mismatch", f"the payment of "
+                            f"{rt.money_str(ev.amount, charge.currency)} {charge.currency} "
+                            f"does not match the open charge of subscription '{sub.id}', "
+                            f"{rt.money_str(charge.total, charge.currency)} "
+                            f"{charge.currency} (partial payments are not supported)")
+        if ev.psp is not None:
+            psps = [charge.psp] if charge.psp is not None else list(
+                self.rules.storefronts[sub.storefront].psps)
+            if sub.dunning is not None and sub.dunning.via and sub.dunning.via not in psps:
+                psps.append(sub.dunning.via)
+            if ev.psp not in psps:
+                expected = " or ".join(psps) if psps else "no PSP"
+                raise _fail("unknown_psp", f"the payment came through '{ev.psp}', but the open "
+                            f"charge of subscription '{sub.id}' goes through {expected}")
 
     def put(self, sub: Subscription) -> Subscription:
         """Store ``sub`` and keep the due index (what ``tick`` looks at) in step."""
@@ -629,6 +718,7 @@ class _Tx:
         sub = self.subscription()
         if sub.charge is None:
             raise _fail("no_open_charge", f"subscription '{sub.id}' has no open charge to pay")
+        self.check_payment(sub, sub.charge)
         # paying a charge that dunning left open brings the subscription back; a pause the
         # customer asked for (paused_at set) stays a pause
         recovers = sub.status in ("past_due", "unpaid") or (
@@ -658,6 +748,7 @@ class _Tx:
         charge = sub.charge
         if charge is None:
             raise _fail("no_open_charge", f"subscription '{sub.id}' has no open charge")
+        self.check_payment(sub, charge)
         self.emit("payment.failed", sub, rule=charge.rule, source=charge.source,
                   amount=charge.total, psp=self.event.psp or charge.psp,
                   reasons=(self.event.reason,) if self.event.reason else (), charge=charge.id)
@@ -1138,11 +1229,9 @@ class _Tx:
         goodwill = self.event.amount is not None
         if self.event.amount is not None:
             amount = self.event.amount
-            if rt.quantize(amount, currency) != amount:
-                raise _fail("bad_field", f"{currency} amounts have at most "
-                            f"{-rt.exponent(currency).as_tuple().exponent} decimals")  # type: ignore[operator]
             if amount <= 0:
                 raise _fail("bad_field", "a refund 'amount' must be more than 0")
+            self.check_precision(amount, currency)
             if amount > refundable:
                 raise _fail("refund_too_large", f"refund of {rt.money_str(amount, currency)} "
                             f"{currency} is more than the {rt.money_str(refundable, currency)} "
@@ -1374,14 +1463,19 @@ def _attribute_value(attr: m.Attribute, value: Any) -> Any:
         return value
     if kind == "decimal" and isinstance(value, (str, int)) and not isinstance(value, bool):
         try:
-            return Decimal(str(value))
+            number = Decimal(str(value))
         except ArithmeticError:
             pass
+        else:
+            if number.is_finite():  # NaN, sNaN and infinities are refused below
+                return check_decimal(number, f"customer attribute '{attr.name}'")
     if kind == "date" and isinstance(value, str):
         try:
-            return dt.date.fromisoformat(value)
+            day = dt.date.fromisoformat(value)
         except ValueError:
             pass
+        else:
+            return check_date(day, f"customer attribute '{attr.name}'")
     raise _fail("bad_field", f"customer attribute '{attr.name}' must be {_article(kind)}, "
                 f"found {value!r}")
 

@@ -47,7 +47,7 @@ from .engine import Engine
 from .events import Event, EventError, parse_event
 from .results import Outcome
 from .ruleset import Ruleset
-from .runtime import money_str
+from .runtime import decimal_str, money_str
 from .state import State
 
 __all__ = ["Gap", "Reconciliation", "Settlement", "SettlementError", "read_settlements",
@@ -234,6 +234,28 @@ def _check_event(event: Event, outcome: Outcome, before: State, gaps: list[Gap],
                 else:
                     paid[key] = record
             return 1
+        mismatch = outcome.error.code if outcome.error is not None else None
+        open_sub = before.subscriptions.get(sub_id) if sub_id is not None and mismatch in (
+            "amount_mismatch", "currency_mismatch") else None
+        charge = open_sub.charge if open_sub is not None else None
+        if open_sub is not None and charge is not None:
+            # the engine refuses a payment that does not match its open charge
+            cur = charge.currency
+            if mismatch == "currency_mismatch" and event.currency is not None:
+                gaps.append(Gap("currency_differs", f"paid in {event.currency}, charged in "
+                                f"{cur}", event.id, sub_id, day, cur, charge.total,
+                                event.amount, charge.rule, charge.source, event.reference,
+                                event.currency.upper()))
+            elif event.amount is not None:
+                gaps.append(Gap("amount_differs", f"paid {money_str(event.amount, cur)}, "
+                                f"charged {money_str(charge.total, cur)} {cur}", event.id,
+                                sub_id, day, cur, charge.total, event.amount, charge.rule,
+                                charge.source, event.reference))
+            if event.reference is not None:  # the PSP may still settle it: match it there
+                paid.setdefault((event.psp or charge.psp or "", event.reference), _Paid(
+                    event.id, open_sub.id, day, cur, charge.total, event.psp or charge.psp,
+                    charge.rule, charge.source))
+            return 1
         if outcome.error is not None and outcome.error.code in ("no_open_charge",
                                                                 "unknown_subscription"):
             earlier = payments_by_sub.get(sub_id or "", [])
@@ -361,9 +383,9 @@ def _money(amount: Decimal | None, currency: str | None) -> str:
     if amount is None:
         return "-"
     try:
-        return money_str(amount, currency) if currency else str(amount)
+        return money_str(amount, currency) if currency else decimal_str(amount)
     except (ValueError, LookupError, InvalidOperation):
-        return str(amount)
+        return decimal_str(amount)
 
 
 def render_reconciliation(r: Reconciliation) -> str:

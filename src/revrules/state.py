@@ -150,6 +150,11 @@ class State:
     # retry, a grace end, a period-end cancel, a pause end); only subscriptions with
     # something pending, so that `tick` need not look at every subscription
     due: immutables.Map[str, dt.date] = attrs.field(factory=_empty_map)
+    # LANGUAGE.md §5.1 "Time order": an event dated before the last event applied to its
+    # subscription (subscription id → that time), or before the last `tick`, is refused
+    # with `out_of_order`
+    last_event: immutables.Map[str, dt.datetime] = attrs.field(factory=_empty_map)
+    last_tick: dt.datetime | None = None
 
     def subscription(self, sub_id: str) -> Subscription | None:
         return self.subscriptions.get(sub_id)

@@ -33,7 +33,7 @@ import immutables
 
 from .events import Event, EventError, parse_event
 from .results import Decision, Error, Outcome, RevenueEvent
-from .runtime import money_str
+from .runtime import decimal_str, money_str
 from .state import State
 
 __all__ = [
@@ -127,7 +127,7 @@ def _datetime_str(at: dt.datetime) -> str:
 
 
 def _money(amount: Decimal, currency: str | None) -> str:
-    return str(amount) if currency is None else money_str(amount, currency)
+    return decimal_str(amount) if currency is None else money_str(amount, currency)
 
 
 def _opt_date(day: dt.date | None) -> str | None:
