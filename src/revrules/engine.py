@@ -637,7 +637,8 @@ class _Tx:
             retries = tuple(rt.add(day, d) for d in policy.retries)
         grace_end = rt.add(day, policy.grace) if policy.grace else None
         ends = max([day, *retries, *([grace_end] if grace_end else [])])
-        via = policy.via or charge.psp
+        # a 'retry via' PSP the storefront does not list is skipped, as route lines are
+        via = policy.via if policy.via in sf.psps else charge.psp
         dunning = Dunning(policy.name, day, retries, grace_end, ends, 1, via, len(retries))
         sub = evolve(sub, status="past_due", dunning=dunning)
         for retry in retries:

@@ -1,0 +1,58 @@
+"""PSPs at run time (LANGUAGE.md §5.1 "PSPs"): a route line or a 'retry via' only ever
+chooses a PSP the subscription's storefront lists; one it does not list is skipped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import revrules
+from revrules import Engine, State
+
+RULES = """\
+ruleset psps version "1"
+storefront web_eu { channel web currency EUR tax exclusive psp adyen, stripe }
+storefront web_us { channel web currency USD tax exclusive psp stripe }
+product a { entitlements x }
+plan monthly { product a every 1 month price web_eu EUR 10.00 price web_us USD 10.00 }
+route {
+  adyen when storefront.channel == web
+  stripe otherwise
+}
+dunning plain { retry after 1 day, 3 days  retry via adyen  grace 5 days  then cancel }
+"""
+ENGINE = Engine(revrules.load_text(RULES, "psps.rr"))
+
+
+def run(storefront: str) -> list[revrules.Outcome]:
+    events: list[dict[str, Any]] = [
+        {"id": "co", "type": "checkout", "at": "2027-01-01", "subscription": "s",
+         "storefront": storefront, "plan": "monthly", "customer": {"id": "c"}},
+        {"id": "fail", "type": "payment_failed", "at": "2027-01-01T01:00:00Z",
+         "subscription": "s"},
+        {"id": "tick", "type": "tick", "at": "2027-01-02"},
+    ]
+    _, outcomes = ENGINE.run(events, State())
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    return outcomes
+
+
+def test_a_route_line_for_a_psp_the_storefront_does_not_list_is_skipped() -> None:
+    checkout = run("web_us")[0].decisions[0]
+    assert checkout.psp == "stripe"
+    assert [t.rule for t in checkout.trace] == ["price monthly web_us", "route stripe"]
+    assert run("web_eu")[0].decisions[0].psp == "adyen"
+
+
+def test_retry_via_a_psp_the_storefront_does_not_list_goes_to_the_charges_psp() -> None:
+    _, failed, tick = run("web_us")
+    scheduled = [e for e in failed.events if e.type == "payment.retry_scheduled"]
+    assert [(e.psp, str(e.date)) for e in scheduled] == [
+        ("stripe", "2027-01-02"), ("stripe", "2027-01-04")]
+    (retry,) = tick.decisions
+    assert (retry.kind, retry.psp, str(retry.total)) == ("charge", "stripe", "10.00")
+
+
+def test_retry_via_a_psp_the_storefront_lists() -> None:
+    _, failed, tick = run("web_eu")
+    assert {e.psp for e in failed.events if e.type == "payment.retry_scheduled"} == {"adyen"}
+    assert tick.decisions[0].psp == "adyen"
