@@ -606,13 +606,13 @@ class _Checker:
             rules.append(m.RouteRule(r.psp.name, m.Rule(f"route {r.psp.name}", r.when, r.span)))
         return tuple(rules)
 
-    def listed_psp(self, psp: n.Ref, who: str, storefronts: list[str]) -> None:
+    def listed_psp(self, psp: n.Ref, who: str, storefronts: list[str],
+                   retry: bool = False) -> None:
         """Report a PSP that none of the storefronts a rule can apply to lists (§5.1).
 
-        Store storefronts run their own retries, so a dunning policy's PSP is checked
-        against the others; a rule that can apply nowhere has nothing to check."""
-        stores = [s for s in storefronts if who.startswith("dunning")
-                  and self.storefronts[s].store_managed]
+        Store storefronts run their own retries, so a ``retry`` PSP is checked against
+        the others; a rule that can apply nowhere has nothing to check."""
+        stores = [s for s in storefronts if retry and self.storefronts[s].store_managed]
         fronts = [self.storefronts[s] for s in storefronts if s not in stores]
         if not fronts or any(psp.name in sf.psps for sf in fronts):
             return
@@ -675,7 +675,7 @@ class _Checker:
             can = [s for s, sf in self.storefronts.items()
                    if _holds(decl.when, sf) is not False
                    and not any(_holds(d.when, sf) is True for d in earlier)]
-            self.listed_psp(via, f"dunning '{decl.name}'", can)
+            self.listed_psp(via, f"dunning '{decl.name}'", can, retry=True)
 
     def check_lifecycle(self) -> m.LifecyclePolicy:
         blocks = self.decls(n.Lifecycle)
