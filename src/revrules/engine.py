@@ -362,7 +362,8 @@ class _Tx:
             best = min(single, key=lambda c: (-c[1], c[0].order))
             chosen.append(best)
             for c in single:
-                if c is not best and c[2] and c[0] is code_promo:
+                # a rejected candidate: the code, or an automatic promotion that lost to it
+                if c is not best and c[2] and code_promo in (c[0], best[0]):
                     reasons.append(f"{c[0].name} outbid by {best[0].name}")
         chosen.sort(key=lambda c: c[0].order)
         # never discount below zero
@@ -680,9 +681,9 @@ class _Tx:
             sub = self.change_plan(sub, sub.pending_plan, at, day)
             if rules.plans[sub.plan].every != cadence:
                 sub = evolve(sub, anchor=day, index=0)  # the new cadence starts today
-        sub, list_amount = self.renewal_price(sub, day, at, trace)
-        cycle = sub.cycle + 1
         reasons: list[str] = []
+        sub, list_amount = self.renewal_price(sub, day, at, trace, reasons)
+        cycle = sub.cycle + 1
         if sub.contract is None:
             sub, discounts = self.apply_promotions(sub, list_amount, cycle, day, None, reasons,
                                                    trace)
@@ -700,8 +701,10 @@ class _Tx:
         self.decision(sub, "charge", quote, due=due, reasons=tuple(reasons))
 
     def renewal_price(self, sub: Subscription, day: dt.date, at: dt.datetime,
-                      trace: list[Trace]) -> tuple[Subscription, Decimal]:
-        """The list price an existing subscription pays from ``day``; emits price events."""
+                      trace: list[Trace],
+                      reasons: list[str] | None = None) -> tuple[Subscription, Decimal]:
+        """The list price an existing subscription pays from ``day``; emits price events
+        and says in ``reasons`` why a price is held."""
         rules = self.rules
         contract = self.contract(sub.customer_id, sub.plan, day)
         if contract is not None and contract.currency == rules.storefronts[sub.storefront].currency:
@@ -721,6 +724,16 @@ class _Tx:
             return evolve(sub, contract=None), sub.price
         if sub.contract is None and entry.consent and not (
                 sub.consent == "collected" and sub.consent_price == entry.amount):
+            # held at the old price: the charge follows the line that price came from
+            old = self.held_price_entry(sub, entry)
+            trace[-1] = self.engine.trace(rule, old.span)
+            if reasons is not None:
+                currency = rules.storefronts[sub.storefront].currency
+                reasons.append(
+                    f"held at the old price {currency} {rt.money_str(sub.price, currency)} "
+                    f"until the customer consents to {currency} "
+                    f"{rt.money_str(entry.amount, currency)} from {entry.effective} "
+                    f"({_where(entry.span)})")
             if sub.consent == "requested" and sub.consent_price == entry.amount:
                 self.emit("consent.deferred", sub, at=at, rule=rule, source=entry.span,
                           gross=entry.amount)
@@ -732,6 +745,15 @@ class _Tx:
         self.emit("price.changed", sub, at=at, rule=rule, source=entry.span, gross=entry.amount)
         return evolve(sub, price=entry.amount, contract=None, consent=None,
                             consent_price=None), entry.amount
+
+    def held_price_entry(self, sub: Subscription, pending: m.PriceEntry) -> m.PriceEntry:
+        """The price line a subscription held at its old price pays by: the latest line
+        before ``pending`` with that amount (else any with it, else ``pending``)."""
+        entries = self.rules.prices.get((sub.plan, sub.storefront), ())
+        same = [e for e in entries if e.amount == sub.price and e is not pending]
+        before = [e for e in same if (e.effective or dt.date.min) <= (
+            pending.effective or dt.date.min)]
+        return (before or same or [pending])[-1]
 
     def change_plan(self, sub: Subscription, target: str, at: dt.datetime,
                     day: dt.date, **charged: Any) -> Subscription:
@@ -895,8 +917,9 @@ class _Tx:
         else:
             charge = rt.prorate(entry.amount, unused, whole, currency, self.rounding)
         credit_used = min(credit, charge)
+        price = self.engine.trace(f"price {change.target} {sub.storefront}", entry.span)
         quote = self.quote(evolve(sub, plan=change.target), charge, _NO_DISCOUNTS, credit_used,
-                           sub.cycle, list(trace))
+                           sub.cycle, [*trace, price])
         sub = self.change_plan(sub, change.target, self.event.at, self.day, **_charged(quote))
         if new_cadence:
             sub = evolve(sub, anchor=self.day, index=1)
