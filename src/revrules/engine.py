@@ -22,7 +22,7 @@ import immutables
 from . import model as m
 from . import runtime as rt
 from .compiler import Ctx
-from .diagnostics import did_you_mean
+from .diagnostics import did_you_mean, json_text
 from .events import EVENT_TYPES, Event, EventError, parse_event
 from .results import Decision, Discount, Error, Outcome, RevenueEvent, Trace
 from .ruleset import Ruleset
@@ -732,8 +732,9 @@ class _Tx:
                 reasons.append(
                     f"held at the old price {currency} {rt.money_str(sub.price, currency)} "
                     f"until the customer consents to {currency} "
-                    f"{rt.money_str(entry.amount, currency)} from {entry.effective} "
-                    f"({_where(entry.span)})")
+                    f"{rt.money_str(entry.amount, currency)}"
+                    + (f" from {entry.effective}" if entry.effective else "")
+                    + f" ({_where(entry.span)})")
             if sub.consent == "requested" and sub.consent_price == entry.amount:
                 self.emit("consent.deferred", sub, at=at, rule=rule, source=entry.span,
                           gross=entry.amount)
@@ -960,7 +961,7 @@ class _Tx:
     def on_resume_requested(self) -> None:
         sub = self.subscription()
         if sub.status != "paused" or sub.paused_at is None:
-            return self.deny(sub, f"subscription is {sub.status}, not paused")
+            return self.deny(sub, _not_paused(sub))
         self.resume(sub, self.day, self.event.at)
         return None
 
@@ -1192,6 +1193,20 @@ def _charged(quote: Quote) -> dict[str, Any]:
             "tax": quote.tax, "net": quote.net, "amount": quote.total}
 
 
+def _not_paused(sub: Subscription) -> str:
+    """Why a subscription cannot resume, and what would bring it back."""
+    charge = sub.charge
+    pay = (f"pay the open charge of {charge.currency} "
+           f"{rt.money_str(charge.total, charge.currency)}" if charge is not None else None)
+    if sub.status == "paused":  # paused by dunning, not by a pause request
+        if pay is None:
+            return "subscription is paused by dunning, not by a pause request"
+        return f"subscription is paused by dunning because a charge went unpaid; {pay} to resume it"
+    if sub.status == "unpaid" and pay is not None:
+        return f"subscription is unpaid, not paused; {pay} to reactivate it"
+    return f"subscription is {sub.status}, not paused"
+
+
 def _redemption_key(promotion: str, customer: str) -> str:
     return f"{promotion}\u001f{customer}"
 
@@ -1217,7 +1232,7 @@ def _attribute_value(attr: m.Attribute, value: Any) -> Any:
         except ValueError:
             pass
     raise _fail("bad_field", f"customer attribute '{attr.name}' must be {_article(kind)}, "
-                f"found {value!r}")
+                f"found {json_text(value)}")
 
 
 def _article(kind: str) -> str:
