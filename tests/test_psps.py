@@ -81,7 +81,7 @@ STOREFRONTS = ("web_eu", "web_us", "ios", "telco")
 ATOMS = st.sampled_from([
     *(f"storefront {op} {s}" for op in ("==", "!=") for s in STOREFRONTS),
     "storefront in {web_eu, ios}", "storefront not in {web_us}",
-    "subscription.storefront == telco", "subscription.storefront.channel == web",
+    "subscription.storefront == telco",
     "storefront.channel == web", "storefront.channel in {app_store, telecom}",
     "storefront.region == EU", "storefront.region != US", 'storefront.currency == "USD"',
     'storefront.name == "ios"', "customer.vip", "not customer.vip", "true", "false",
