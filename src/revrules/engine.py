@@ -363,7 +363,8 @@ class _Tx:
             chosen.append(best)
             for c in single:
                 # a rejected candidate: the code, or an automatic promotion that lost to it
-                if c is not best and c[2] and code_promo in (c[0], best[0]):
+                if c is not best and c[2] and code_promo is not None and (
+                        c[0] is code_promo or best[0] is code_promo):
                     reasons.append(f"{c[0].name} outbid by {best[0].name}")
         chosen.sort(key=lambda c: c[0].order)
         # never discount below zero
