@@ -12,6 +12,7 @@ as ``file:line:col``, the source line and a caret under the span::
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -84,6 +85,16 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` or the empty string."""
     best = suggest(name, candidates)
     return f" (did you mean '{best}'?)" if best else ""
+
+
+def json_text(value: object, limit: int = 60) -> str:
+    """A value read from JSON, spelt as JSON spells it (``true``, ``null``, ``"text"``,
+    ``[1]``), for messages; cut after ``limit`` characters with an ellipsis."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        text = str(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class RulesetError(Exception):

@@ -174,6 +174,10 @@ def _reason_source(reason: str, rules: Ruleset) -> str | None:
                 if deny.reason == text:  # the deny rule itself, not just its block
                     where = deny.rule.span
                     return f"{os.path.basename(where.file)}:{where.line}:{where.column}"
+    for p in rules.model.dunning:
+        if p.no_retry is not None and reason.startswith(f"dunning {p.name}: no retry when "):
+            where = p.no_retry.span  # the hard decline's own line, not the policy block
+            return f"{os.path.basename(where.file)}:{where.line}:{where.column}"
     names = {e.name: e.span for e in rules.model.eligibilities}
     names.update({p.name: p.span for p in rules.model.promotions})
     names.update({f"dunning {p.name}": p.span for p in rules.model.dunning})

@@ -43,6 +43,7 @@ import attrs
 
 from . import accounting
 from .accounting import Account
+from .diagnostics import json_text
 from .engine import Engine
 from .events import Event, EventError, parse_event
 from .results import Outcome
@@ -139,12 +140,13 @@ def read_settlements(lines: Iterable[str]) -> list[Settlement]:
                 raise InvalidOperation
         except InvalidOperation:
             raise SettlementError(f"line {line}: amount and fee must be decimal numbers, "
-                                  f"found {row.get('amount')!r} and {row.get('fee')!r}") from None
+                                  f"found {json_text(row.get('amount') or '')} and "
+                                  f"{json_text(row.get('fee') or '')}") from None
         try:
             day = dt.date.fromisoformat(row["date"][:10])
         except ValueError:
             raise SettlementError(f"line {line}: date must be YYYY-MM-DD, found "
-                                  f"{row['date']!r}") from None
+                                  f"{json_text(row['date'])}") from None
         if not row["psp"] or not row["reference"] or not row["currency"]:
             raise SettlementError(f"line {line}: psp, reference and currency are required")
         rows.append(Settlement(row["psp"], row["reference"], day, amount,

@@ -28,9 +28,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
+import attrs
 import cattrs
 import immutables
 
+from .diagnostics import json_text
 from .events import Event, EventError, parse_event
 from .results import Decision, Error, Outcome, RevenueEvent
 from .runtime import decimal_str, money_str
@@ -214,39 +216,55 @@ converter = cattrs.Converter()
 """The module's cattrs converter: wire shapes for results, the state dialect for state."""
 
 
+class _BadValue(ValueError):
+    """A value of the wrong shape in a state or results file; its message is for users
+    (values spelt as JSON spells them)."""
+
+
 def _structure_decimal(value: Any, _: type) -> Decimal:
     if isinstance(value, Decimal):
         return value
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise TypeError(f"expected a decimal string like \"12.99\", found {value!r}")
+        raise _BadValue(f"expected a decimal string like \"12.99\", found {json_text(value)}")
     try:
         result = Decimal(value)
     except InvalidOperation:
-        raise ValueError(f"not a decimal: {value!r}") from None
+        raise _BadValue(f"not a decimal: {json_text(value)}") from None
     if not result.is_finite():
-        raise ValueError(f"not a finite decimal: {value!r}")
+        raise _BadValue(f"not a finite decimal: {json_text(value)}")
     return result
 
 
 def _structure_date(value: Any, _: type) -> dt.date:
     if not isinstance(value, str) or len(value) != 10:
-        raise ValueError(f"expected a date YYYY-MM-DD, found {value!r}")
-    return dt.date.fromisoformat(value)
+        raise _BadValue(f"expected a date YYYY-MM-DD, found {json_text(value)}")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise _BadValue(f"expected a date YYYY-MM-DD, found {json_text(value)}") from None
 
 
 def _structure_datetime(value: Any, _: type) -> dt.datetime:
     if not isinstance(value, str):
-        raise TypeError(f"expected a datetime like 2026-11-15T10:00:00Z, found {value!r}")
-    parsed = dt.datetime.fromisoformat(value)
+        raise _BadValue(f"expected a datetime like 2026-11-15T10:00:00Z, found "
+                        f"{json_text(value)}")
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise _BadValue(f"expected a datetime like 2026-11-15T10:00:00Z, found "
+                        f"{json_text(value)}") from None
     if parsed.tzinfo is None:
-        raise ValueError(f"datetime without a UTC offset: {value!r}")
+        raise _BadValue(f"datetime without a UTC offset: {json_text(value)}")
     return parsed.astimezone(dt.UTC)
+
+
+_KIND_WORDS = {str: "a string", int: "a whole number", bool: "true or false"}
 
 
 def _strict(kind: type) -> Callable[[Any, type], Any]:
     def structure(value: Any, _: type) -> Any:
         if type(value) is not kind:
-            raise ValueError(f"expected {kind.__name__}, found {value!r}")
+            raise _BadValue(f"expected {_KIND_WORDS[kind]}, found {json_text(value)}")
         return value
     return structure
 
@@ -278,11 +296,11 @@ def _tuple_structure(t: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
 
     def structure(value: Any, _: Any) -> tuple[Any, ...]:
         if not isinstance(value, (list, tuple)):
-            raise TypeError(f"expected a list, found {value!r}")
+            raise _BadValue(f"expected a list, found {json_text(value)}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(converter.structure(v, args[0]) for v in value)
         if args and len(args) != len(value):
-            raise ValueError(f"expected {len(args)} items, found {len(value)}")
+            raise _BadValue(f"expected {len(args)} items, found {len(value)}")
         if not args:
             return tuple(value)
         return tuple(converter.structure(v, a) for v, a in zip(value, args, strict=True))
@@ -314,8 +332,8 @@ def _structure_any(value: Any) -> Any:
         (tag, text), = value.items()
         if tag in _TAGS and isinstance(text, str):
             return _TAGS[tag](text)
-    raise ValueError(f"expected a string, number, true/false, null, {{\"decimal\": …}} or "
-                     f"{{\"date\": …}}, found {value!r}")
+    raise _BadValue(f"expected a string, number, true/false, null, {{\"decimal\": …}} or "
+                    f"{{\"date\": …}}, found {json_text(value)}")
 
 
 def _is_map(t: Any) -> bool:
@@ -341,7 +359,7 @@ def _map_structure(t: Any) -> Callable[[Any, Any], immutables.Map[Any, Any]]:
 
     def structure(value: Any, _: Any) -> immutables.Map[Any, Any]:
         if not isinstance(value, dict):
-            raise TypeError(f"expected an object, found {value!r}")
+            raise _BadValue(f"expected an object, found {json_text(value)}")
         if value_type is Any:
             items = {converter.structure(k, key_type): _structure_any(v) for k, v in value.items()}
         else:
@@ -366,7 +384,7 @@ converter.register_unstructure_hook_func(lambda t: t is Outcome, outcome_to_wire
 def _structure_outcome(value: Any, _: type) -> Outcome:
     """A wire outcome; it carries no state, so ``state`` is an empty :class:`State`."""
     if not isinstance(value, dict):
-        raise TypeError(f"expected an object, found {value!r}")
+        raise _BadValue(f"expected an object, found {json_text(value)}")
     event = value.get("event")
     ok = value.get("ok")
     if not isinstance(event, str) or not isinstance(ok, bool):
@@ -390,12 +408,12 @@ def _unstructure_state(state: State) -> dict[str, Any]:
 
 def _structure_state(value: Any, _: type) -> State:
     if not isinstance(value, dict):
-        raise TypeError(f"expected an object, found {value!r}")
+        raise _BadValue(f"expected an object, found {json_text(value)}")
     body = dict(value)
     found = body.pop("format", None)
     if found != STATE_FORMAT:
-        raise ValueError(f"not a revrules state file (format {found!r}, expected "
-                         f"{STATE_FORMAT!r})")
+        raise _BadValue(f"not a revrules state file (format {json_text(found)}, expected "
+                        f"{json_text(STATE_FORMAT)})")
     return _plain_state_in(body, State)
 
 
@@ -410,9 +428,31 @@ converter.register_structure_hook(State, _structure_state)
 
 def _where(exc: Exception) -> str:
     if isinstance(exc, cattrs.BaseValidationError):
-        messages = cattrs.transform_error(exc)
+        messages = cattrs.transform_error(exc, format_exception=_format_error)
         return "; ".join(messages[:3]) + ("; …" if len(messages) > 3 else "")
     return str(exc)
+
+
+def _format_error(exc: BaseException, kind: type | None) -> str:
+    """One problem in words: the hooks' own message, else what was expected (never a
+    Python type name)."""
+    if isinstance(exc, _BadValue):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        return f"unknown fields {', '.join(sorted(exc.extra_fields))}"
+    return f"expected {_type_words(kind)}"
+
+
+def _type_words(kind: type | None) -> str:
+    words = {**_KIND_WORDS, Decimal: "a decimal string", dt.date: "a date YYYY-MM-DD",
+             dt.datetime: "a datetime", tuple: "a list", immutables.Map: "an object"}
+    if kind in words:
+        return words[kind]
+    if kind is not None and (_is_tuple(kind) or _is_map(kind)):
+        return "a list" if _is_tuple(kind) else "an object"
+    return "an object" if kind is not None and attrs.has(kind) else "another value"
 
 
 def _loads(text: str) -> Any:
