@@ -35,12 +35,23 @@ class Diagnostic:
     def render(self, source: str | None = None) -> str:
         """The diagnostic as text, with the source line and a caret if ``source`` is given."""
         head = f"{self.span}: {self.severity}: {self.message}"
-        lines = [head]
+        lines = [printable(head)]
         if source is not None and self.span.line > 0:
             lines.extend(_excerpt(source, self.span))
         if self.hint:
-            lines.append(f"  = help: {self.hint}")
+            lines.append(printable(f"  = help: {self.hint}"))
         return "\n".join(lines)
+
+
+def printable(text: str) -> str:
+    """``text`` with every non-printable character escaped (``\\n``, ``\\x1b``, ``\\u2028``).
+
+    File names and messages can quote outside text; escaping keeps a diagnostic on its
+    own lines and keeps terminal escape sequences out of the output.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def _excerpt(source: str, span: Span) -> list[str]:

@@ -144,6 +144,13 @@ def load(source: str | os.PathLike[str]) -> Ruleset:
         except OSError as exc:
             raise RulesetError([Diagnostic("error", "io", f"cannot read {path}: {exc.strerror}",
                                            _file_span(str(path)))]) from None
+        except UnicodeDecodeError as exc:
+            raise RulesetError([Diagnostic("error", "io", f"cannot read {path}: not UTF-8 "
+                                           f"(byte {exc.start})", _file_span(str(path)))]
+                               ) from None
+        except ValueError:  # a NUL in the path: no such file can exist
+            raise RulesetError([Diagnostic("error", "io", f"cannot read {path}: not a valid "
+                                           "file name", _file_span(str(path)))]) from None
         return load_text(text, os.fspath(source))
     return load_text(source)
 
