@@ -12,6 +12,7 @@ as ``file:line:col``, the source line and a caret under the span::
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -55,10 +56,13 @@ def printable(text: str) -> str:
 
 
 def _excerpt(source: str, span: Span) -> list[str]:
-    text_lines = source.splitlines()
-    if span.line > len(text_lines):
+    starts = line_starts(source)
+    if span.line > len(starts):
         return []
-    text = text_lines[span.line - 1].expandtabs(1)
+    begin = starts[span.line - 1]
+    end = starts[span.line] - 1 if span.line < len(starts) else len(source)
+    # one character, one column: tabs and other non-printable characters show as a space
+    text = "".join(c if c.isprintable() else " " for c in source[begin:end].rstrip("\r"))
     width = len(str(span.line))
     start = max(span.column - 1, 0)
     if span.end_line == span.line and span.end_column > span.column:
@@ -71,6 +75,22 @@ def _excerpt(source: str, span: Span) -> list[str]:
         f" {span.line} | {text}",
         f" {gutter} | {' ' * start}{'^' * length}",
     ]
+
+
+@functools.lru_cache(maxsize=16)
+def line_starts(source: str) -> tuple[int, ...]:
+    """Where each line of ``source`` starts, computed once per source text.
+
+    Lines end at ``\\n`` only, as the parser counts them: ``\\r``, form feeds, U+2028
+    and the other characters :meth:`str.splitlines` also breaks at are not line breaks.
+    """
+    starts = [0]
+    find = source.find
+    pos = find("\n")
+    while pos >= 0:
+        starts.append(pos + 1)
+        pos = find("\n", pos + 1)
+    return tuple(starts)
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str | None:

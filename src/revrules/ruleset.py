@@ -125,7 +125,8 @@ def load_text(text: str, file: str = "<string>") -> Ruleset:
     module = parse(text, file)
     result = check(module)
     if result.model is None:
-        raise RulesetError(result.diagnostics, {file: text})
+        # the module's source: what spans count in (a byte-order mark is not part of it)
+        raise RulesetError(result.diagnostics, {file: module.source})
     warnings = tuple(d for d in result.diagnostics if d.severity == "warning")
     return Ruleset(result.model, compile_model(result.model), warnings)
 
@@ -145,9 +146,9 @@ def load(source: str | os.PathLike[str]) -> Ruleset:
             raise RulesetError([Diagnostic("error", "io", f"cannot read {path}: {exc.strerror}",
                                            _file_span(str(path)))]) from None
         except UnicodeDecodeError as exc:
-            raise RulesetError([Diagnostic("error", "io", f"cannot read {path}: not UTF-8 "
-                                           f"(byte {exc.start})", _file_span(str(path)))]
-                               ) from None
+            raise RulesetError([Diagnostic("error", "io", f"{path} is not UTF-8 text "
+                                           f"({exc.reason} at byte {exc.start})",
+                                           _file_span(str(path)))]) from None
         except ValueError:  # a NUL in the path: no such file can exist
             raise RulesetError([Diagnostic("error", "io", f"cannot read {path}: not a valid "
                                            "file name", _file_span(str(path)))]) from None
