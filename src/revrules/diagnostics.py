@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Iterable, Sequence
+import string
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 import attrs
@@ -109,6 +110,35 @@ def suggest(name: str, candidates: Iterable[str]) -> str | None:
         if score > best_score or (best is None and score >= best_score):
             best, best_score = candidate, score
     return best
+
+
+#: Characters a suggestion may put into a name, besides those already in it.
+NAME_ALPHABET = string.ascii_letters + string.digits + "_-.:"
+#: Names longer than this get no suggestion from :func:`one_edit_away`.
+MAX_SUGGESTED_LENGTH = 64
+
+
+def one_edit_away(name: str, present: Callable[[str], bool]) -> list[str]:
+    """The names one typo from ``name`` (a character dropped, added, replaced or two
+    swapped) for which ``present`` is true, sorted.
+
+    For looking up a suggestion among very many names (subscription ids) without
+    scanning them: the number of ``present`` calls depends on ``len(name)`` only, never
+    on how many names there are: at most ``(2 * len(name) + 1) * (len(alphabet) + 1)``,
+    the alphabet being :data:`NAME_ALPHABET` and the characters of ``name``.
+    """
+    if len(name) > MAX_SUGGESTED_LENGTH:
+        return []
+    alphabet = sorted(set(NAME_ALPHABET) | set(name))
+    candidates = {name[:i] + name[i + 1:] for i in range(len(name))}
+    candidates |= {name[:i] + name[i + 1] + name[i] + name[i + 2:]
+                   for i in range(len(name) - 1)}
+    for i in range(len(name) + 1):
+        candidates |= {name[:i] + c + name[i:] for c in alphabet}
+        if i < len(name):
+            candidates |= {name[:i] + c + name[i + 1:] for c in alphabet}
+    candidates.discard(name)
+    return sorted(c for c in candidates if present(c))
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
