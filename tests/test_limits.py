@@ -292,3 +292,31 @@ def test_hostile_characters_in_a_syntax_error() -> None:
     assert "\x1b" not in d.render(HEAD + "plan x { \x1b[31m }\n")
 
 
+
+
+@pytest.mark.parametrize("brk", ["\x0c", "\u2028", "\x85", "\r"])
+def test_reasons_quote_the_right_line(brk: str) -> None:
+    text = HEAD.replace("every 1 month", "every 1 month  trial 14 days if e") + (
+        f"# a{brk}b\neligibility e {{\n  deny \"no\" when customer.age > 3\n}}\n"
+        f"# c{brk}d\npromotion p {{ code \"P\"  percent 10 off once  if customer.age > 5 }}\n")
+    rules = revrules.load_text(text, "r.rr")
+    out = Engine(rules).apply(State(), {
+        "id": "e1", "type": "checkout", "at": "2027-01-01T00:00:00Z", "subscription": "s1",
+        "storefront": "web", "plan": "m", "code": "P",
+        "customer": {"id": "c1", "country": "DE", "age": 4}})
+    assert out.ok
+    assert "p requires customer.age > 5" in out.decisions[0].reasons
+
+
+def test_check_reports_every_syntax_error(capsys: pytest.CaptureFixture[str],
+                                          tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from revrules.cli import main
+    path = tmp_path / "three.rr"
+    path.write_text(THREE_ERRORS, encoding="utf-8")
+    assert main(["check", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert [line.split(": error: ")[0] for line in err.splitlines() if ": error: " in line] == [
+        f"{path}:{LINE + 2}:11", f"{path}:{LINE + 7}:1", f"{path}:{LINE + 12}:8"]
+    assert err.count("; expected ") == 3
+    assert err.rstrip().endswith("3 errors found")

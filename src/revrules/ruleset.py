@@ -99,7 +99,8 @@ class Ruleset:
         put("dunning", tuple((d, pred(d.applies), pred(d.no_retry)) for d in model.dunning))
         put("pause_test", pred(model.lifecycle.pause_rule))
         put("rounding", ROUNDING_MODES[model.rounding])
-        put("lines", tuple(model.source.splitlines()))
+        # lines end at \n only, as the parser counts them for spans
+        put("lines", tuple(line.removesuffix("\r") for line in model.source.split("\n")))
 
     @property
     def name(self) -> str:
