@@ -288,7 +288,9 @@ literals = st.one_of(
               st.sampled_from(["EUR", "USD", "JPY"]), _decimals(3)),
     st.builds(lambda v: n.Literal("string", v), st.text(max_size=8)),
     st.builds(lambda v: n.Literal("bool", v), st.booleans()),
-    st.builds(lambda v: n.Literal("date", v), st.dates()),
+    # the language's date window (revrules.parser.MIN_DATE .. MAX_DATE)
+    st.builds(lambda v: n.Literal("date", v), st.dates(min_value=dt.date(1, 1, 2),
+                                                       max_value=dt.date(9999, 12, 30))),
     st.builds(lambda v: n.Literal("datetime", v),
               st.datetimes(min_value=dt.datetime(1000, 1, 2), max_value=dt.datetime(9999, 12, 30),
                            timezones=st.just(dt.UTC))),

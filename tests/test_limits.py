@@ -7,7 +7,11 @@ never an ``internal error``, a RecursionError or a SyntaxError of the generated 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import revrules
 from revrules import Engine, RulesetError, State
@@ -320,3 +324,32 @@ def test_check_reports_every_syntax_error(capsys: pytest.CaptureFixture[str],
         f"{path}:{LINE + 2}:11", f"{path}:{LINE + 7}:1", f"{path}:{LINE + 12}:8"]
     assert err.count("; expected ") == 3
     assert err.rstrip().endswith("3 errors found")
+
+
+STREAMING = (Path(__file__).resolve().parent.parent / "rulesets" / "streaming.rr").read_text(
+    "utf-8")
+
+
+def _declarations(text: str) -> list[list[int]]:
+    """The line numbers of each top-level declaration's lines without a comment."""
+    decls: list[list[int]] = []
+    for number, line in enumerate(text.split("\n"), 1):
+        if line[:1].isalpha():
+            decls.append([])
+        if decls and line.strip() and "#" not in line:
+            decls[-1].append(number)
+    return decls
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_one_syntax_error_per_broken_declaration(data: st.DataObject) -> None:
+    decls = _declarations(STREAMING)
+    chosen = data.draw(st.sets(st.integers(0, len(decls) - 1), min_size=1, max_size=6))
+    lines = STREAMING.split("\n")
+    broken = sorted(data.draw(st.sampled_from(decls[i])) for i in chosen)
+    for number in broken:
+        lines[number - 1] += " @"
+    found = diagnostics("\n".join(lines))
+    assert [(d.code, d.span.line, d.span.column) for d in found] == [
+        ("syntax", number, len(lines[number - 1])) for number in broken]
