@@ -42,7 +42,7 @@ def _parser(start: str = "start") -> lark.Lark:
 
 
 #: How deeply expressions may nest (``not not …``, ``-(-(…))``, ``min(min(…))``); a
-#: chain of one ``and`` or ``or`` counts as one level however long it is.
+#: chain of one ``and`` or ``or`` of n operands counts as log2(n) levels.
 MAX_DEPTH = 64
 #: How many digits a number literal may have.
 MAX_DIGITS = 100
@@ -96,12 +96,12 @@ def _parse_tree(text: str, file: str, start: str) -> lark.Tree[Token]:
     the syntax errors of every declaration.
     """
     errors: list[Diagnostic] = []
-    seen: set[int] = set()
+    seen: list[lark.exceptions.UnexpectedInput] = []  # kept alive: compared by identity
     resumed = [-1]
     line_starts: list[int] = []
 
     def recover(exc: lark.exceptions.UnexpectedInput) -> bool:
-        seen.add(id(exc))
+        seen.append(exc)
         errors.append(_syntax_diagnostic(exc, text, file))
         if start != "start" or exc.interactive_parser is None:
             return False
@@ -132,7 +132,7 @@ def _parse_tree(text: str, file: str, start: str) -> lark.Tree[Token]:
     try:
         tree = _parser(start).parse(text, on_error=recover if start == "start" else None)
     except lark.exceptions.UnexpectedInput as exc:
-        if id(exc) not in seen:
+        if not any(exc is e for e in seen):
             errors.append(_syntax_diagnostic(exc, text, file))
     if errors:
         raise RulesetError(errors, {file: text}) from None
