@@ -157,3 +157,25 @@ def test_generated_source_of_generated_rulesets_is_printable_ascii(text: str, fi
         assert all(d.code != "internal" for d in exc.diagnostics)
         return
     assert_clean(generated_source(rules.model))
+
+
+@pytest.mark.parametrize(("condition", "denied"), [
+    ("subscription.storefront.channel == web", True),
+    ("subscription.storefront.currency == \"EUR\"", True),
+    ("subscription.storefront.region == EU", False),
+    ("subscription.plan.name == \"m\"", True),
+    ("shop.channel == web", True),
+    ("shop.region == EU", True),
+    ("m.name == \"x\"", False),
+])
+def test_fields_of_storefront_and_plan_values_compile(condition: str, denied: bool) -> None:
+    text = RULES.replace("storefront web {", "storefront shop { channel web region EU "
+                         "currency EUR tax inclusive psp stripe }\nstorefront web {").replace(
+        "every 1 month", "every 1 month  trial 14 days if ok  not sold in shop").replace(
+        'deny "no" when customer.country == "XX"', f'deny "no" when {condition}')
+    rules = revrules.load_text(text, "f.rr")
+    out = revrules.Engine(rules).apply(revrules.State(), {
+        "id": "e1", "type": "checkout", "at": "2027-01-01T00:00:00Z", "subscription": "s1",
+        "storefront": "web", "plan": "m", "customer": {"id": "c1", "country": "DE"}})
+    assert out.ok, out.error
+    assert (out.decisions[0].reasons[:1] == ("ok: no",)) is denied

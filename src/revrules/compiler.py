@@ -196,8 +196,7 @@ class _Generator:
                 return "c.customer_id" if e.name == "id" else f"c.customer[{ascii(e.name)}]"
             if isinstance(e.obj, n.Name) and (e.obj.name, e.name) in _FIELD_CODE:
                 return _FIELD_CODE[(e.obj.name, e.name)]
-            # storefront/plan values are names
-            return f"{self.expr(e.obj)}.{_grammar_name(e.name)}"
+            return self.value_field(e)
         if isinstance(e, n.SetLit):
             items = [self.expr(i) for i in e.items]
             if all(isinstance(i, n.Literal) or self.type(i).kind in (
@@ -217,6 +216,23 @@ class _Generator:
             args = ", ".join(self.expr(a) for a in e.args)
             return f"f_{_grammar_name(e.func)}({args})"
         return self.binary(e)
+
+    def value_field(self, e: n.Field) -> str:
+        """A field of a storefront or plan value (``subscription.storefront.channel``,
+        ``web_eu.region``): values of those types are names, not objects."""
+        kind = self.type(e.obj).kind
+        field = _grammar_name(e.name)
+        obj = e.obj
+        if kind in ("storefront", "plan"):
+            if (isinstance(obj, n.Field) and isinstance(obj.obj, n.Name)
+                    and obj.obj.name == "subscription") or (
+                    isinstance(obj, n.Name) and obj.name == kind):
+                return f"c.{kind}.{field}"  # the subscription's own: the context's
+            if isinstance(obj, n.Name):  # a declared one, by name: known now
+                decls = self.model.storefronts if kind == "storefront" else self.model.plans
+                decl = next(d for d in decls if d.name == obj.name)
+                return self.constant(getattr(decl, field))
+        return f"{self.expr(obj)}.{field}"
 
     def binary(self, e: n.Binary) -> str:
         op = e.op
