@@ -22,7 +22,7 @@ import immutables
 from . import model as m
 from . import runtime as rt
 from .compiler import Ctx
-from .diagnostics import did_you_mean, json_text
+from .diagnostics import did_you_mean, json_text, one_edit_away
 from .events import EVENT_TYPES, Event, EventError, check_date, check_decimal, parse_event
 from .results import Decision, Discount, Error, Outcome, RevenueEvent, Trace
 from .ruleset import Ruleset
@@ -282,8 +282,8 @@ class _Tx:
         return sub
 
     def _nearby_ids(self, sub_id: str) -> list[str]:
-        # bounded: suggestions only look at ids sharing the first character
-        return sorted(k for k in self.subs.keys() if k[:1] == sub_id[:1])[:1000]
+        # bounded: look up the ids one typo away, never scan (or sort) every id
+        return one_edit_away(sub_id, self.subs.__contains__)
 
     def at_time(self, day: dt.date) -> dt.datetime:
         return rt.start_of(day, self.tz)

@@ -99,7 +99,8 @@ class Ruleset:
         put("dunning", tuple((d, pred(d.applies), pred(d.no_retry)) for d in model.dunning))
         put("pause_test", pred(model.lifecycle.pause_rule))
         put("rounding", ROUNDING_MODES[model.rounding])
-        put("lines", tuple(model.source.splitlines()))
+        # lines end at \n only, as the parser counts them for spans
+        put("lines", tuple(line.removesuffix("\r") for line in model.source.split("\n")))
 
     @property
     def name(self) -> str:
@@ -125,7 +126,8 @@ def load_text(text: str, file: str = "<string>") -> Ruleset:
     module = parse(text, file)
     result = check(module)
     if result.model is None:
-        raise RulesetError(result.diagnostics, {file: text})
+        # the module's source: what spans count in (a byte-order mark is not part of it)
+        raise RulesetError(result.diagnostics, {file: module.source})
     warnings = tuple(d for d in result.diagnostics if d.severity == "warning")
     return Ruleset(result.model, compile_model(result.model), warnings)
 
@@ -144,6 +146,13 @@ def load(source: str | os.PathLike[str]) -> Ruleset:
         except OSError as exc:
             raise RulesetError([Diagnostic("error", "io", f"cannot read {path}: {exc.strerror}",
                                            _file_span(str(path)))]) from None
+        except UnicodeDecodeError as exc:
+            raise RulesetError([Diagnostic("error", "io", f"{path} is not UTF-8 text "
+                                           f"({exc.reason} at byte {exc.start})",
+                                           _file_span(str(path)))]) from None
+        except ValueError:  # a NUL in the path: no such file can exist
+            raise RulesetError([Diagnostic("error", "io", f"cannot read {path}: not a valid "
+                                           "file name", _file_span(str(path)))]) from None
         return load_text(text, os.fspath(source))
     return load_text(source)
 
