@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from .diagnostics import did_you_mean
+from .runtime import in_context
 
 __all__ = ["Event", "EventError", "EVENT_TYPES", "parse_event"]
 
@@ -97,6 +98,7 @@ def parse_time(value: object, field: str = "at") -> dt.datetime:
     return parsed.astimezone(dt.timezone.utc)
 
 
+@in_context
 def parse_event(data: Mapping[str, Any]) -> Event:
     """Validate one wire object; raise :class:`EventError` naming the first problem."""
     if not isinstance(data, Mapping):

@@ -21,7 +21,7 @@ from .engine import Engine
 from .events import EventError
 from .results import Decision, Outcome, RevenueEvent, Trace
 from .ruleset import Ruleset
-from .runtime import money_str
+from .runtime import in_context, money_str
 from .state import State
 
 __all__ = ["Explanation", "UnknownEvent", "explain", "render_explanation"]
@@ -42,6 +42,7 @@ class Explanation:
     position: int  # 1-based, in the log
 
 
+@in_context
 def explain(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError],
             event_id: str) -> Explanation:
     """Apply ``events`` up to the first one whose id is ``event_id`` and return how it
@@ -59,6 +60,7 @@ def explain(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError],
     raise UnknownEvent(f"no event '{event_id}' in the log{did_you_mean(event_id, seen)}")
 
 
+@in_context
 def render_explanation(x: Explanation) -> str:
     """The explanation as text, one fact per line."""
     ev, outcome, rules = x.event, x.outcome, x.ruleset

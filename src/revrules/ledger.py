@@ -60,7 +60,7 @@ import attrs
 import immutables
 
 from .results import Outcome, RevenueEvent
-from .runtime import CONTEXT, quantize
+from .runtime import CONTEXT, in_context, quantize
 
 if TYPE_CHECKING:
     from .ruleset import Ruleset
@@ -125,18 +125,18 @@ class Figures:
 
     @property
     def proceeds(self) -> Decimal:
-        return self.net - self.commission
+        return CONTEXT.subtract(self.net, self.commission)
 
     def __add__(self, other: Figures) -> Figures:
         if not isinstance(other, Figures):
             return NotImplemented
-        return Figures(*(getattr(self, f.name) + getattr(other, f.name)
+        return Figures(*(_plus(getattr(self, f.name), getattr(other, f.name))
                          for f in attrs.fields(Figures)))
 
     def __sub__(self, other: Figures) -> Figures:
         if not isinstance(other, Figures):
             return NotImplemented
-        return Figures(*(getattr(self, f.name) - getattr(other, f.name)
+        return Figures(*(_minus(getattr(self, f.name), getattr(other, f.name))
                          for f in attrs.fields(Figures)))
 
     def get(self, name: str) -> Decimal | int:
@@ -150,6 +150,15 @@ class Figures:
 
 
 _EMPTY = Figures()
+
+
+def _plus(a: Any, b: Any) -> Any:
+    """a + b: money under the library's context, counts as integers."""
+    return CONTEXT.add(a, b) if isinstance(a, Decimal) else a + b
+
+
+def _minus(a: Any, b: Any) -> Any:
+    return CONTEXT.subtract(a, b) if isinstance(a, Decimal) else a - b
 
 
 @attrs.frozen
@@ -244,6 +253,7 @@ class Ledger:
 
     # -- building ----------------------------------------------------------------------
     @classmethod
+    @in_context
     def fold(cls, events: Iterable[RevenueEvent], ruleset: Ruleset | None = None,
              periods: Mapping[str, Decimal] | None = None) -> Ledger:
         """The ledger of ``events`` (in order). ``ruleset`` (or ``periods``, plan →
@@ -254,15 +264,18 @@ class Ledger:
         return start._extend(events)
 
     @classmethod
+    @in_context
     def from_outcomes(cls, outcomes: Iterable[Outcome], ruleset: Ruleset | None = None,
                       periods: Mapping[str, Decimal] | None = None) -> Ledger:
         """The ledger of every revenue event of ``outcomes`` (failed outcomes have none)."""
         return cls.fold((e for o in outcomes if o.ok for e in o.events), ruleset, periods)
 
+    @in_context
     def add(self, event: RevenueEvent) -> Ledger:
         """A new ledger with ``event`` folded in (this one is unchanged)."""
         return self._extend((event,))
 
+    @in_context
     def extend(self, events: Iterable[RevenueEvent]) -> Ledger:
         """A new ledger with every event of ``events`` folded in, in order."""
         return self._extend(events)
@@ -276,6 +289,7 @@ class Ledger:
             tracks[event.subscription] = _fold_track(track, event)
         return Ledger(cells.finish(), tracks.finish(), self.periods)
 
+    @in_context
     def merge(self, other: Ledger) -> Ledger:
         """The ledger of both logs (for logs split by subscription: exactly the whole)."""
         cells = self.cells.mutate()
@@ -308,6 +322,7 @@ class Ledger:
         months += [month_of(t.points[-1].at) for t in self.tracks.values() if t.points]
         return max(months) if months else None
 
+    @in_context
     def rows(self) -> tuple[tuple[Group, Figures], ...]:
         """Every group with a non-zero figure, sorted by currency, month, storefront,
         channel and plan."""
@@ -318,6 +333,7 @@ class Ledger:
             kv[0].currency, kv[0].month, kv[0].storefront, kv[0].channel, kv[0].plan))
         return tuple((g, f) for g, f in ordered if not f.is_zero)
 
+    @in_context
     def by_month(self) -> dict[tuple[str, str], Figures]:
         """Figures per (currency, month), every storefront, channel and plan together;
         months without figures between the first and last are included (all zero)."""
@@ -333,6 +349,7 @@ class Ledger:
                     result.setdefault((currency, month), _EMPTY)
         return dict(sorted(result.items()))
 
+    @in_context
     def totals(self) -> dict[str, Figures]:
         """Figures per currency: money and churn summed over every month; active,
         trialing and MRR at the end of the last month."""

@@ -43,7 +43,7 @@ from .engine import Engine
 from .events import Event, EventError, parse_event
 from .results import Outcome, RevenueEvent
 from .ruleset import Ruleset
-from .runtime import money_str
+from .runtime import in_context, money_str
 from .state import State
 
 __all__ = ["Gap", "Reconciliation", "Settlement", "SettlementError", "read_settlements",
@@ -115,6 +115,7 @@ class _Paid:
     refunded: Decimal = ZERO
 
 
+@in_context
 def read_settlements(lines: Iterable[str]) -> list[Settlement]:
     """Parse a settlement report (CSV with a header naming at least the six columns)."""
     reader = csv.DictReader(lines)
@@ -147,6 +148,7 @@ def read_settlements(lines: Iterable[str]) -> list[Settlement]:
     return rows
 
 
+@in_context
 def reconcile(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError],
               settlements: Iterable[Settlement] | None = None) -> Reconciliation:
     """Replay ``events`` and list every gap (see the module's list of kinds)."""
@@ -346,6 +348,7 @@ def _money(amount: Decimal | None, currency: str | None) -> str:
         return str(amount)
 
 
+@in_context
 def render_reconciliation(r: Reconciliation) -> str:
     """A plain-text list of gaps with their subscription, amounts and rule."""
     lines = [f"{r.payments} payments checked" + (f", {r.settlements} settlement rows"
@@ -385,6 +388,7 @@ def render_reconciliation(r: Reconciliation) -> str:
     return "\n".join(lines)
 
 
+@in_context
 def reconciliation_to_wire(r: Reconciliation) -> dict[str, Any]:
     """JSON-ready data: every gap with its fields, money as strings."""
     return {

@@ -27,7 +27,7 @@ from .ledger import FIELDS, MONEY_FIELDS, Figures
 from .reports import Replay, figures_to_wire, replay
 from .results import Decision, Outcome, Trace
 from .ruleset import Ruleset
-from .runtime import money_str
+from .runtime import in_context, money_str
 
 __all__ = ["ChargeChange", "Diff", "SubscriptionChange", "diff", "diff_to_wire", "render_diff"]
 
@@ -53,6 +53,7 @@ class ChargeChange:
         return decision.currency if decision is not None else None
 
     @property
+    @in_context
     def delta(self) -> Decimal:
         return _total(self.new) - _total(self.old)
 
@@ -98,6 +99,7 @@ class Diff:
     outcomes: tuple[tuple[str, bool, bool], ...] = ()
 
     @classmethod
+    @in_context
     def of(cls, before: Replay, after: Replay,
            log: Iterable[Mapping[str, Any] | EventError] = ()) -> Diff:
         """Compare two replays of the same log (``log``: its events, for their times)."""
@@ -125,6 +127,7 @@ class Diff:
             o != n for o, n in self.months.values()))
 
 
+@in_context
 def diff(old: Ruleset, new: Ruleset,
          events: Iterable[Mapping[str, Any] | EventError]) -> Diff:
     """Replay ``events`` under ``old`` and ``new`` and compare ledgers and decisions."""
@@ -265,6 +268,7 @@ def _percent(old: Decimal | int, new: Decimal | int) -> str:
     return f" ({sign}{abs(change)}%)"
 
 
+@in_context
 def render_diff(d: Diff, old_name: str = "old", new_name: str = "new") -> str:
     """A plain-text what-if report: per currency the totals and, month by month, every
     figure that moved; then the subscriptions whose charges changed and why."""
@@ -351,6 +355,7 @@ def _grid(headings: list[str], rows: list[list[str]]) -> list[str]:
     return [line(headings), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
 
 
+@in_context
 def diff_to_wire(d: Diff) -> dict[str, Any]:
     """The diff as JSON-ready data (money as strings), deterministic."""
     def pair(currency: str, o: Figures, n: Figures) -> dict[str, Any]:

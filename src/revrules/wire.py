@@ -33,7 +33,7 @@ import immutables
 
 from .events import Event, EventError, parse_event
 from .results import Decision, Error, Outcome, RevenueEvent
-from .runtime import money_str
+from .runtime import in_context, money_str
 from .state import State
 
 __all__ = [
@@ -132,6 +132,7 @@ def _opt_date(day: dt.date | None) -> str | None:
     return _datetime_str(day) if isinstance(day, dt.datetime) else _date_str(day)
 
 
+@in_context
 def decision_to_wire(decision: Decision) -> dict[str, Any]:
     """A decision in WIRE.md's shape and key order (:data:`DECISION_KEYS`)."""
     cur = decision.currency
@@ -153,6 +154,7 @@ def decision_to_wire(decision: Decision) -> dict[str, Any]:
     return out
 
 
+@in_context
 def revenue_event_to_wire(event: RevenueEvent) -> dict[str, Any]:
     """A revenue event: :data:`REVENUE_EVENT_KEYS` always, then the non-default extras."""
     cur = event.currency
@@ -180,6 +182,7 @@ def revenue_event_to_wire(event: RevenueEvent) -> dict[str, Any]:
     return out
 
 
+@in_context
 def outcome_to_wire(outcome: Outcome) -> dict[str, Any]:
     """One outcome line as a dict, in :data:`OUTCOME_KEYS` order; the state is not included.
 
@@ -198,6 +201,7 @@ def outcome_to_wire(outcome: Outcome) -> dict[str, Any]:
     return out
 
 
+@in_context
 def outcome_to_json(outcome: Outcome) -> str:
     """One JSONL line (without the newline) for an outcome."""
     return dumps(outcome_to_wire(outcome), check_floats=False)
@@ -433,11 +437,13 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+@in_context
 def to_json(obj: Outcome | Decision | RevenueEvent | State | Any) -> str:
     """JSON for an :class:`Outcome`, :class:`Decision`, :class:`RevenueEvent` or :class:`State`."""
     return dumps(converter.unstructure(obj))
 
 
+@in_context
 def from_json(text: str, cls: type[T]) -> T:
     """Read what :func:`to_json` wrote; raise :class:`WireError` naming the bad field.
 
