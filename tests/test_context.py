@@ -138,7 +138,7 @@ def commands(i: dict[str, str]) -> list[list[str]]:
 
 def drive(mode: str, root: Path, argvs: list[list[str]]) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(ROOT / "src")
+    env["PYTHONPATH"] = str(Path(revrules.__file__).parent.parent)  # the tested source
     done = subprocess.run([sys.executable, "-c", DRIVER, mode, str(root),
                            json.dumps({"commands": argvs})],
                           capture_output=True, env=env, timeout=600, check=False)

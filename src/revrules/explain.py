@@ -22,6 +22,7 @@ from .events import EventError
 from .results import Decision, Outcome, RevenueEvent, Trace
 from .ruleset import Ruleset
 from .runtime import in_context, money_str
+from .text import printable_lines
 from .state import State
 
 __all__ = ["Explanation", "UnknownEvent", "explain", "render_explanation"]
@@ -74,10 +75,10 @@ def render_explanation(x: Explanation) -> str:
         lines.append(f"  not applied: {error.code}: {error.message}" if error else
                      "  not applied")
         lines.append("  the state is unchanged")
-        return "\n".join(lines)
+        return printable_lines(lines)
     if outcome.replayed:
         lines.append("  already applied earlier in the log: a replay changes nothing")
-        return "\n".join(lines)
+        return printable_lines(lines)
     if not outcome.decisions:
         lines.append("  no decision")
     for i, decision in enumerate(outcome.decisions, 1):
@@ -88,7 +89,7 @@ def render_explanation(x: Explanation) -> str:
         lines.append("revenue events:")
         for event in outcome.events:
             lines.extend(_event_lines(event, rules))
-    return "\n".join(lines)
+    return printable_lines(lines)
 
 
 def _cite(trace: Trace | None, rules: Ruleset) -> str:

@@ -30,6 +30,7 @@ from .ledger import month_of, months_per_period
 from .results import Outcome, RevenueEvent
 from .ruleset import Ruleset
 from .runtime import in_context, money_str
+from .text import printable, printable_lines
 
 __all__ = ["Cohort", "Conversion", "Growth", "PromotionFigures", "growth", "growth_of_outcomes",
            "growth_to_wire", "render_growth"]
@@ -232,12 +233,13 @@ def render_growth(g: Growth, cycles: int = 12) -> str:
              money_str(p.net, p.currency)] for p in g.promotions]
     lines += _grid(["promotion", "currency", "redeemed", "payments", "gross", "given away",
                     "net"], rows, 2)
-    return "\n".join(line.rstrip() for line in lines)
+    return printable_lines(line.rstrip() for line in lines)
 
 
 def _grid(headings: list[str], rows: list[list[str]], text_columns: int) -> list[str]:
     if not rows:
         return ["  (none)"]
+    rows = [[printable(c) for c in r] for r in rows]  # escaped before measuring
     widths = [max(len(r[i]) for r in [headings, *rows]) for i in range(len(headings))]
 
     def line(cells: list[str]) -> str:

@@ -45,6 +45,7 @@ from .results import Outcome, RevenueEvent
 from .ruleset import Ruleset
 from .runtime import in_context, money_str
 from .state import State
+from .text import printable_lines
 
 __all__ = ["Gap", "Reconciliation", "Settlement", "SettlementError", "read_settlements",
            "reconcile", "reconciliation_to_wire", "render_reconciliation"]
@@ -119,6 +120,13 @@ class _Paid:
 def read_settlements(lines: Iterable[str]) -> list[Settlement]:
     """Parse a settlement report (CSV with a header naming at least the six columns)."""
     reader = csv.DictReader(lines)
+    try:
+        return _read_rows(reader)
+    except csv.Error as exc:  # a field over csv's size limit, a stray NUL, …
+        raise SettlementError(f"not valid CSV after line {reader.line_num}: {exc}") from None
+
+
+def _read_rows(reader: csv.DictReader[str]) -> list[Settlement]:
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in SETTLEMENT_COLUMNS if c not in header and c != "fee"]
     if missing:
@@ -358,7 +366,7 @@ def render_reconciliation(r: Reconciliation) -> str:
                                           for (psp, cur), fee in r.fees.items()))
     if r.clean:
         lines.append("no gaps: every charge was paid as decided")
-        return "\n".join(lines)
+        return printable_lines(lines)
     kinds: dict[str, int] = {}
     for gap in r.gaps:
         kinds[gap.kind] = kinds.get(gap.kind, 0) + 1
@@ -385,7 +393,7 @@ def render_reconciliation(r: Reconciliation) -> str:
             lines.append(f"  reference {gap.reference}")
         if gap.rule:
             lines.append(f"  rule {gap.rule}" + (f" ({gap.source})" if gap.source else ""))
-    return "\n".join(lines)
+    return printable_lines(lines)
 
 
 @in_context

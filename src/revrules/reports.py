@@ -27,6 +27,7 @@ from .results import Error, Outcome
 from .ruleset import Ruleset
 from .runtime import in_context, money_str
 from .state import State
+from .text import printable, printable_lines
 from .wire import dumps
 
 __all__ = [
@@ -176,7 +177,7 @@ def render_table(ledger: Ledger, ruleset: Ruleset | None = None,
     totals = ledger.totals()
     if not totals:
         lines.append("no revenue in this log")
-        return "\n".join(lines)
+        return printable_lines(lines)
     months = ledger.by_month()
     by_product = _by_product(ledger)
     for currency, total in totals.items():
@@ -197,7 +198,7 @@ def render_table(ledger: Ledger, ruleset: Ruleset | None = None,
         lines.append("")
         lines.extend(_grid(["storefront", "channel", "plan",
                             *(HEADINGS[n] for n in ["payments", *money])], product_rows))
-    return "\n".join(lines)
+    return printable_lines(lines)
 
 
 def _by_product(ledger: Ledger) -> dict[tuple[str, str, str, str], Figures]:
@@ -209,6 +210,7 @@ def _by_product(ledger: Ledger) -> dict[tuple[str, str, str, str], Figures]:
 
 
 def _grid(headings: list[str], rows: list[list[str]], footer: bool = False) -> list[str]:
+    rows = [[printable(str(c)) for c in r] for r in rows]  # escaped before measuring
     widths = [max(len(str(r[i])) for r in [headings, *rows]) for i in range(len(headings))]
     text_columns = sum(1 for h in headings if h in ("month", "storefront", "channel", "plan"))
 

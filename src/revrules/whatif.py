@@ -28,6 +28,7 @@ from .reports import Replay, figures_to_wire, replay
 from .results import Decision, Outcome, Trace
 from .ruleset import Ruleset
 from .runtime import in_context, money_str
+from .text import printable, printable_lines
 
 __all__ = ["ChargeChange", "Diff", "SubscriptionChange", "diff", "diff_to_wire", "render_diff"]
 
@@ -276,7 +277,7 @@ def render_diff(d: Diff, old_name: str = "old", new_name: str = "new") -> str:
               f"({_ruleset_label(d.new.ruleset)}), {len(d.old.outcomes)} events")]
     if not d.changed:
         lines.append("no figure and no charge changed")
-        return "\n".join(lines)
+        return printable_lines(lines)
     for currency, (old_total, new_total) in d.totals.items():
         lines.append("")
         lines.append(f"{currency}")
@@ -315,7 +316,7 @@ def render_diff(d: Diff, old_name: str = "old", new_name: str = "new") -> str:
         for event, a, b in d.outcomes:
             lines.append(f"  {event}: {old_name} {'ok' if a else 'failed'}, "
                          f"{new_name} {'ok' if b else 'failed'}")
-    return "\n".join(lines)
+    return printable_lines(lines)
 
 
 def _ruleset_label(ruleset: Ruleset) -> str:
@@ -346,6 +347,7 @@ def _moves(month: str, old: Figures, new: Figures, currency: str) -> list[list[s
 
 
 def _grid(headings: list[str], rows: list[list[str]]) -> list[str]:
+    rows = [[printable(c) for c in r] for r in rows]  # escaped before measuring
     widths = [max(len(r[i]) for r in [headings, *rows]) for i in range(len(headings))]
 
     def line(cells: list[str]) -> str:

@@ -11,7 +11,8 @@ One module-level :data:`converter` (cattrs) knows every shape. Two dialects shar
 
 Both write dates as ``YYYY-MM-DD`` and datetimes in UTC as ``YYYY-MM-DDTHH:MM:SSZ``
 and never a float. Output is deterministic: the same value always gives the same
-bytes (``json.dumps(..., ensure_ascii=False, separators=(", ", ": "))``).
+bytes (``json.dumps(..., ensure_ascii=False, separators=(", ", ": "))``), and safe on a
+terminal: control, bidi and line-separator characters are always ``\\uXXXX`` escapes.
 
 >>> from decimal import Decimal
 >>> from revrules.results import Decision
@@ -23,10 +24,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import cattrs
 import immutables
@@ -35,14 +37,17 @@ from .events import Event, EventError, parse_event
 from .results import Decision, Error, Outcome, RevenueEvent
 from .runtime import in_context, money_str
 from .state import State
+from .text import UNSAFE
 
 __all__ = [
     "DECISION_KEYS",
     "OUTCOME_KEYS",
     "REVENUE_EVENT_EXTRA_KEYS",
     "REVENUE_EVENT_KEYS",
+    "MAX_EVENT_LINE",
     "STATE_FORMAT",
     "WireError",
+    "bounded_lines",
     "converter",
     "decision_to_wire",
     "dumps",
@@ -75,6 +80,10 @@ REVENUE_EVENT_EXTRA_KEYS = ("credit", "amount", "commission", "psp", "reasons", 
 _DECISION_MONEY = frozenset({"list", "credit", "tax", "net", "total"})
 _EVENT_MONEY = frozenset({"gross", "discount", "tax", "net", "credit", "amount", "commission"})
 
+#: The longest line of an event log, in characters (1 MiB): a longer line is an error
+#: (``line_too_long``) for that line, and reading goes on.
+MAX_EVENT_LINE = 1024 * 1024
+
 #: The first key of a state file; :func:`state_from_json` refuses other formats.
 STATE_FORMAT = "revrules-state/1"
 
@@ -97,7 +106,16 @@ def dumps(obj: Any, *, check_floats: bool = True) -> str:
     """
     if check_floats:
         _refuse_floats(obj, "$")
-    return json.dumps(obj, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
+    text = json.dumps(obj, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
+    if text.isprintable():
+        return text
+    # JSON escapes C0 controls itself; DEL, C1 controls, bidi controls, line separators
+    # and lone surrogates are written as \uXXXX too (the same strings, safe on a terminal)
+    return UNSAFE.sub(_json_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def _refuse_floats(obj: Any, path: str) -> None:
@@ -475,11 +493,16 @@ def read_events(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] |
     """Parse JSONL: ``(line number, object)`` per non-blank line, 1-based.
 
     A line that is not a JSON object yields an ``EventError("bad_json", "line N: …")``
-    in place of the object, so one bad line never stops a log.
+    in place of the object, and a line longer than :data:`MAX_EVENT_LINE` characters an
+    ``EventError("line_too_long", …)``, so one bad line never stops a log.
     """
     for number, line in enumerate(lines, 1):
         if number == 1:
             line = line.lstrip("\ufeff")
+        if len(line) > MAX_EVENT_LINE and len(line.rstrip("\r\n")) > MAX_EVENT_LINE:
+            yield number, EventError("line_too_long", f"line {number}: longer than "
+                                     f"{MAX_EVENT_LINE:,} characters, the limit for one event")
+            continue
         if not line.strip():
             continue
         try:
@@ -497,6 +520,23 @@ def read_events(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] |
             continue
         yield number, obj
 
+
+
+def bounded_lines(handle: TextIO) -> Iterator[str]:
+    """The lines of a text stream, none held longer than :data:`MAX_EVENT_LINE` + 1
+    characters: of a longer line only its start is kept (for :func:`read_events` to
+    refuse), the rest is read and dropped."""
+    limit = MAX_EVENT_LINE + 1
+    while True:
+        line = handle.readline(limit)
+        if not line:
+            return
+        if len(line) == limit and not line.endswith("\n"):
+            while True:
+                rest = handle.readline(limit)
+                if not rest or rest.endswith("\n"):
+                    break
+        yield line
 
 
 def _json_kind(value: Any) -> str:
