@@ -309,3 +309,24 @@ def test_replay_under_random_contexts(prec: int, rounding: str, traps: list[type
     with decimal.localcontext(context):
         rules = revrules.load_text(FRACTIONAL, "fractional.rr")
         assert reports.render_json(reports.replay(rules, events).ledger, rules) == want
+
+
+def test_nested_entry_points_share_one_context() -> None:
+    seen: list[decimal.Context] = []
+
+    @in_context
+    def inner() -> None:
+        seen.append(decimal.getcontext())
+
+    @in_context
+    def outer() -> None:
+        inner()
+        inner()
+        decimal.setcontext(hostile())  # something inside changes the context: not ours
+        inner()
+
+    with decimal.localcontext(hostile()) as mine:
+        outer()
+        assert decimal.getcontext() is mine and mine.prec == 3
+    assert seen[0] is seen[1] and seen[0].prec == CONTEXT.prec
+    assert seen[2] is not seen[0] and seen[2].prec == CONTEXT.prec

@@ -51,6 +51,7 @@ month.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
@@ -130,14 +131,18 @@ class Figures:
     def __add__(self, other: Figures) -> Figures:
         if not isinstance(other, Figures):
             return NotImplemented
-        return Figures(*(_plus(getattr(self, f.name), getattr(other, f.name))
-                         for f in attrs.fields(Figures)))
+        add: Any = CONTEXT.add
+        return Figures(*[add(a, b) if money else a + b
+                         for money, a, b in zip(_MONEY_SLOTS, _values(self), _values(other),
+                                                 strict=True)])
 
     def __sub__(self, other: Figures) -> Figures:
         if not isinstance(other, Figures):
             return NotImplemented
-        return Figures(*(_minus(getattr(self, f.name), getattr(other, f.name))
-                         for f in attrs.fields(Figures)))
+        subtract: Any = CONTEXT.subtract
+        return Figures(*[subtract(a, b) if money else a - b
+                         for money, a, b in zip(_MONEY_SLOTS, _values(self), _values(other),
+                                                 strict=True)])
 
     def get(self, name: str) -> Decimal | int:
         """A figure by name, ``proceeds`` included."""
@@ -150,15 +155,10 @@ class Figures:
 
 
 _EMPTY = Figures()
-
-
-def _plus(a: Any, b: Any) -> Any:
-    """a + b: money under the library's context, counts as integers."""
-    return CONTEXT.add(a, b) if isinstance(a, Decimal) else a + b
-
-
-def _minus(a: Any, b: Any) -> Any:
-    return CONTEXT.subtract(a, b) if isinstance(a, Decimal) else a - b
+# Figures add field by field: money with the library's context (never the caller's),
+# counts as integers.
+_values = operator.attrgetter(*(f.name for f in attrs.fields(Figures)))
+_MONEY_SLOTS = tuple(isinstance(v, Decimal) for v in _values(_EMPTY))
 
 
 @attrs.frozen

@@ -6,6 +6,7 @@ thread's), time only from arguments, no iteration over unordered containers.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import decimal
 import functools
@@ -45,9 +46,20 @@ def in_context(fn: _F) -> _F:
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
-        with decimal.localcontext(CONTEXT):
+        if decimal.getcontext() is _OURS.get():  # called from an entry point: already in
             return fn(*args, **kwargs)
+        with decimal.localcontext(CONTEXT) as ours:
+            token = _OURS.set(ours)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _OURS.reset(token)
     return cast(_F, run)
+
+
+#: The copy of :data:`CONTEXT` the outermost :func:`in_context` call made current.
+_OURS: contextvars.ContextVar[decimal.Context | None] = contextvars.ContextVar(
+    "revrules_decimal_context", default=None)
 
 
 ROUNDING_MODES = {
