@@ -399,3 +399,12 @@ def test_a_settlement_report_that_is_not_csv_exits_2(capsys: pytest.CaptureFixtu
     with pytest.raises(reconcile.SettlementError):
         reconcile.read_settlements(report.read_text().splitlines())
 
+
+
+def test_rule_files_are_read_with_universal_newlines(capsys: pytest.CaptureFixture[str],
+                                                     tmp_path: Path) -> None:
+    canonical = format_module(parse(UNFORMATTED))
+    rr = tmp_path / "crlf.rr"
+    rr.write_bytes(canonical.replace("\n", "\r\n").encode("utf-8"))
+    assert run(capsys, "fmt", "--check", str(rr)) == (0, "", "")
+    assert run(capsys, "fmt", str(rr)) == (0, canonical, "")

@@ -711,7 +711,8 @@ def _read_text(file: str, what: str, limit: int | None = None) -> str:
             data = handle.read() if limit is None else handle.read(limit + 1)
         if limit is not None:
             _check_size(file, len(data), limit, what)
-        return data.decode("utf-8")
+        # universal newlines, as text mode reads: \r\n and \r become \n
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as exc:
         raise UsageError(f"{what} {file} is not UTF-8 text ({exc.reason} at byte "
                          f"{exc.start})") from None
