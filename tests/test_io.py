@@ -284,6 +284,8 @@ def test_temp_files_are_removed_on_every_exit(capsys: pytest.CaptureFixture[str]
             raise OSError(28, "No space left on device")
         if failure == "interrupt":
             raise KeyboardInterrupt
+        # (without a handler, SIGTERM would end the test run itself)
+        assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, None)
         os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(os, "fsync", fail)
