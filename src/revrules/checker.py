@@ -19,6 +19,7 @@ from babel.numbers import get_currency_precision, list_currencies
 from . import model as m
 from . import nodes as n
 from .diagnostics import Diagnostic, did_you_mean, suggest
+from .runtime import in_context
 
 __all__ = ["CheckResult", "check"]
 
@@ -72,6 +73,7 @@ class CheckResult:
         return tuple(d for d in self.diagnostics if d.severity == "error")
 
 
+@in_context
 def check(module: n.Module) -> CheckResult:
     """Check a parsed module; collect every problem rather than stopping at the first."""
     return _Checker(module).run()

@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from .diagnostics import did_you_mean, json_text
+from .runtime import in_context
 
 __all__ = ["Event", "EventError", "EVENT_TYPES", "parse_event", "EARLIEST", "LATEST",
            "MAX_STRING", "MAX_INTEGER_DIGITS", "MAX_FRACTION_DIGITS", "MAX_ATTRIBUTES"]
@@ -161,6 +162,7 @@ def check_int(value: int, what: str) -> int:
     return value
 
 
+@in_context
 def parse_event(data: Mapping[str, Any]) -> Event:
     """Validate one wire object; raise :class:`EventError` naming the first problem."""
     if not isinstance(data, Mapping):

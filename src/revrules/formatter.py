@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import cast
 
 from . import nodes as n
+from .runtime import in_context
 
 __all__ = ["format_expression", "format_module"]
 
@@ -50,6 +51,7 @@ _UNIT_WORDS = frozenset({"day", "days", "week", "weeks", "month", "months", "yea
 # -- expressions ---------------------------------------------------------------------
 
 
+@in_context
 def format_expression(expr: n.Expr) -> str:
     """An expression as canonical source text, e.g. ``a and (b or c)``."""
     return _expr(expr, OR)
@@ -135,7 +137,7 @@ def _signed(text: str, negative: bool) -> tuple[str, int]:
 
 def _digits(value: Decimal) -> str:
     """The amount's own digits, never in exponent form: ``12.90`` stays ``12.90``."""
-    return format(abs(value), "f")
+    return format(value.copy_abs(), "f")  # exact: abs() would round to the context
 
 
 def _money(money: n.Money) -> str:
@@ -172,6 +174,7 @@ def _refs(refs: Iterable[n.Ref]) -> str:
 # -- declarations --------------------------------------------------------------------
 
 
+@in_context
 def format_module(module: n.Module) -> str:
     """A whole ruleset in canonical layout, ending with one newline.
 

@@ -48,8 +48,9 @@ from .engine import Engine
 from .events import Event, EventError, parse_event
 from .results import Outcome
 from .ruleset import Ruleset
-from .runtime import decimal_str, money_str
+from .runtime import decimal_str, in_context, money_str
 from .state import State
+from .text import printable_lines
 
 __all__ = ["Gap", "Reconciliation", "Settlement", "SettlementError", "read_settlements",
            "reconcile", "reconciliation_to_wire", "render_reconciliation"]
@@ -121,9 +122,17 @@ class _Paid:
     charge: str | None = None  # the id of the charge it paid
 
 
+@in_context
 def read_settlements(lines: Iterable[str]) -> list[Settlement]:
     """Parse a settlement report (CSV with a header naming at least the six columns)."""
     reader = csv.DictReader(lines)
+    try:
+        return _read_rows(reader)
+    except csv.Error as exc:  # a field over csv's size limit, a stray NUL, …
+        raise SettlementError(f"not valid CSV after line {reader.line_num}: {exc}") from None
+
+
+def _read_rows(reader: csv.DictReader[str]) -> list[Settlement]:
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in SETTLEMENT_COLUMNS if c not in header and c != "fee"]
     if missing:
@@ -154,6 +163,7 @@ def read_settlements(lines: Iterable[str]) -> list[Settlement]:
     return rows
 
 
+@in_context
 def reconcile(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError],
               settlements: Iterable[Settlement] | None = None) -> Reconciliation:
     """Replay ``events`` and list every gap (see the module's list of kinds)."""
@@ -390,6 +400,7 @@ def _money(amount: Decimal | None, currency: str | None) -> str:
         return decimal_str(amount)
 
 
+@in_context
 def render_reconciliation(r: Reconciliation) -> str:
     """A plain-text list of gaps with their subscription, amounts and rule."""
     lines = [f"{r.payments} payments checked" + (f", {r.settlements} settlement rows"
@@ -399,7 +410,7 @@ def render_reconciliation(r: Reconciliation) -> str:
                                           for (psp, cur), fee in r.fees.items()))
     if r.clean:
         lines.append("no gaps: every charge was paid as decided")
-        return "\n".join(lines)
+        return printable_lines(lines)
     kinds: dict[str, int] = {}
     for gap in r.gaps:
         kinds[gap.kind] = kinds.get(gap.kind, 0) + 1
@@ -426,9 +437,10 @@ def render_reconciliation(r: Reconciliation) -> str:
             lines.append(f"  reference {gap.reference}")
         if gap.rule:
             lines.append(f"  rule {gap.rule}" + (f" ({gap.source})" if gap.source else ""))
-    return "\n".join(lines)
+    return printable_lines(lines)
 
 
+@in_context
 def reconciliation_to_wire(r: Reconciliation) -> dict[str, Any]:
     """JSON-ready data: every gap with its fields, money as strings."""
     return {

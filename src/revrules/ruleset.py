@@ -19,7 +19,7 @@ from .checker import check
 from .compiler import CompiledRules, Predicate, compile_model
 from .diagnostics import Diagnostic, RulesetError
 from .parser import parse
-from .runtime import ROUNDING_MODES
+from .runtime import ROUNDING_MODES, in_context
 
 __all__ = ["Ruleset", "load", "load_text"]
 
@@ -121,6 +121,7 @@ class Ruleset:
         return lines[span.line - 1][span.column - 1:span.end_column - 1]
 
 
+@in_context
 def load_text(text: str, file: str = "<string>") -> Ruleset:
     """Parse, check and compile ruleset source; raise :class:`RulesetError` with every problem."""
     module = parse(text, file)

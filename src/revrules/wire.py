@@ -11,7 +11,8 @@ One module-level :data:`converter` (cattrs) knows every shape. Two dialects shar
 
 Both write dates as ``YYYY-MM-DD`` and datetimes in UTC as ``YYYY-MM-DDTHH:MM:SSZ``
 and never a float. Output is deterministic: the same value always gives the same
-bytes (``json.dumps(..., ensure_ascii=False, separators=(", ", ": "))``).
+bytes (``json.dumps(..., ensure_ascii=False, separators=(", ", ": "))``), and safe on a
+terminal: control, bidi and line-separator characters are always ``\\uXXXX`` escapes.
 
 >>> from decimal import Decimal
 >>> from revrules.results import Decision
@@ -23,10 +24,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import attrs
 import cattrs
@@ -35,16 +37,19 @@ import immutables
 from .diagnostics import json_text
 from .events import Event, EventError, parse_event
 from .results import Decision, Error, Outcome, RevenueEvent
-from .runtime import decimal_str, money_str
+from .runtime import decimal_str, in_context, money_str
 from .state import State
+from .text import UNSAFE
 
 __all__ = [
     "DECISION_KEYS",
     "OUTCOME_KEYS",
     "REVENUE_EVENT_EXTRA_KEYS",
     "REVENUE_EVENT_KEYS",
+    "MAX_EVENT_LINE",
     "STATE_FORMAT",
     "WireError",
+    "bounded_lines",
     "converter",
     "decision_to_wire",
     "dumps",
@@ -81,6 +86,10 @@ _EVENT_MONEY = frozenset({"gross", "discount", "tax", "net", "credit", "amount",
 # extras written whenever they are set, zero included (a zero recurring price is a fact)
 _EVENT_OPTIONAL_MONEY = frozenset({"list", "recurring"})
 
+#: The longest line of an event log, in characters (1 MiB): a longer line is an error
+#: (``line_too_long``) for that line, and reading goes on.
+MAX_EVENT_LINE = 1024 * 1024
+
 #: The first key of a state file; :func:`state_from_json` refuses other formats.
 STATE_FORMAT = "revrules-state/1"
 
@@ -103,7 +112,16 @@ def dumps(obj: Any, *, check_floats: bool = True) -> str:
     """
     if check_floats:
         _refuse_floats(obj, "$")
-    return json.dumps(obj, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
+    text = json.dumps(obj, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
+    if text.isprintable():
+        return text
+    # JSON escapes C0 controls itself; DEL, C1 controls, bidi controls, line separators
+    # and lone surrogates are written as \uXXXX too (the same strings, safe on a terminal)
+    return UNSAFE.sub(_json_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def _refuse_floats(obj: Any, path: str) -> None:
@@ -138,6 +156,7 @@ def _opt_date(day: dt.date | None) -> str | None:
     return _datetime_str(day) if isinstance(day, dt.datetime) else _date_str(day)
 
 
+@in_context
 def decision_to_wire(decision: Decision) -> dict[str, Any]:
     """A decision in WIRE.md's shape and key order (:data:`DECISION_KEYS`)."""
     cur = decision.currency
@@ -159,6 +178,7 @@ def decision_to_wire(decision: Decision) -> dict[str, Any]:
     return out
 
 
+@in_context
 def revenue_event_to_wire(event: RevenueEvent) -> dict[str, Any]:
     """A revenue event: :data:`REVENUE_EVENT_KEYS` always, then the non-default extras."""
     cur = event.currency
@@ -187,6 +207,7 @@ def revenue_event_to_wire(event: RevenueEvent) -> dict[str, Any]:
     return out
 
 
+@in_context
 def outcome_to_wire(outcome: Outcome) -> dict[str, Any]:
     """One outcome line as a dict, in :data:`OUTCOME_KEYS` order; the state is not included.
 
@@ -205,6 +226,7 @@ def outcome_to_wire(outcome: Outcome) -> dict[str, Any]:
     return out
 
 
+@in_context
 def outcome_to_json(outcome: Outcome) -> str:
     """One JSONL line (without the newline) for an outcome."""
     return dumps(outcome_to_wire(outcome), check_floats=False)
@@ -478,11 +500,13 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+@in_context
 def to_json(obj: Outcome | Decision | RevenueEvent | State | Any) -> str:
     """JSON for an :class:`Outcome`, :class:`Decision`, :class:`RevenueEvent` or :class:`State`."""
     return dumps(converter.unstructure(obj))
 
 
+@in_context
 def from_json(text: str, cls: type[T]) -> T:
     """Read what :func:`to_json` wrote; raise :class:`WireError` naming the bad field.
 
@@ -514,11 +538,16 @@ def read_events(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] |
     """Parse JSONL: ``(line number, object)`` per non-blank line, 1-based.
 
     A line that is not a JSON object yields an ``EventError("bad_json", "line N: …")``
-    in place of the object, so one bad line never stops a log.
+    in place of the object, and a line longer than :data:`MAX_EVENT_LINE` characters an
+    ``EventError("line_too_long", …)``, so one bad line never stops a log.
     """
     for number, line in enumerate(lines, 1):
         if number == 1:
             line = line.lstrip("\ufeff")
+        if len(line) > MAX_EVENT_LINE and len(line.rstrip("\r\n")) > MAX_EVENT_LINE:
+            yield number, EventError("line_too_long", f"line {number}: longer than "
+                                     f"{MAX_EVENT_LINE:,} characters, the limit for one event")
+            continue
         if not line.strip():
             continue
         try:
@@ -536,6 +565,23 @@ def read_events(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] |
             continue
         yield number, obj
 
+
+
+def bounded_lines(handle: TextIO) -> Iterator[str]:
+    """The lines of a text stream, none held longer than :data:`MAX_EVENT_LINE` + 1
+    characters: of a longer line only its start is kept (for :func:`read_events` to
+    refuse), the rest is read and dropped."""
+    limit = MAX_EVENT_LINE + 1
+    while True:
+        line = handle.readline(limit)
+        if not line:
+            return
+        if len(line) == limit and not line.endswith("\n"):
+            while True:
+                rest = handle.readline(limit)
+                if not rest or rest.endswith("\n"):
+                    break
+        yield line
 
 
 def _json_kind(value: Any) -> str:
