@@ -70,7 +70,8 @@ _FIELD_CODE = {
 _CMP_HELPER = {"<": "m_lt", "<=": "m_le", ">": "m_gt", ">=": "m_ge", "==": "m_eq", "!=": "m_ne"}
 _ARITH_HELPER = {"+": "m_add", "-": "m_sub", "*": "m_mul", "/": "m_div"}
 _HELPERS = ("m_lt", "m_le", "m_gt", "m_ge", "m_eq", "m_ne", "m_add", "m_sub", "m_mul", "m_div",
-            "div", "opt", "as_datetime", "f_min", "f_max", "f_round", "f_days_between")
+            "div", "opt", "as_datetime", "f_min", "f_max", "f_round", "f_days_between",
+            "t_add", "t_sub")
 
 
 @attrs.frozen
@@ -229,6 +230,9 @@ class _Generator:
             return f"opt({op!r}, {left}, {right})"
         if op == "/":
             return f"div({left}, {right})"
+        if rt_.kind == "duration" and op in ("+", "-"):
+            # calendar arithmetic that can leave the calendar: a stable error, not a crash
+            return f"{'t_add' if op == '+' else 't_sub'}({left}, {right})"
         return f"({left} {op} {right})"
 
 

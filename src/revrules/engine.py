@@ -21,6 +21,7 @@ import immutables
 
 from . import model as m
 from . import runtime as rt
+from .checker import MAX_ATTRIBUTE_DIGITS, attribute_number_ok
 from .compiler import Ctx
 from .diagnostics import did_you_mean
 from .events import EVENT_TYPES, Event, EventError, parse_event
@@ -1168,6 +1169,9 @@ def _charged(quote: Quote) -> dict[str, Any]:
             "tax": quote.tax, "net": quote.net, "amount": quote.total}
 
 
+_ATTRIBUTE_BOUND = 10 ** MAX_ATTRIBUTE_DIGITS
+
+
 def _redemption_key(promotion: str, customer: str) -> str:
     return f"{promotion}\u001f{customer}"
 
@@ -1176,6 +1180,10 @@ def _attribute_value(attr: m.Attribute, value: Any) -> Any:
     kind = attr.type
     if value is None:
         return attr.default
+    if kind in ("int", "decimal") and isinstance(value, int) and not isinstance(value, bool) \
+            and not -_ATTRIBUTE_BOUND < value < _ATTRIBUTE_BOUND:
+        raise _fail("bad_field", f"customer attribute '{attr.name}' must be below 10^"
+                    f"{MAX_ATTRIBUTE_DIGITS} in size, found {value!r}")
     if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
         return value
     if kind == "string" and isinstance(value, str):
@@ -1184,9 +1192,16 @@ def _attribute_value(attr: m.Attribute, value: Any) -> Any:
         return value
     if kind == "decimal" and isinstance(value, (str, int)) and not isinstance(value, bool):
         try:
-            return Decimal(str(value))
+            number = Decimal(str(value))
         except ArithmeticError:
             pass
+        else:
+            # NaN, infinities and huge exponents never reach a rule
+            if attribute_number_ok(number):
+                return number
+            raise _fail("bad_field", f"customer attribute '{attr.name}' must be a finite "
+                        f"decimal below 10^{MAX_ATTRIBUTE_DIGITS} with at most "
+                        f"{MAX_ATTRIBUTE_DIGITS} decimals, found {value!r}")
     if kind == "date" and isinstance(value, str):
         try:
             return dt.date.fromisoformat(value)

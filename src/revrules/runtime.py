@@ -97,16 +97,26 @@ def delta(duration: Duration, times: int = 1) -> relativedelta:
     return relativedelta(years=count)
 
 
+def _out_of_calendar(day: object, what: object) -> EvaluationError:
+    return EvaluationError("out_of_range", f"{day} + {what} is past the calendar (year 9999)")
+
+
 @functools.lru_cache(maxsize=65536)
 def add_periods(anchor: dt.date, every: Duration, n: int) -> dt.date:
     """The start of period ``n``: anchor + n × every, never chained (Jan 31 → Feb 28 → Mar 31)."""
-    result: dt.date = anchor + delta(every, n)
+    try:
+        result: dt.date = anchor + delta(every, n)
+    except (OverflowError, ValueError):
+        raise _out_of_calendar(anchor, f"{n} × {every}") from None
     return result
 
 
 @functools.lru_cache(maxsize=65536)
 def add(day: dt.date, duration: Duration) -> dt.date:
-    result: dt.date = day + delta(duration)
+    try:
+        result: dt.date = day + delta(duration)
+    except (OverflowError, ValueError):
+        raise _out_of_calendar(day, duration) from None
     return result
 
 
@@ -225,11 +235,32 @@ def f_max(*args: Any) -> Any:
     return max(args)
 
 
+def t_add(a: Any, b: Any) -> Any:
+    """date or datetime + duration (a relativedelta); past year 9999 is ``out_of_range``."""
+    try:
+        return a + b
+    except (OverflowError, ValueError):
+        raise _out_of_calendar(a, "a duration") from None
+
+
+def t_sub(a: Any, b: Any) -> Any:
+    """date or datetime − duration; before year 1 is ``out_of_range``."""
+    try:
+        return a - b
+    except (OverflowError, ValueError):
+        raise EvaluationError("out_of_range", f"{a} − a duration is before the calendar "
+                              "(year 1)") from None
+
+
 def f_round(value: Any, places: int | None = None) -> Any:
-    if isinstance(value, Money):
-        quantum = exponent(value.currency) if places is None else Decimal(1).scaleb(-places)
-        return Money(value.currency, value.amount.quantize(quantum, context=CONTEXT))
-    return Decimal(value).quantize(Decimal(1).scaleb(-(places or 0)), context=CONTEXT)
+    try:
+        if isinstance(value, Money):
+            quantum = exponent(value.currency) if places is None else Decimal(1).scaleb(-places)
+            return Money(value.currency, value.amount.quantize(quantum, context=CONTEXT))
+        return Decimal(value).quantize(Decimal(1).scaleb(-(places or 0)), context=CONTEXT)
+    except decimal.InvalidOperation:
+        raise EvaluationError("out_of_range", f"round() of {value} needs more than "
+                              f"{CONTEXT.prec} digits") from None
 
 
 def f_days_between(a: Any, b: Any) -> int:
