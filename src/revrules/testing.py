@@ -52,6 +52,8 @@ _ATTR_TYPES = ("int", "decimal", "string", "bool", "date")
 _STRINGS = ("DE", "FR", "US", "JP", "consumer", "business", "")
 _REASONS = ("card_declined", "insufficient_funds", "expired_card")
 _DURATIONS = ("1 day", "3 days", "14 days", "2 weeks", "1 month", "3 months", "1 year")
+_LONG_DURATIONS = ("36525 days", "5218 weeks", "1200 months", "100 years")
+_BIG_INTS = (10**17, 999999999999999999, 10**30)
 _BASE = dt.datetime(2026, 12, 1, tzinfo=dt.timezone.utc)
 
 
@@ -136,7 +138,8 @@ def _expr(draw: Draw, schema: _Schema, kind: str, context: str, depth: int,
                 f"{_expr(draw, schema, other, context, depth - 1)}")
     if kind == "int":
         if leaf:
-            options = [str(draw(st.integers(0, 40))), "subscription.cycle"]
+            options = [str(draw(st.integers(0, 40))), "subscription.cycle",
+                       str(draw(st.sampled_from(_BIG_INTS)))]
             if context == "dunning":
                 options.append("payment.attempt")
             attr = _attr(draw, schema, "int", needs_value)
@@ -157,14 +160,15 @@ def _expr(draw: Draw, schema: _Schema, kind: str, context: str, depth: int,
                 f"{_expr(draw, schema, 'int', context, depth - 1, True)})")
     if kind == "decimal":
         if leaf:
-            options = [draw(st.sampled_from(("0.5", "1.25", "2.0", "19.99", "0.001")))]
+            options = [draw(st.sampled_from(("0.5", "1.25", "2.0", "19.99", "0.001",
+                                             "99999999999999999.999999999999999999")))]
             attr = _attr(draw, schema, "decimal", needs_value)
             if attr:
                 options += [attr, attr]
             return draw(st.sampled_from(options))
         form = draw(st.sampled_from(("+", "-", "*", "/", "round", "min")))
         if form == "round":
-            places = draw(st.integers(0, 4))
+            places = draw(st.integers(0, 12))
             return f"round({_expr(draw, schema, 'decimal', context, depth - 1, True)}, {places})"
         if form == "min":
             return (f"min({_expr(draw, schema, 'decimal', context, depth - 1, True)}, "
@@ -195,7 +199,7 @@ def _expr(draw: Draw, schema: _Schema, kind: str, context: str, depth: int,
             return draw(st.sampled_from(options))
         op = draw(st.sampled_from(("+", "-")))
         return (f"({_expr(draw, schema, kind, context, depth - 1, True)} {op} "
-                f"{draw(st.sampled_from(_DURATIONS))})")
+                f"{draw(st.sampled_from(_DURATIONS + _LONG_DURATIONS))})")
     assert kind == "string", kind
     options = ["customer.id", "subscription.status", "event.type", "storefront.currency",
                "storefront.name", "plan.name"]
@@ -262,9 +266,11 @@ def rulesets(draw: Draw, max_depth: int = 3) -> str:
     for i, plan in enumerate(plans):
         out.append(f"plan {plan} {{")
         out.append(f"  {draw(st.sampled_from(('product p0', 'product p1', 'bundle b0')))}")
-        out.append(f"  every {draw(st.sampled_from(('1 month', '1 year', '2 weeks', '30 days')))}")
+        every = draw(st.sampled_from(("1 month", "1 year", "2 weeks", "30 days", "1 day",
+                                      "100 years")))
+        out.append(f"  every {every}")
         if draw(st.integers(0, 2)) == 0:
-            out.append(f"  trial {draw(st.integers(1, 30))} days" +
+            out.append(f"  trial {draw(st.sampled_from((1, 14, 30, 36525)))} days" +
                        (" if elig" if eligibility and draw(st.booleans()) else ""))
         for sf in storefronts:
             out.append(f"  price {sf} {currency} {draw(st.sampled_from(_AMOUNTS[currency]))}")
@@ -351,14 +357,17 @@ def rulesets(draw: Draw, max_depth: int = 3) -> str:
 
 def _attribute_value(draw: Draw, attr: m.Attribute) -> Any:
     if attr.type == "int":
-        return draw(st.integers(-5, 60))
+        return draw(st.one_of(st.integers(-5, 60), st.sampled_from(
+            (10**18 - 1, -(10**18) + 1))))
     if attr.type == "decimal":
-        return draw(st.sampled_from(("0", "1.5", "-2.25", "19.99", "1000", "0.001", 7)))
+        return draw(st.sampled_from(("0", "1.5", "-2.25", "19.99", "1000", "0.001", 7,
+                                     "999999999999999999.999999999999999999",
+                                     "0.000000000000000001", "-0E-18")))
     if attr.type == "string":
         return draw(st.sampled_from(_STRINGS))
     if attr.type == "bool":
         return draw(st.booleans())
-    return _date(draw)
+    return draw(st.sampled_from((_date(draw), "0001-01-01", "9999-12-31")))
 
 
 @st.composite
