@@ -855,7 +855,7 @@ class _Checker:
         args = [self.infer(a, context) for a in expr.args]
         if any(a.kind == "error" for a in args):
             return T("error")
-        if not all([self.needs_value(e, a, f"{expr.func}()") for e, a in zip(expr.args, args)]):
+        if not all([self.needs_value(e, a, f"{expr.func}()") for e, a in zip(expr.args, args, strict=True)]):
             return T("error")
         if expr.func in ("min", "max"):
             if len(args) < 2:

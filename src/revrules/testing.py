@@ -30,7 +30,6 @@ revrules[test]``) to use it.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import Any
 
 from hypothesis import strategies as st
@@ -40,7 +39,7 @@ from .ruleset import Ruleset
 
 __all__ = ["rulesets", "customers", "events", "event_sequences", "expressions"]
 
-Draw = Callable[[st.SearchStrategy[Any]], Any]
+Draw = st.DrawFn
 
 _CURRENCIES = ("EUR", "USD", "JPY", "KWD")
 _AMOUNTS = {"EUR": ("0.99", "6.99", "12.99", "100.00"), "USD": ("1.00", "7.99", "19.99"),
@@ -406,7 +405,8 @@ def events(draw: Draw, ruleset: Ruleset, at: dt.datetime | None = None,
         event["plan"] = draw(st.sampled_from(plans))
         event["customer"] = draw(customers(ruleset))
         codes = sorted(p.code for p in model.promotions if p.code)
-        if codes and draw(st.booleans()):
+        use_code = bool(codes) and draw(st.booleans())
+        if use_code:
             event["code"] = draw(st.sampled_from(codes))
     elif kind == "payment_failed" and draw(st.booleans()):
         event["reason"] = draw(st.sampled_from(_REASONS))
