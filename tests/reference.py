@@ -225,7 +225,9 @@ def call(func: str, args: list[Any], env: Env) -> Any:
             places = int(get_currency_precision(value.currency)) if len(args) == 1 else args[1]
             return Cash(value.currency, quantize(value.amount, places))
         return quantize(Decimal(value), args[1] if len(args) == 2 else 0)
-    a, b = (v.date() if isinstance(v, dt.datetime) else v for v in args)
+    # docs/language.md: calendar days, dates in the ruleset's timezone
+    zone = dt.timezone.utc if env.model.timezone == "UTC" else ZoneInfo(env.model.timezone)
+    a, b = (v.astimezone(zone).date() if isinstance(v, dt.datetime) else v for v in args)
     return (b - a).days
 
 

@@ -7,6 +7,8 @@ are not finite, bounded decimals are refused at the edge.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 import revrules
@@ -143,3 +145,11 @@ def test_min_does_not_mix_dates_and_datetimes() -> None:
     found = diagnostics(HEAD + PLAN + "tax t { rate 5% when min(event.at, 2027-01-01) > "
                         "event.at }\n")
     assert [c for c, *_ in found] == ["type"]
+
+
+def test_days_between_counts_calendar_days_in_the_ruleset_timezone() -> None:
+    # 2027-01-01T20:00Z is 2027-01-02 05:00 in Tokyo: one calendar day after Jan 1
+    text = (HEAD.replace('ruleset g version "1"', 'ruleset g version "1"\ntimezone "Asia/Tokyo"')
+            + PLAN + "tax t { rate 10% when days_between(2027-01-01, event.at) == 1 }\n")
+    out = Engine(revrules.load_text(text)).apply(State(), checkout({}, "2027-01-01T20:00:00Z"))
+    assert out.ok and out.decisions[0].tax == Decimal("1.00")

@@ -204,6 +204,8 @@ class _Generator:
             return f"(-{inner})"
         if isinstance(e, n.Call):
             args = ", ".join(self.expr(a) for a in e.args)
+            if e.func == "days_between":  # calendar days in the ruleset's timezone
+                args += f", {self.model.timezone!r}"
             return f"f_{e.func}({args})"
         return self.binary(e)
 

@@ -263,7 +263,8 @@ def f_round(value: Any, places: int | None = None) -> Any:
                               f"{CONTEXT.prec} digits") from None
 
 
-def f_days_between(a: Any, b: Any) -> int:
-    a_day = a.date() if isinstance(a, dt.datetime) else a
-    b_day = b.date() if isinstance(b, dt.datetime) else b
+def f_days_between(a: Any, b: Any, tz: str = "UTC") -> int:
+    """Calendar days from a to b; a datetime counts as its date in the ruleset's timezone."""
+    a_day = local_date(a, tz) if isinstance(a, dt.datetime) else a
+    b_day = local_date(b, tz) if isinstance(b, dt.datetime) else b
     return int((b_day - a_day).days)
