@@ -253,3 +253,136 @@ def conditions(model: m.Model) -> list[m.Rule]:
     if model.lifecycle.pause_rule is not None:
         rules.append(model.lifecycle.pause_rule)
     return [r for r in rules if r.when is not None]
+
+
+# -- pricing -------------------------------------------------------------------------
+# The first charge of a checkout on an empty state, from docs/language.md and
+# LANGUAGE.md: the list price in force on the local date, a trial if its eligibility
+# denies nothing, promotions (the best non-stackable one plus every stackable one, never
+# below zero), one rate per tax table (the first that matches), the route.
+
+ROUNDING = {"half_even": decimal.ROUND_HALF_EVEN, "half_up": decimal.ROUND_HALF_UP,
+            "half_down": decimal.ROUND_HALF_DOWN, "down": decimal.ROUND_DOWN,
+            "up": decimal.ROUND_UP, "ceiling": decimal.ROUND_CEILING,
+            "floor": decimal.ROUND_FLOOR}
+
+
+def to_minor(amount: Decimal, currency: str, mode: str) -> Decimal:
+    quantum = Decimal(1).scaleb(-int(get_currency_precision(currency)))
+    return amount.quantize(quantum, rounding=ROUNDING[mode], context=CONTEXT)
+
+
+def checkout(model: m.Model, sf: m.Storefront, plan: m.Plan, customer: dict[str, Any],
+             customer_id: str, at: dt.datetime, code: str | None) -> str:
+    """The canonical first decision of a checkout: figures, discounts and PSP, or an error."""
+    try:
+        with decimal.localcontext(CONTEXT):
+            return _checkout(model, sf, plan, customer, customer_id, at, code)
+    except Failure as exc:
+        return f"error:{exc.code}"
+
+
+def _checkout(model: m.Model, sf: m.Storefront, plan: m.Plan, customer: dict[str, Any],
+              customer_id: str, at: dt.datetime, code: str | None) -> str:
+    zone = dt.timezone.utc if model.timezone == "UTC" else ZoneInfo(model.timezone)
+    day = at.astimezone(zone).date()
+    mode, currency = model.rounding, sf.currency
+    entries = [p for p in plan.prices if p.storefront == sf.name
+               and (p.effective is None or p.effective <= day)]
+    if not entries:
+        raise Failure("not_sold")
+    latest = max(entries, key=lambda p: p.effective or dt.date.min)
+    list_amount = latest.amount
+
+    def env(status: str, total: Decimal | None = None) -> Env:
+        return Env(model, customer, customer_id, sf, plan, 1, status, at, "checkout",
+                   None if total is None else (currency, total), None, 0, None)
+
+    def holds(rule: m.Rule | None, e: Env) -> bool:
+        if rule is None or rule.when is None:
+            return True
+        result = run(rule.when, e)
+        if result.startswith("error:"):
+            raise Failure(result[6:])
+        return result == "true"
+
+    status, trial_days = "active", 0
+    if plan.trial is not None:
+        denied = False
+        for elig in model.eligibilities:
+            if elig.name == plan.trial.eligibility:
+                for deny in elig.denies:
+                    denied = holds(deny.rule, env("active")) or denied
+        if not denied:
+            status = "trialing"
+            unit = plan.trial.length.unit + "s"
+            end = day + relativedelta(**{unit: plan.trial.length.count})
+            trial_days = (end - day).days
+
+    def usable(p: m.Promotion) -> bool:
+        return ((p.plans is None or plan.name in p.plans)
+                and (p.storefronts is None or sf.name in p.storefronts)
+                and (p.currency is None or p.currency == currency)
+                and (p.valid_from is None or p.valid_from <= day)
+                and (p.valid_to is None or day <= p.valid_to)
+                and holds(p.condition, env(status))
+                and (p.limit_total is None or p.limit_total >= 1)
+                and (p.limit_per_customer is None or p.limit_per_customer >= 1))
+
+    candidates: list[m.Promotion] = []
+    if code is not None:
+        candidates += [p for p in model.promotions
+                       if p.code is not None and p.code.upper() == code.upper() and usable(p)]
+    if status == "active":
+        candidates += [p for p in model.promotions if p.automatic and usable(p)]
+    else:
+        candidates = []  # a code during a trial discounts the first charged cycle, not this
+
+    def worth(p: m.Promotion) -> Decimal:
+        if p.kind == "percent":
+            return to_minor(CONTEXT.multiply(list_amount, p.value), currency, mode)
+        return min(p.value, list_amount)
+
+    single = [p for p in candidates if not p.stackable]
+    chosen = [p for p in candidates if p.stackable]
+    if single:
+        best = single[0]
+        for p in single[1:]:
+            if worth(p) > worth(best) or (worth(p) == worth(best) and p.order < best.order):
+                best = p
+        chosen.append(best)
+    chosen.sort(key=lambda p: p.order)
+    discounts, left = [], list_amount
+    for p in chosen:
+        amount = min(worth(p), left)
+        left -= amount
+        discounts.append(f"{p.name}={to_minor(amount, currency, mode)}")
+    base = to_minor(list_amount if status == "active" else Decimal(0), currency, mode)
+    amount = max(base - to_minor(list_amount - left, currency, mode), Decimal(0)) \
+        if status == "active" else base
+    rates = []
+    for table in model.taxes:
+        for rate in table.rates:
+            if holds(rate.rule, env(status)):
+                rates.append(rate.rate)
+                break
+    if sf.tax_inclusive:
+        whole = CONTEXT.add(Decimal(1), sum(rates, Decimal(0)))
+        tax = sum((to_minor(CONTEXT.divide(CONTEXT.multiply(amount, r), whole), currency, mode)
+                   for r in rates if r and amount), Decimal(0))
+        net, total = amount - tax, amount
+    else:
+        tax = sum((to_minor(CONTEXT.multiply(amount, r), currency, mode) for r in rates),
+                  Decimal(0))
+        net, total = amount, amount + tax
+    psp = None
+    for route in model.route:
+        if route.psp in sf.psps and holds(route.rule, env(status, total)):
+            psp = route.psp
+            break
+    if psp is None and sf.psps:
+        psp = sf.psps[0]
+    figures = [to_minor(x, currency, mode) for x in (base, tax, net, total)]
+    return (f"list={figures[0]} discounts={','.join(discounts) if status == 'active' else ''} "
+            f"tax={figures[1]} net={figures[2]} total={figures[3]} psp={psp} "
+            f"trial_days={trial_days}")

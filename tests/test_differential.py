@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import revrules
 from revrules import runtime as rt
 from revrules.compiler import Ctx
-from revrules.testing import rulesets
+from revrules.testing import customers, rulesets
 
 sys.path.insert(0, str(Path(__file__).parent))
 import reference  # noqa: E402
@@ -93,3 +93,54 @@ def test_compiled_conditions_agree_with_the_reference(data: st.DataObject) -> No
             assert ours == theirs, (
                 f"{rule.name} at {rule.span}: {rules.source_text(rule)}\n"
                 f"compiled: {ours}\nreference: {theirs}")
+
+
+def attribute(attr: Any, raw: Any) -> Any:
+    if attr.type == "decimal":
+        return Decimal(str(raw))
+    if attr.type == "date":
+        return dt.date.fromisoformat(raw)
+    return raw
+
+
+def decision_text(out: revrules.Outcome) -> str:
+    if not out.ok:
+        assert out.error is not None
+        return f"error:{out.error.code}"
+    d = out.decisions[0]
+    discounts = ",".join(f"{x.rule}={x.amount}" for x in d.discounts)
+    return (f"list={d.list} discounts={discounts} tax={d.tax} net={d.net} total={d.total} "
+            f"psp={d.psp} trial_days={d.trial_days}")
+
+
+@settings(max_examples=EXAMPLES, deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_checkout_pricing_agrees_with_the_reference(data: st.DataObject) -> None:
+    text = data.draw(rulesets(), label="ruleset")
+    rules = revrules.load_text(text, "gen.rr")
+    model = rules.model
+    engine = revrules.Engine(rules)
+    for i in range(3):
+        sf = data.draw(st.sampled_from(model.storefronts))
+        plan = data.draw(st.sampled_from(model.plans))
+        raw = data.draw(customers(rules, f"c{i}"))
+        at = data.draw(st.datetimes(dt.datetime(2026, 1, 1), dt.datetime(2028, 12, 31),
+                                    timezones=st.just(dt.timezone.utc)))
+        codes = sorted(p.code for p in model.promotions if p.code)
+        code = data.draw(st.sampled_from([None, *codes, "NOPE"]))
+        event: dict[str, Any] = {"id": f"e{i}", "type": "checkout",
+                                 "at": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                 "subscription": f"s{i}", "storefront": sf.name,
+                                 "plan": plan.name, "customer": raw}
+        if code is not None:
+            event["code"] = code
+        customer = {a.name: attribute(a, raw[a.name]) if a.name in raw else a.default
+                    for a in model.attributes}
+        at = at.replace(microsecond=0)
+        ours = decision_text(engine.apply(revrules.State(), event))
+        theirs = reference.checkout(model, sf, plan, customer, raw["id"], at, code)
+        note(f"event: {event!r}")
+        if os.environ.get("SHOW"):
+            print(ours)
+        assert ours == theirs, f"compiled: {ours}\nreference: {theirs}"
