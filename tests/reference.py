@@ -287,12 +287,17 @@ def _checkout(model: m.Model, sf: m.Storefront, plan: m.Plan, customer: dict[str
     zone = dt.timezone.utc if model.timezone == "UTC" else ZoneInfo(model.timezone)
     day = at.astimezone(zone).date()
     mode, currency = model.rounding, sf.currency
-    entries = [p for p in plan.prices if p.storefront == sf.name
-               and (p.effective is None or p.effective <= day)]
-    if not entries:
-        raise Failure("not_sold")
-    latest = max(entries, key=lambda p: p.effective or dt.date.min)
-    list_amount = latest.amount
+    deal = [c for c in model.contracts if c.customer == customer_id and c.plan == plan.name
+            and c.valid_from <= day <= c.valid_to and c.currency == currency]
+    if deal:
+        list_amount = deal[0].amount
+    else:
+        entries = [p for p in plan.prices if p.storefront == sf.name
+                   and (p.effective is None or p.effective <= day)]
+        if sf.name in plan.not_sold or not entries:
+            raise Failure("not_sold")
+        latest = max(entries, key=lambda p: p.effective or dt.date.min)
+        list_amount = latest.amount
 
     def env(status: str, total: Decimal | None = None) -> Env:
         return Env(model, customer, customer_id, sf, plan, 1, status, at, "checkout",
@@ -330,10 +335,15 @@ def _checkout(model: m.Model, sf: m.Storefront, plan: m.Plan, customer: dict[str
                 and (p.limit_per_customer is None or p.limit_per_customer >= 1))
 
     candidates: list[m.Promotion] = []
+    if deal:
+        code = None  # promotions do not apply to a contract
+        status_for_promotions = "contract"
+    else:
+        status_for_promotions = status
     if code is not None:
         candidates += [p for p in model.promotions
                        if p.code is not None and p.code.upper() == code.upper() and usable(p)]
-    if status == "active":
+    if status_for_promotions == "active":
         candidates += [p for p in model.promotions if p.automatic and usable(p)]
     else:
         candidates = []  # a code during a trial discounts the first charged cycle, not this

@@ -206,7 +206,7 @@ def _expr(draw: Draw, schema: _Schema, kind: str, context: str, depth: int,
     if attr:
         options += [attr, attr]
     if context == "dunning":
-        options.append("payment.reason")
+        options += ["payment.reason", "payment.reason"]
     return draw(st.sampled_from(options))
 
 
@@ -271,18 +271,29 @@ def rulesets(draw: Draw, max_depth: int = 3) -> str:
         if draw(st.integers(0, 2)) == 0:
             out.append(f"  trial {draw(st.sampled_from((1, 14, 30, 36525)))} days" +
                        (" if elig" if eligibility and draw(st.booleans()) else ""))
-        for sf in storefronts:
+        unsold = (draw(st.sampled_from(storefronts))
+                  if len(storefronts) > 1 and draw(st.integers(0, 3)) == 0 else None)
+        sold = [sf for sf in storefronts if sf != unsold]
+        for sf in sold:
             out.append(f"  price {sf} {currency} {draw(st.sampled_from(_AMOUNTS[currency]))}")
         if draw(st.integers(0, 2)) == 0:
-            sf = draw(st.sampled_from(storefronts))
+            sf = draw(st.sampled_from(sold))
+            month = draw(st.integers(1, 12))
+            later = (f" existing from 2028-{month:02d}-01" if draw(st.booleans()) else "")
+            consent = " consent required" if draw(st.booleans()) else ""
             out.append(f"  price {sf} {currency} {draw(st.sampled_from(_AMOUNTS[currency]))} "
-                       f"from 2027-{draw(st.integers(1, 12)):02d}-01")
+                       f"from 2027-{month:02d}-01{later}{consent}")
+        if unsold is not None:
+            out.append(f"  not sold in {unsold}")
         if len(plans) > 1 and draw(st.booleans()):
             target = plans[(i + 1) % len(plans)]
             kind = draw(st.sampled_from(("upgrade", "downgrade")))
             timing = draw(st.sampled_from(("immediate", "immediate prorate", "at period_end")))
             out.append(f"  {kind} to {target} {timing}")
         out.append("}")
+    if draw(st.integers(0, 3)) == 0:
+        out.append(f'contract deal {{ customer "c1" plan {draw(st.sampled_from(plans))} '
+                   f"price {currency} {_AMOUNTS[currency][1]} valid 2026-06-01 to 2027-12-31 }}")
     if eligibility:
         out.append("eligibility elig {")
         for _ in range(draw(st.integers(0, 2))):
@@ -300,7 +311,11 @@ def rulesets(draw: Draw, max_depth: int = 3) -> str:
         if draw(st.booleans()):
             items.append(f"valid 2026-{draw(st.integers(1, 12)):02d}-01 to 2027-06-30")
         if draw(st.booleans()):
-            items.append(f"limit {draw(st.integers(1, 5))} total")
+            items.append(f"storefronts {', '.join(draw(st.lists(st.sampled_from(storefronts), min_size=1, max_size=2, unique=True)))}")  # noqa: E501
+        limit = draw(st.sampled_from(("", "limit 3 total", "limit 1 per customer",
+                                      "limit 5 total, 1 per customer")))
+        if limit:
+            items.append(limit)
         if draw(st.booleans()):
             items.append(f"if {_expr(draw, schema, 'bool', 'promotion', max_depth)}")
         if draw(st.booleans()):
