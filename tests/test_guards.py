@@ -153,3 +153,20 @@ def test_days_between_counts_calendar_days_in_the_ruleset_timezone() -> None:
             + PLAN + "tax t { rate 10% when days_between(2027-01-01, event.at) == 1 }\n")
     out = Engine(revrules.load_text(text)).apply(State(), checkout({}, "2027-01-01T20:00:00Z"))
     assert out.ok and out.decisions[0].tax == Decimal("1.00")
+
+
+@pytest.mark.parametrize("value", ["0001-01-01", "1899-12-31", "3000-01-01", "9999-12-31"])
+def test_date_attributes_are_within_the_window(value: str) -> None:
+    text = (HEAD.replace('ruleset g version "1"', 'ruleset g version "1"\ntimezone "Asia/Tokyo"')
+            + PLAN + "tax t { rate 10% when customer.signup < event.at }\n")
+    out = Engine(revrules.load_text(text)).apply(State(), checkout({"signup": value}))
+    assert not out.ok and out.error is not None
+    assert out.error.code == "bad_field"
+    assert "1900-01-01 to 2999-12-31" in out.error.message
+
+
+@pytest.mark.parametrize("value", ["1900-01-01", "2999-12-31"])
+def test_date_attributes_at_the_window_edges_are_accepted(value: str) -> None:
+    text = (HEAD.replace('ruleset g version "1"', 'ruleset g version "1"\ntimezone "Asia/Tokyo"')
+            + PLAN + "tax t { rate 10% when customer.signup < event.at }\n")
+    assert Engine(revrules.load_text(text)).apply(State(), checkout({"signup": value})).ok

@@ -34,6 +34,8 @@ _FUNCTIONS = ("min", "max", "round", "days_between")
 MAX_DURATION = {"day": 36525, "week": 5218, "month": 1200, "year": 100}
 MAX_ROUND_PLACES = 12
 MAX_ATTRIBUTE_DIGITS = 18
+# a date attribute lies in this window, so that midnight in any timezone is a datetime
+FIRST_DATE, LAST_DATE = dt.date(1900, 1, 1), dt.date(2999, 12, 31)
 
 T = m.Type
 BOOL = T("bool")
@@ -260,6 +262,10 @@ class _Checker:
                 default = decl.default.value
                 if kind == "decimal" and isinstance(default, int):
                     default = Decimal(default)
+                if kind == "date" and isinstance(default, dt.date) \
+                        and not FIRST_DATE <= default <= LAST_DATE:
+                    self.error("range", f"default of '{decl.name}' must be from {FIRST_DATE} "
+                               f"to {LAST_DATE}", decl.default.span)
                 if kind in NUMERIC and not attribute_number_ok(cast(Decimal, default)):
                     self.error("range", f"default of '{decl.name}' must be below 10^"
                                f"{MAX_ATTRIBUTE_DIGITS} with at most {MAX_ATTRIBUTE_DIGITS} "

@@ -21,7 +21,7 @@ import immutables
 
 from . import model as m
 from . import runtime as rt
-from .checker import MAX_ATTRIBUTE_DIGITS, attribute_number_ok
+from .checker import FIRST_DATE, LAST_DATE, MAX_ATTRIBUTE_DIGITS, attribute_number_ok
 from .compiler import Ctx
 from .diagnostics import did_you_mean
 from .events import EVENT_TYPES, Event, EventError, parse_event
@@ -1204,9 +1204,14 @@ def _attribute_value(attr: m.Attribute, value: Any) -> Any:
                         f"{MAX_ATTRIBUTE_DIGITS} decimals, found {value!r}")
     if kind == "date" and isinstance(value, str):
         try:
-            return dt.date.fromisoformat(value)
+            day = dt.date.fromisoformat(value)
         except ValueError:
             pass
+        else:
+            if FIRST_DATE <= day <= LAST_DATE:
+                return day
+            raise _fail("bad_field", f"customer attribute '{attr.name}' must be a date from "
+                        f"{FIRST_DATE} to {LAST_DATE}, found {value!r}")
     raise _fail("bad_field", f"customer attribute '{attr.name}' must be {_article(kind)}, "
                 f"found {value!r}")
 

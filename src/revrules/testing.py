@@ -381,7 +381,7 @@ def _attribute_value(draw: Draw, attr: m.Attribute) -> Any:
         return draw(st.sampled_from(_STRINGS))
     if attr.type == "bool":
         return draw(st.booleans())
-    return draw(st.sampled_from((_date(draw), "0001-01-01", "9999-12-31")))
+    return draw(st.sampled_from((_date(draw), "1900-01-01", "2999-12-31")))
 
 
 @st.composite
