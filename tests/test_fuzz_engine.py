@@ -51,5 +51,7 @@ def test_event_sequences_never_crash_the_engine(data: st.DataObject) -> None:
 @given(st.data())
 def test_random_events_never_crash_the_engine(data: st.DataObject) -> None:
     rules = revrules.load_text(data.draw(rulesets(), label="ruleset"), "gen.rr")
+    # a valid life first, so that random events meet subscriptions in every state
+    life = data.draw(event_sequences(rules, max_size=6), label="life")
     log = data.draw(st.lists(events(rules), max_size=8), label="events")
-    run(rules, sorted(log, key=lambda e: e["at"]))
+    run(rules, life + sorted(log, key=lambda e: e["at"]))

@@ -438,23 +438,79 @@ def events(draw: Draw, ruleset: Ruleset, at: dt.datetime | None = None,
 
 @st.composite
 def event_sequences(draw: Draw, ruleset: Ruleset, max_size: int = 12) -> list[dict[str, Any]]:
-    """Events in time order for the ruleset: checkouts first, then the rest of a life."""
-    count = draw(st.integers(1, max_size))
+    """A valid event log for the ruleset: every event applies cleanly, in time order.
+
+    The strategy asks the engine at each step: checkouts (up to three subscriptions),
+    payments and failures of open charges, renewals on their next charge dates,
+    plan changes, pauses, resumes, cancels, refunds, consents and ticks, dated
+    consistently. Events the engine refuses are left out, so that ``ok`` holds for
+    every event of the result.
+    """
+    from .engine import Engine
+    from .state import State
+
+    engine, state = Engine(ruleset), State()
+    model = ruleset.model
+    storefronts = [s.name for s in model.storefronts]
+    plans = [p.name for p in model.plans]
     moment = _BASE
-    result = []
-    for i in range(count):
-        moment += dt.timedelta(days=draw(st.sampled_from((0, 1, 3, 14, 31, 45))),
-                               hours=draw(st.integers(0, 23)))
-        if i < len(_SUBSCRIPTIONS) and draw(st.integers(0, 2)) > 0:
-            event = draw(events(ruleset, moment, f"e{i}"))
-            if event["type"] != "checkout":
-                event = {"id": f"e{i}", "type": "checkout", "at": event["at"],
-                         "subscription": _SUBSCRIPTIONS[i],
-                         "storefront": draw(st.sampled_from(
-                             [s.name for s in ruleset.model.storefronts])),
-                         "plan": draw(st.sampled_from([p.name for p in ruleset.model.plans])),
-                         "customer": draw(customers(ruleset))}
-        else:
-            event = draw(events(ruleset, moment, f"e{i}"))
+    result: list[dict[str, Any]] = []
+    next_charge: dict[str, dt.date] = {}
+    target = draw(st.integers(1, max_size))
+    for attempt in range(target * 3):
+        if len(result) >= target:
+            break
+        subs = sorted(state.subscriptions.keys())
+        choices = ["checkout"] if len(subs) < len(_SUBSCRIPTIONS) else []
+        if subs:
+            choices += ["pay", "pay", "fail", "renew", "renew", "tick", "change", "pause",
+                        "resume", "cancel", "refund", "consent"]
+        action = draw(st.sampled_from(choices))
+        moment += dt.timedelta(days=draw(st.sampled_from((0, 1, 2, 5, 15, 30))),
+                               hours=draw(st.integers(0, 3)))
+        event: dict[str, Any] = {"id": f"e{attempt}", "type": "tick"}
+        at = moment
+        if action == "checkout":
+            sub_id = next(s for s in _SUBSCRIPTIONS if s not in subs)
+            event.update(type="checkout", subscription=sub_id,
+                         storefront=draw(st.sampled_from(storefronts)),
+                         plan=draw(st.sampled_from(plans)),
+                         customer=draw(customers(ruleset)))
+            codes = sorted(p.code for p in model.promotions if p.code)
+            use_code = bool(codes) and draw(st.booleans())
+            if use_code:
+                event["code"] = draw(st.sampled_from(codes))
+        elif action != "tick":
+            sub_id = draw(st.sampled_from(subs))
+            event["subscription"] = sub_id
+            if action == "renew":
+                due = next_charge.get(sub_id)
+                if due is None:
+                    continue
+                at = dt.datetime.combine(due, dt.time(12), dt.timezone.utc)
+                if at < moment:
+                    continue
+                moment = at
+                event["type"] = "renewal_due"
+            else:
+                event["type"] = {
+                    "pay": "payment_succeeded", "fail": "payment_failed",
+                    "change": "plan_change_requested", "pause": "pause_requested",
+                    "resume": "resume_requested", "cancel": "cancel_requested",
+                    "refund": "refund_requested",
+                    "consent": draw(st.sampled_from(("consent_given", "consent_declined")))}[
+                        action]
+            if action == "fail" and draw(st.booleans()):
+                event["reason"] = draw(st.sampled_from(_REASONS))
+            if action == "change":
+                event["plan"] = draw(st.sampled_from(plans))
+        event["at"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        out = engine.apply(state, event)
+        if not out.ok:
+            continue
+        state = out.state
         result.append(event)
+        for decision in out.decisions:
+            if decision.next_charge is not None:
+                next_charge[decision.subscription] = decision.next_charge
     return result
