@@ -66,6 +66,7 @@ class _Schema:
         self.storefronts = storefronts
         self.plans = plans
         self.psps = psps
+        self.regions: list[str] = ["ALL"]
 
 
 def _date(draw: Draw) -> str:
@@ -110,14 +111,23 @@ def _expr(draw: Draw, schema: _Schema, kind: str, context: str, depth: int,
                 left = _expr(draw, schema, "int", context, depth - 1)
                 elems = ", ".join(str(i) for i in draw(st.lists(st.integers(0, 30), min_size=1,
                                                                 max_size=3)))
+                if draw(st.booleans()):  # a set of expressions, not only of literals
+                    elems += ", " + _expr(draw, schema, "int", context, depth - 1)
             negate = draw(st.sampled_from(("in", "not in")))
             return f"{left} {negate} {{{elems}}}"
         if form == "eq":
-            what = draw(st.sampled_from(("string", "channel", "storefront", "plan", "psp")))
+            what = draw(st.sampled_from(("string", "string", "channel", "storefront", "plan",
+                                         "psp", "region", "same")))
             op = draw(st.sampled_from(("==", "!=")))
             if what == "string":
                 return (f"{_expr(draw, schema, 'string', context, depth - 1)} {op} "
                         f"\"{draw(st.sampled_from(_STRINGS))}\"")
+            if what == "same":  # two values that may both be absent
+                kind2 = draw(st.sampled_from(("string", "int", "date")))
+                return (f"{_expr(draw, schema, kind2, context, 0)} {op} "
+                        f"{_expr(draw, schema, kind2, context, 0)}")
+            if what == "region":
+                return f"storefront.region {op} {draw(st.sampled_from(schema.regions))}"
             if what == "channel":
                 return f"storefront.channel {op} {draw(st.sampled_from(m.CHANNELS))}"
             if what == "storefront":
@@ -180,6 +190,8 @@ def _expr(draw: Draw, schema: _Schema, kind: str, context: str, depth: int,
             return draw(st.sampled_from(("total", f"{currency} {_AMOUNTS[currency][0]}")))
         form = draw(st.sampled_from(("pct", "+", "round", "div")))
         if form == "pct":
+            if draw(st.booleans()):
+                return f"total * ({draw(st.integers(1, 50))}% + {draw(st.integers(0, 50))}%)"
             return f"total * {draw(st.integers(1, 100))}%"
         if form == "round":
             return f"round({_expr(draw, schema, 'money', context, depth - 1)})"
@@ -240,6 +252,7 @@ def rulesets(draw: Draw, max_depth: int = 3) -> str:
     currency = draw(st.sampled_from(_CURRENCIES))
     storefronts: list[str] = []
     all_psps: set[str] = set()
+    regions: set[str] = set()
     for i in range(draw(st.integers(1, 3))):
         name = f"sf_{i}"
         storefronts.append(name)
@@ -253,6 +266,7 @@ def rulesets(draw: Draw, max_depth: int = 3) -> str:
         if draw(st.integers(0, 3)) == 0:
             extra += f" terms net {draw(st.integers(1, 60))} days"
         region = draw(st.sampled_from(("", " region EU", " region US")))
+        regions.add(region.split()[-1] if region else "ALL")
         out.append(f"storefront {name} {{ channel {channel}{region} currency {currency} "
                    f"tax {tax} psp {', '.join(psps)}{extra} }}")
     psps = sorted(all_psps)
@@ -261,6 +275,7 @@ def rulesets(draw: Draw, max_depth: int = 3) -> str:
     out.append("bundle b0 { products p0, p1 }")
     plans = [f"plan_{i}" for i in range(draw(st.integers(1, 3)))]
     schema = _Schema(attrs, [currency], storefronts, plans, psps)
+    schema.regions = sorted(regions)
     eligibility = draw(st.booleans())
     for i, plan in enumerate(plans):
         out.append(f"plan {plan} {{")
