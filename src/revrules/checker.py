@@ -19,6 +19,7 @@ from babel.numbers import get_currency_precision, list_currencies
 from . import model as m
 from . import nodes as n
 from .diagnostics import Diagnostic, did_you_mean, suggest
+from .events import EventError, check_date, check_decimal, check_int
 from .runtime import in_context
 
 __all__ = ["CheckResult", "check"]
@@ -28,6 +29,12 @@ _CURRENCIES = frozenset(_CURRENCY_CODES)
 _ATTR_TYPES = ("int", "decimal", "string", "bool", "date")
 _ROUNDING = ("half_even", "half_up", "half_down", "down", "up", "ceiling", "floor")
 _FUNCTIONS = ("min", "max", "round", "days_between")
+# bounds that keep evaluation inside the calendar and the decimal context
+# (docs/language.md, "Bounds"): a duration is at most 100 years; round() takes at
+# most 12 decimals; a number or date attribute default keeps the limits of event
+# values (events.check_decimal, check_int, check_date)
+MAX_DURATION = {"day": 36525, "week": 5218, "month": 1200, "year": 100}
+MAX_ROUND_PLACES = 12
 
 T = m.Type
 BOOL = T("bool")
@@ -127,6 +134,32 @@ class _Checker:
                 self.error("duplicate", f"{what} says '{key}' twice", item.span)
             found.setdefault(key, item)
         return found
+
+    def duration(self, d: n.Duration, span: n.Span, what: str, least: int = 0) -> bool:
+        """Bound a duration so that dates computed from it stay in the calendar."""
+        if least <= d.count <= MAX_DURATION[d.unit]:
+            return True
+        low = f"at least {least} {d.unit}{'s' if least != 1 else ''} and " if least else ""
+        self.error("range", f"{what} is {low}at most 100 years "
+                   f"({MAX_DURATION[d.unit]} {d.unit}s); found {d}", span)
+        return False
+
+    def needs_value(self, expr: n.Expr, found: m.Type, use: str) -> bool:
+        """An optional value (an attribute without a default) cannot reach arithmetic or a
+        function: it has no value when the customer lacks the attribute."""
+        if not found.optional:
+            return True
+        if isinstance(expr, n.Field) and isinstance(expr.obj, n.Name) \
+                and expr.obj.name == "customer":
+            self.error("optional", f"customer.{expr.name} has no default, so a customer may "
+                       f"lack it; {use} needs a value", expr.span,
+                       f"give it a default in the customer schema ('{expr.name}: "
+                       f"{found.kind} = …'), or compare it directly (a comparison with an "
+                       "absent attribute is false)")
+        else:
+            self.error("optional", f"this value may be absent (it has no default); {use} "
+                       "needs a value", expr.span)
+        return False
 
     # -- the whole module ------------------------------------------------------------
     def run(self) -> CheckResult:
@@ -229,6 +262,15 @@ class _Checker:
                 default = decl.default.value
                 if kind == "decimal" and isinstance(default, int):
                     default = Decimal(default)
+                try:
+                    if kind == "date" and isinstance(default, dt.date):
+                        check_date(default, f"default of '{decl.name}'")
+                    elif kind == "decimal" and isinstance(default, Decimal):
+                        default = check_decimal(default, f"default of '{decl.name}'")
+                    elif kind == "int" and isinstance(default, int):
+                        check_int(default, f"default of '{decl.name}'")
+                except EventError as exc:
+                    self.error("range", exc.message, decl.default.span)
             attributes[decl.name] = m.Attribute(decl.name, kind, default, decl.span)
         return attributes
 
@@ -260,6 +302,8 @@ class _Checker:
             assert channel is not None and currency is not None  # ok: both are present
             region = items["region"].value.name if "region" in items else "ALL"
             terms = items["terms"].value if "terms" in items else None
+            if terms is not None:
+                self.duration(terms, items["terms"].span, "payment terms")
             result[name] = m.Storefront(
                 name, channel.name, region, currency.name, items["tax"].value == "inclusive",
                 tuple(r.name for r in items["psp"].value), commission / 100, terms, decl.span)
@@ -337,9 +381,12 @@ class _Checker:
                 ok = False
             else:
                 prods, ents = self.entitlements_of(target.name)
+        for every in everies[:1]:
+            self.duration(every.every, every.span, "a billing period", least=1)
         trial = None
         if trials:
             t = trials[0]
+            self.duration(t.length, t.span, "a trial")
             if t.eligibility is not None and t.eligibility.name not in self.eligibility_names:
                 self.unknown("eligibility rule", t.eligibility, self.eligibility_names)
             trial = m.Trial(t.length, t.eligibility.name if t.eligibility else None, t.span)
@@ -657,6 +704,11 @@ class _Checker:
                 no_retry = m.Rule(f"dunning {name}", items["no_retry"].value,
                                   items["no_retry"].span)
             grace, keep = items["grace"].value if "grace" in items else (None, "keep")
+            if grace is not None:
+                self.duration(grace, items["grace"].span, "grace")
+            for retry in (items["retry"].value if "retry" in items else ()):
+                if not self.duration(retry, items["retry"].span, "a retry"):
+                    break
             then: Literal["cancel", "pause", "unpaid"] = (
                 items["then"].value if "then" in items else "cancel")
             result.append(m.DunningPolicy(
@@ -689,6 +741,7 @@ class _Checker:
         pause_max = pause_rule = None
         if "pause" in items:
             pause_max, when = items["pause"].value
+            self.duration(pause_max, items["pause"].span, "a pause")
             if when is not None:
                 self.condition(when, "lifecycle")
             pause_rule = m.Rule("lifecycle pause", when, items["pause"].span)
@@ -698,6 +751,8 @@ class _Checker:
         after: Literal["prorated", "none", "full"]
         refund, within, after = items["refund"].value if "refund" in items else ("none", None,
                                                                                    "none")
+        if within is not None:
+            self.duration(within, items["refund"].span, "a refund window")
         return m.LifecyclePolicy(pause_max, pause_rule, cancel, refund, within, after,
                                  blocks[0].span)
 
@@ -711,6 +766,8 @@ class _Checker:
         if isinstance(expr, n.Literal):
             if expr.kind == "money":
                 return self.check_money(expr)
+            if expr.kind == "duration":
+                self.duration(cast(n.Duration, expr.value), expr.span, "a duration")
             return _literal_type(expr)
         if isinstance(expr, n.Name):
             return self.name(expr, context, expected)
@@ -735,6 +792,8 @@ class _Checker:
                 return BOOL
             if inner.kind not in ("int", "decimal", "percent", "money"):
                 self.error("type", f"cannot negate {inner}", expr.span)
+                return T("error")
+            if not self.needs_value(expr.operand, inner, "'-'"):
                 return T("error")
             return inner
         if isinstance(expr, n.Binary):
@@ -836,6 +895,9 @@ class _Checker:
                 self.error("type", f"'{op}' does not order {left} values", expr.span)
             self.money_pair(left, right, expr)
             return BOOL
+        if not (self.needs_value(expr.left, left, f"'{op}'")
+                & self.needs_value(expr.right, right, f"'{op}'")):
+            return T("error")
         return self.arithmetic(op, left, right, expr)
 
     def money_pair(self, left: m.Type, right: m.Type, expr: n.Binary) -> None:
@@ -876,6 +938,8 @@ class _Checker:
         args = [self.infer(a, context) for a in expr.args]
         if any(a.kind == "error" for a in args):
             return T("error")
+        if not all([self.needs_value(e, a, f"{expr.func}()") for e, a in zip(expr.args, args, strict=True)]):
+            return T("error")
         if expr.func in ("min", "max"):
             if len(args) < 2:
                 self.error("arity", f"{expr.func}() takes two or more values", expr.span)
@@ -886,6 +950,10 @@ class _Checker:
                     self.error("type", f"{expr.func}() cannot compare {args[0]} with {a}",
                                expr.span)
                     return T("error")
+                if args[0].kind in TEMPORAL and a.kind != args[0].kind:
+                    self.error("type", f"{expr.func}() cannot mix dates and datetimes; write "
+                               "the date as a datetime (2027-01-01T00:00:00Z)", expr.span)
+                    return T("error")
             if all(a.kind in NUMERIC for a in args):
                 return T("decimal" if any(a.kind == "decimal" for a in args) else "int")
             return args[0]
@@ -894,6 +962,12 @@ class _Checker:
                     len(args) == 2 and args[1].kind != "int"):
                 self.error("type", "round() takes a number or money and optional decimals (int)",
                            expr.span)
+                return T("error")
+            if len(args) == 2 and not (
+                    isinstance(expr.args[1], n.Literal) and isinstance(expr.args[1].value, int)
+                    and 0 <= expr.args[1].value <= MAX_ROUND_PLACES):
+                self.error("range", "round()'s decimals must be a whole number from 0 to "
+                           f"{MAX_ROUND_PLACES}", expr.span)
                 return T("error")
             return args[0] if args[0].kind == "money" else T("decimal")
         if len(args) != 2 or any(a.kind not in TEMPORAL for a in args):

@@ -72,7 +72,8 @@ _CMP_HELPER = {"<": "m_lt", "<=": "m_le", ">": "m_gt", ">=": "m_ge", "==": "m_eq
 _ARITH_HELPER = {"+": "m_add", "-": "m_sub", "*": "m_mul", "/": "m_div"}
 _OPERATORS = frozenset(("and", "or", "in", "not in", "+", "-", "*", "/", *_CMP_HELPER))
 _HELPERS = ("m_lt", "m_le", "m_gt", "m_ge", "m_eq", "m_ne", "m_add", "m_sub", "m_mul", "m_div",
-            "div", "opt", "as_datetime", "f_min", "f_max", "f_round", "f_days_between")
+            "div", "opt", "as_datetime", "f_min", "f_max", "f_round", "f_days_between",
+            "t_add", "t_sub")
 
 
 @attrs.frozen
@@ -214,6 +215,8 @@ class _Generator:
             return f"(-{inner})"
         if isinstance(e, n.Call):
             args = ", ".join(self.expr(a) for a in e.args)
+            if e.func == "days_between":  # calendar days in the ruleset's timezone
+                args += f", {ascii(self.model.timezone)}"
             return f"f_{_grammar_name(e.func)}({args})"
         return self.binary(e)
 
@@ -259,6 +262,9 @@ class _Generator:
             return f"opt({ascii(op)}, {left}, {right})"
         if op == "/":
             return f"div({left}, {right})"
+        if rt_.kind == "duration" and op in ("+", "-"):
+            # calendar arithmetic that can leave the calendar: a stable error, not a crash
+            return f"{'t_add' if op == '+' else 't_sub'}({left}, {right})"
         return f"({left} {op} {right})"
 
 

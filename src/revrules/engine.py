@@ -1495,6 +1495,8 @@ def _attribute_value(attr: m.Attribute, value: Any) -> Any:
     kind = attr.type
     if value is None:
         return attr.default
+    # whole numbers are bounded at the edge (events.check_int); decimals and dates here,
+    # by the same limits, once their declared type is known
     if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
         return value
     if kind == "string" and isinstance(value, str):

@@ -289,14 +289,37 @@ def f_max(*args: Any) -> Any:
     return max(args)
 
 
+def t_add(a: Any, b: Any) -> Any:
+    """date or datetime + duration (a relativedelta); past year 9999 is ``out_of_range``."""
+    try:
+        return a + b
+    except (OverflowError, ValueError):
+        raise EvaluationError("out_of_range", f"{a} + a duration is past the end of the "
+                              "calendar (year 9999)") from None
+
+
+def t_sub(a: Any, b: Any) -> Any:
+    """date or datetime − duration; before year 1 is ``out_of_range``."""
+    try:
+        return a - b
+    except (OverflowError, ValueError):
+        raise EvaluationError("out_of_range", f"{a} − a duration is before the calendar "
+                              "(year 1)") from None
+
+
 def f_round(value: Any, places: int | None = None) -> Any:
-    if isinstance(value, Money):
-        quantum = exponent(value.currency) if places is None else Decimal(1).scaleb(-places)
-        return Money(value.currency, value.amount.quantize(quantum, context=CONTEXT))
-    return Decimal(value).quantize(Decimal(1).scaleb(-(places or 0)), context=CONTEXT)
+    try:
+        if isinstance(value, Money):
+            quantum = exponent(value.currency) if places is None else Decimal(1).scaleb(-places)
+            return Money(value.currency, value.amount.quantize(quantum, context=CONTEXT))
+        return Decimal(value).quantize(Decimal(1).scaleb(-(places or 0)), context=CONTEXT)
+    except decimal.InvalidOperation:
+        raise EvaluationError("out_of_range", f"round() of {value} needs more than "
+                              f"{CONTEXT.prec} digits") from None
 
 
-def f_days_between(a: Any, b: Any) -> int:
-    a_day = a.date() if isinstance(a, dt.datetime) else a
-    b_day = b.date() if isinstance(b, dt.datetime) else b
+def f_days_between(a: Any, b: Any, tz: str = "UTC") -> int:
+    """Calendar days from a to b; a datetime counts as its date in the ruleset's timezone."""
+    a_day = local_date(a, tz) if isinstance(a, dt.datetime) else a
+    b_day = local_date(b, tz) if isinstance(b, dt.datetime) else b
     return int((b_day - a_day).days)
