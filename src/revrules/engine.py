@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import hashlib
+import json
 import os
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -26,7 +28,8 @@ from .diagnostics import did_you_mean
 from .events import EVENT_TYPES, Event, EventError, parse_event
 from .results import Decision, Discount, Error, Outcome, RevenueEvent, Trace
 from .ruleset import Ruleset
-from .state import AttachedPromotion, Charge, Dunning, Payment, State, Subscription, evolve
+from .state import (AttachedPromotion, Charge, Dunning, Payment, Seen, State, Subscription,
+                    evolve)
 
 __all__ = ["Engine"]
 
@@ -76,12 +79,23 @@ class Engine:
     (Decimal('9.99'), Decimal('1.60'), Decimal('8.39'), datetime.date(2027, 2, 28))
     >>> [e.type for e in out.events]
     ['subscription.started', 'entitlement.granted']
-    >>> engine.apply(out.state, {"id": "e1", "type": "tick", "at": "2027-02-01"}).replayed
-    True
+    >>> again = engine.apply(out.state, {
+    ...     "id": "e1", "type": "checkout", "at": "2027-01-31T00:00:00Z", "subscription": "s1",
+    ...     "storefront": "web", "plan": "monthly", "customer": {"id": "c1"}})
+    >>> again.replayed, again.state is out.state
+    (True, True)
+    >>> engine.apply(out.state, {"id": "e1", "type": "tick", "at": "2027-02-01"}).error.code
+    'id_conflict'
     """
 
-    def __init__(self, ruleset: Ruleset):
+    #: How far back from the newest applied event ids are remembered (docs/semantics.md).
+    REPLAY_WINDOW = dt.timedelta(days=400)
+
+    def __init__(self, ruleset: Ruleset, *, replay_window: dt.timedelta | None = None):
         self.rules = ruleset
+        self.replay_window = self.REPLAY_WINDOW if replay_window is None else replay_window
+        if self.replay_window < dt.timedelta(0):
+            raise ValueError("the replay window cannot be negative")
         self.model = ruleset.model
         self.tz = ruleset.model.timezone
         self.rounding = ruleset.rounding
@@ -105,16 +119,86 @@ class Engine:
                 event_id = event.get("id") if isinstance(event, Mapping) else None
                 return Outcome(str(event_id) if event_id is not None else "", False, state,
                                error=Error(exc.code, exc.message))
-        if event.id in state.applied:
-            return Outcome(event.id, True, state, replayed=True)
+        digest = payload_digest(event)
+        seen = state.applied.get(event.id)
+        if seen is not None:
+            if seen.digest != digest:
+                return Outcome(event.id, False, state, error=Error(
+                    "id_conflict", f"event id '{event.id}' was already used for another "
+                    f"event (at {_when(seen.at)}); a replay must repeat the event exactly"))
+            if seen.code is None:
+                return Outcome(event.id, True, state, replayed=True)
+            return Outcome(event.id, False, state,
+                           error=Error(seen.code, seen.message or seen.code))
+        state = self.adopt(state)
         tx = _Tx(self, state, event)
         try:
             # every Decimal operation uses the engine's explicit context, never the caller's
             with decimal.localcontext(rt.CONTEXT):
                 tx.run()
         except (EventError, rt.EvaluationError) as exc:
-            return Outcome(event.id, False, state, error=Error(exc.code, exc.message))
-        return Outcome(event.id, True, tx.commit(), tuple(tx.decisions), tuple(tx.events))
+            error = Error(exc.code, exc.message)
+            # the refusal is remembered, so that a replay of the event is refused the same way
+            return Outcome(event.id, False, self.remember(
+                state, event.id, Seen(digest, event.at, exc.code, exc.message), state.clock),
+                error=error)
+        return Outcome(event.id, True, tx.commit(digest), tuple(tx.decisions), tuple(tx.events))
+
+    def remember(self, state: State, event_id: str, seen: Seen,
+                 clock: dt.datetime | None) -> State:
+        """``state`` with ``event_id`` remembered, pruned to the replay window when it is due."""
+        applied, limit = _remember(state.applied, state.applied_limit, event_id, seen, clock,
+                                   self.replay_window)
+        return evolve(state, applied=applied, applied_limit=limit)
+
+    def adopt(self, state: State) -> State:
+        """``state`` under this ruleset: subscriptions of renamed (``formerly``) plans and
+        storefronts carry the new names, and the state carries this ruleset's stamp."""
+        stamp = self.rules.stamp
+        if state.ruleset is stamp:
+            return state
+        subs = state.subscriptions
+        plans, storefronts = self.rules.former_plans, self.rules.former_storefronts
+        if plans or storefronts:
+            with subs.mutate() as changed:
+                for sub in subs.values():
+                    renamed = _renamed(sub, plans, storefronts)
+                    if renamed is not sub:
+                        changed[sub.id] = renamed
+                subs = changed.finish()
+        return evolve(state, subscriptions=subs, ruleset=stamp)
+
+    def cannot_serve(self, sub: Subscription) -> Error | None:
+        """Why this ruleset cannot serve ``sub`` (an unknown plan, storefront, ...), or None."""
+        rules = self.rules
+        if sub.storefront not in rules.storefronts:
+            return Error("unknown_storefront", f"subscription '{sub.id}' is on storefront "
+                         f"'{sub.storefront}', which ruleset {rules.name} does not have"
+                         f"{did_you_mean(sub.storefront, rules.storefronts)}")
+        for plan in (sub.plan, sub.pending_plan):
+            if plan is not None and plan not in rules.plans:
+                return Error("unknown_plan", f"subscription '{sub.id}' is on plan '{plan}', "
+                             f"which ruleset {rules.name} does not have"
+                             f"{did_you_mean(plan, rules.plans)}")
+        if sub.dunning is not None and not any(p.name == sub.dunning.policy
+                                               for p, _, _ in rules.dunning):
+            return Error("unknown_dunning", f"subscription '{sub.id}' is in dunning policy "
+                         f"'{sub.dunning.policy}', which ruleset {rules.name} does not have")
+        for promo in sub.promotions:
+            if promo.name not in rules.promotions:
+                return Error("unknown_promotion", f"subscription '{sub.id}' has promotion "
+                             f"'{promo.name}', which ruleset {rules.name} does not have")
+        return None
+
+    def unservable(self, state: State) -> list[tuple[str, Error]]:
+        """Every subscription of ``state`` this ruleset cannot serve, by id, with the reason."""
+        state = self.adopt(state)
+        out = []
+        for sub_id in sorted(state.subscriptions.keys()):
+            error = self.cannot_serve(state.subscriptions[sub_id])
+            if error is not None:
+                out.append((sub_id, error))
+        return out
 
     def run(self, events: Iterable[Event | Mapping[str, Any]],
             state: State | None = None) -> tuple[State, list[Outcome]]:
@@ -126,6 +210,82 @@ class Engine:
             current = outcome.state
             outcomes.append(outcome)
         return current, outcomes
+
+
+#: ``applied`` is never pruned below this many ids (pruning is a scan: amortised over them)
+_PRUNE_MIN = 4096
+
+
+def _remember(applied: immutables.Map[str, Seen], limit: int, event_id: str, seen: Seen,
+              clock: dt.datetime | None,
+              window: dt.timedelta) -> tuple[immutables.Map[str, Seen], int]:
+    """``applied`` with ``event_id``; when it has grown past ``limit``, the ids of events
+    dated before ``clock - window`` are dropped
+    and the next limit is twice what is left, so the scans cost O(1) per event. An id
+    dated within ``window`` of the newest event is always kept."""
+    applied = applied.set(event_id, seen)
+    if len(applied) <= max(limit, _PRUNE_MIN) or clock is None:
+        return applied, limit
+    cutoff = clock - window
+    with applied.mutate() as kept:
+        for key, value in applied.items():
+            if value.at < cutoff:
+                del kept[key]
+        applied = kept.finish()
+    return applied, max(_PRUNE_MIN, 2 * len(applied))
+
+
+def payload_digest(event: Event) -> str:
+    """The digest of an event's canonical payload: every field but its id, as parsed (so a
+    date and its midnight UTC datetime, or ``"4.0"`` and ``"4.00"``, are the same)."""
+    parts: list[Any] = []
+    for field in attrs.fields(Event):
+        if field.name == "id":
+            continue
+        value = getattr(event, field.name)
+        if value is None:
+            continue
+        parts.append([field.name, _canonical(value)])
+    text = json.dumps(parts, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+                      default=_canonical)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return str(value)
+        sign, digits, exponent = value.as_tuple()
+        assert isinstance(exponent, int)
+        number = "".join(map(str, digits)).lstrip("0")
+        stripped = number.rstrip("0")
+        exponent += len(number) - len(stripped)
+        return f"{'-' if sign else ''}{stripped or '0'}e{exponent if stripped else 0}"
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def _when(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
+def _renamed(sub: Subscription, plans: Mapping[str, str],
+             storefronts: Mapping[str, str]) -> Subscription:
+    plan = plans.get(sub.plan, sub.plan)
+    pending = plans.get(sub.pending_plan, sub.pending_plan) if sub.pending_plan else None
+    storefront = storefronts.get(sub.storefront, sub.storefront)
+    if plan == sub.plan and pending == sub.pending_plan and storefront == sub.storefront:
+        return sub
+    return evolve(sub, plan=plan, pending_plan=pending, storefront=storefront)
 
 
 def _fail(code: str, message: str) -> EventError:
@@ -154,12 +314,15 @@ class _Tx:
     def run(self) -> None:
         _HANDLERS[self.event.type](self)
 
-    def commit(self) -> State:
+    def commit(self, digest: str) -> State:
         clock = self.state.clock
         if clock is None or self.event.at > clock:
             clock = self.event.at
-        return State(self.subs, self.redemptions, self.customer_redemptions,
-                     self.state.applied.set(self.event.id, True), clock, self.due)
+        applied, limit = _remember(self.state.applied, self.state.applied_limit, self.event.id,
+                                   Seen(digest, self.event.at), clock,
+                                   self.engine.replay_window)
+        return State(self.subs, self.redemptions, self.customer_redemptions, applied, clock,
+                     self.due, self.state.ruleset, limit)
 
     def put(self, sub: Subscription) -> Subscription:
         """Store ``sub`` and keep the due index (what ``tick`` looks at) in step."""
@@ -187,6 +350,9 @@ class _Tx:
         if sub is None:
             raise _fail("unknown_subscription", f"unknown subscription '{sub_id}'"
                         f"{did_you_mean(sub_id, self._nearby_ids(sub_id))}")
+        error = self.engine.cannot_serve(sub)
+        if error is not None:
+            raise _fail(error.code, error.message)
         return sub
 
     def _nearby_ids(self, sub_id: str) -> list[str]:
@@ -796,6 +962,8 @@ class _Tx:
         pending = []
         # the due index holds only subscriptions with something pending: no full scan
         for sub_id in sorted(k for k, day in self.due.items() if day <= until):
+            if self.engine.cannot_serve(self.subs[sub_id]) is not None:
+                continue  # left as it is: `revrules check --state` lists it
             item = self.due_item(self.subs[sub_id], until)
             if item is not None:
                 pending.append((item, sub_id))
