@@ -174,12 +174,14 @@ class Engine:
         if sub.storefront not in rules.storefronts:
             return Error("unknown_storefront", f"subscription '{sub.id}' is on storefront "
                          f"'{sub.storefront}', which ruleset {rules.name} does not have"
-                         f"{did_you_mean(sub.storefront, rules.storefronts)}")
+                         f"{did_you_mean(sub.storefront, rules.storefronts)} (a storefront "
+                         f"that replaces it can say 'formerly {sub.storefront}')")
         for plan in (sub.plan, sub.pending_plan):
             if plan is not None and plan not in rules.plans:
                 return Error("unknown_plan", f"subscription '{sub.id}' is on plan '{plan}', "
                              f"which ruleset {rules.name} does not have"
-                             f"{did_you_mean(plan, rules.plans)}")
+                             f"{did_you_mean(plan, rules.plans)} (a plan that replaces it "
+                             f"can say 'formerly {plan}')")
         if sub.dunning is not None and not any(p.name == sub.dunning.policy
                                                for p, _, _ in rules.dunning):
             return Error("unknown_dunning", f"subscription '{sub.id}' is in dunning policy "
@@ -188,6 +190,29 @@ class Engine:
             if promo.name not in rules.promotions:
                 return Error("unknown_promotion", f"subscription '{sub.id}' has promotion "
                              f"'{promo.name}', which ruleset {rules.name} does not have")
+        return None
+
+    def verify(self, state: State) -> str | None:
+        """The first inconsistency between ``state`` and this ruleset, or None: the due
+        index must name exactly the date ``tick`` would find for every subscription the
+        ruleset can serve (:func:`revrules.wire.validate_state` checks the rest)."""
+        state = self.adopt(state)
+        tx = _Tx(self, state, Event("verify", "tick", state.clock or _EPOCH))
+        with decimal.localcontext(rt.CONTEXT):
+            for sub_id in sorted(state.subscriptions.keys()):
+                sub = state.subscriptions[sub_id]
+                if self.cannot_serve(sub) is not None:
+                    continue
+                try:
+                    item = tx.next_due(sub)
+                except (ArithmeticError, ValueError, OverflowError) as exc:
+                    return f"$.subscriptions.{sub_id}: its dates cannot be computed ({exc})"
+                expected = item[0] if item is not None else None
+                if state.due.get(sub_id) != expected:
+                    found = state.due.get(sub_id)
+                    return (f"$.due.{sub_id}: {found.isoformat() if found else 'missing'}, but "
+                            f"{'nothing is due' if expected is None else expected.isoformat()}"
+                            " for that subscription")
         return None
 
     def unservable(self, state: State) -> list[tuple[str, Error]]:
@@ -212,6 +237,7 @@ class Engine:
         return current, outcomes
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 #: ``applied`` is never pruned below this many ids (pruning is a scan: amortised over them)
 _PRUNE_MIN = 4096
 
@@ -969,10 +995,14 @@ class _Tx:
                 pending.append((item, sub_id))
         while pending:
             pending.sort()
-            (day, _, kind), sub_id = pending.pop(0)
-            self.settle_due(self.subs[sub_id], day, kind)
+            settled, sub_id = pending.pop(0)
+            self.settle_due(self.subs[sub_id], settled[0], settled[2])
             item = self.due_item(self.subs[sub_id], until)
             if item is not None:
+                if item == settled:  # settling it changed nothing: it would never end
+                    raise rt.EvaluationError(
+                        "inconsistent_state", f"subscription '{sub_id}': settling its "
+                        f"{settled[2]} of {settled[0].isoformat()} changes nothing")
                 pending.append((item, sub_id))
 
     def settle_due(self, sub: Subscription, day: dt.date, kind: str) -> None:
