@@ -205,8 +205,12 @@ class Engine:
                     continue
                 try:
                     item = tx.next_due(sub)
+                    upcoming = tx.next_charge(sub)
                 except (ArithmeticError, ValueError, OverflowError) as exc:
                     return f"$.subscriptions.{sub_id}: its dates cannot be computed ({exc})"
+                if not _FIRST_DAY <= upcoming <= _LAST_DAY:
+                    return (f"$.subscriptions.{sub_id}.index: the next charge would be on "
+                            f"{upcoming.isoformat()}")
                 expected = item[0] if item is not None else None
                 if state.due.get(sub_id) != expected:
                     found = state.due.get(sub_id)
@@ -238,6 +242,7 @@ class Engine:
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_FIRST_DAY, _LAST_DAY = dt.date(1900, 1, 1), dt.date(2999, 12, 31)  # as a state file holds
 #: ``applied`` is never pruned below this many ids (pruning is a scan: amortised over them)
 _PRUNE_MIN = 4096
 
