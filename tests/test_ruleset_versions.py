@@ -135,3 +135,12 @@ def test_eval_with_a_renamed_plan_gives_codes_not_an_internal_error(
     assert codes == ["unknown_plan", "unknown_storefront", None]
     assert "internal error" not in captured.err
     assert captured.err.count("\n") == 1 and "warning" in captured.err
+
+
+def test_a_refusal_for_an_unserved_subscription_is_not_remembered() -> None:
+    renamed = Engine(revrules.load_text(RENAMED, "v2.rr"))
+    refused = renamed.apply(v1_state(), LOG2[0])
+    assert refused.error is not None and refused.error.code == "unknown_plan"
+    assert "e5" not in refused.state.applied
+    fixed = Engine(revrules.load_text(FORMERLY, "v3.rr")).apply(refused.state, LOG2[0])
+    assert fixed.ok and not fixed.replayed

@@ -136,6 +136,10 @@ class Engine:
             # every Decimal operation uses the engine's explicit context, never the caller's
             with decimal.localcontext(rt.CONTEXT):
                 tx.run()
+        except _Unserved as exc:
+            # not remembered: the ruleset, not the event, is at fault, and a version that
+            # serves the subscription (`formerly`) must be able to apply the event
+            return Outcome(event.id, False, state, error=Error(exc.code, exc.message))
         except (EventError, rt.EvaluationError) as exc:
             error = Error(exc.code, exc.message)
             # the refusal is remembered, so that a replay of the event is refused the same way
@@ -319,6 +323,10 @@ def _renamed(sub: Subscription, plans: Mapping[str, str],
     return evolve(sub, plan=plan, pending_plan=pending, storefront=storefront)
 
 
+class _Unserved(EventError):
+    """An event about a subscription the ruleset cannot serve (:meth:`Engine.cannot_serve`)."""
+
+
 def _fail(code: str, message: str) -> EventError:
     return EventError(code, message)
 
@@ -383,7 +391,7 @@ class _Tx:
                         f"{did_you_mean(sub_id, self._nearby_ids(sub_id))}")
         error = self.engine.cannot_serve(sub)
         if error is not None:
-            raise _fail(error.code, error.message)
+            raise _Unserved(error.code, error.message)
         return sub
 
     def _nearby_ids(self, sub_id: str) -> list[str]:

@@ -428,11 +428,11 @@ def validate_state(state: State) -> None:
     for key, sub in state.subscriptions.items():
         _check_subscription(key, sub)
     for key, day in state.due.items():
-        sub = state.subscriptions.get(key)
-        if sub is None:
+        owner = state.subscriptions.get(key)
+        if owner is None:
             raise StateError(f"$.due.{key}: no subscription {key!r}")
-        if sub.status in ("canceled", "unpaid"):
-            raise StateError(f"$.due.{key}: a {sub.status} subscription has nothing due")
+        if owner.status in ("canceled", "unpaid"):
+            raise StateError(f"$.due.{key}: a {owner.status} subscription has nothing due")
         _check_day(day, f"$.due.{key}")
     for name, counters in (("redemptions", state.redemptions),
                            ("customer_redemptions", state.customer_redemptions)):
