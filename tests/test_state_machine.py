@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import revrules
-from revrules import Engine, Ledger, State
+from revrules import Engine, Ledger, State, wire
 
 RULES = revrules.load(Path(__file__).parent.parent / "rulesets" / "streaming.rr")
 ENGINE = Engine(RULES)
@@ -161,6 +161,13 @@ class Lifecycle(RuleBasedStateMachine):
         assert outcome.ok and outcome.replayed
 
     # -- invariants ---------------------------------------------------------------------
+    @invariant()
+    def the_state_passes_its_own_validation(self) -> None:
+        """Every state the engine makes is one a state file may hold (no false refusals)."""
+        wire.validate_state(self.state)
+        assert ENGINE.verify(self.state) is None
+        assert wire.state_from_json(wire.state_to_json(self.state)) == self.state
+
     @invariant()
     def entitlements_follow_status(self) -> None:
         for sub in self.state.subscriptions.values():
