@@ -83,4 +83,6 @@ def test_random_events_fail_cleanly(events: list[dict[str, object]], kind: str) 
         if not outcome.ok:
             assert same_but_remembered(state, outcome.state)
             assert outcome.error is not None and outcome.error.code and outcome.error.message
+            # the safety net is for defects: bad input gets its own code
+            assert outcome.error.code != "internal_error", outcome.error
         state = outcome.state

@@ -86,7 +86,7 @@ def test_pause_and_resume_move_the_anchor_by_the_paused_days() -> None:
     assert log.sub.status == "paused" and log.sub.entitlements == ()
     out = log.send(type="resume_requested", at="2027-01-12", subscription="s")
     assert types(out) == ["subscription.resumed", "entitlement.granted"]
-    assert log.sub.anchor == dt.date(2027, 1, 8)  # seven paused days
+    assert log.sub.anchor == dt.date(2027, 1, 22)  # paid through 01-15, plus seven paused days
     assert out.decisions[0].next_charge == dt.date(2027, 1, 22)
 
 
@@ -150,7 +150,7 @@ def test_immediate_change_without_proration_and_disallowed_change() -> None:
     assert out.decisions[0].next_charge == dt.date(2027, 1, 15)
     log.send(type="renewal_due", at="2027-01-15", subscription="s")
     assert log.sub.charge is not None and log.sub.charge.period_end == dt.date(2027, 2, 15)
-    denied = log.send(type="plan_change_requested", at="2027-01-06", subscription="s",
+    denied = log.send(type="plan_change_requested", at="2027-01-16", subscription="s",
                       plan="cheap")
     assert denied.decisions[0].kind == "deny"
     assert denied.decisions[0].reasons == ("plan monthly does not allow a change to cheap",)

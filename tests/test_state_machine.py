@@ -2,8 +2,9 @@
 
 Invariants after every step: no exception (only clean ``ok: false``), statuses move
 only along allowed edges, entitlements are held exactly when the status allows,
-every charge's figures add up, refunds never exceed what was paid, and replaying
-an applied event changes nothing.
+every charge's figures add up, refunds never exceed what was paid (per subscription
+and per charge), credit balances never go negative, and replaying an applied event
+changes nothing.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class Lifecycle(RuleBasedStateMachine):
         self.paid: dict[str, Decimal] = {}
         self.refunded: dict[str, Decimal] = {}
         self.revenue: list[revrules.RevenueEvent] = []
+        self.paid_charge: dict[str, Decimal] = {}  # charge id → paid
+        self.refunded_charge: dict[str, Decimal] = {}  # charge id → refunded
 
     # -- driving ------------------------------------------------------------------------
     def send(self, event: dict[str, object]) -> revrules.Outcome:
@@ -74,6 +77,11 @@ class Lifecycle(RuleBasedStateMachine):
             if ev.type == "payment.refunded":
                 self.refunded[ev.subscription] = (self.refunded.get(ev.subscription, Decimal(0))
                                                   + ev.amount)
+            if ev.charge is not None and ev.type in ("payment.succeeded", "payment.refunded"):
+                book = self.paid_charge if ev.type == "payment.succeeded" else \
+                    self.refunded_charge
+                assert ev.type == "payment.refunded" or ev.charge not in book  # paid once
+                book[ev.charge] = book.get(ev.charge, Decimal(0)) + ev.amount
         for d in outcome.decisions:
             if d.kind == "charge" and d.currency:
                 sf_inclusive = RULES.storefronts[
@@ -212,6 +220,54 @@ class Lifecycle(RuleBasedStateMachine):
     def refunds_never_exceed_payments(self) -> None:
         for sub_id, refunded in self.refunded.items():
             assert refunded <= self.paid.get(sub_id, Decimal(0))
+
+
+    # -- goodwill refunds and credits (LANGUAGE.md §5.1) -----------------------------------
+    @rule(sub=st.sampled_from(SUBS), amount=st.sampled_from(["0.50", "1.00", "5.00", "20.00",
+                                                           "300"]),
+          charge=st.sampled_from([None, 1, 2, 3]), cancel=st.sampled_from([None, True, False]),
+          days=st.integers(0, 5))
+    def goodwill_refund(self, sub: str, amount: str, charge: int | None, cancel: bool | None,
+                        days: int) -> None:
+        self.advance(days)
+        event: dict[str, object] = {"type": "refund_requested", "subscription": sub,
+                                    "amount": amount}
+        if charge is not None:
+            event["charge"] = f"{sub}:{charge}"
+        if cancel is not None:
+            event["cancel"] = cancel
+        self.send(event)
+
+    @rule(sub=st.sampled_from(SUBS), amount=st.sampled_from(["1.00", "5.00", "25.00", "100"]),
+          days=st.integers(0, 5))
+    def grant_credit(self, sub: str, amount: str, days: int) -> None:
+        self.advance(days)
+        self.send({"type": "credit_granted", "subscription": sub, "amount": amount,
+                   "reason": "goodwill"})
+
+    @precondition(lambda self: any(s.charge is not None
+                                   for s in self.state.subscriptions.values()))
+    @rule(data=st.data(), days=st.integers(0, 2))
+    def pay_an_open_charge(self, data: st.DataObject, days: int) -> None:
+        """Pay some open charge, so that refunds and credits have paid charges to act on."""
+        sub = data.draw(st.sampled_from(sorted(
+            k for k, s in self.state.subscriptions.items() if s.charge is not None)))
+        self.advance(days)
+        self.send({"type": "payment_succeeded", "subscription": sub})
+
+    @invariant()
+    def refunds_never_exceed_the_charge_they_refund(self) -> None:
+        for charge, refunded in self.refunded_charge.items():
+            assert refunded <= self.paid_charge.get(charge, Decimal(0)), charge
+
+    @invariant()
+    def credit_balances_are_never_negative(self) -> None:
+        for sub in self.state.subscriptions.values():
+            assert sub.credit_balance >= 0, sub.id
+            for payment in (sub.payment, *sub.earlier_payments):
+                if payment is not None:
+                    assert 0 <= payment.refunded <= payment.total
+                    assert 0 <= payment.refunded_tax <= payment.tax
 
 
 def ENGINE_next_charge(sub: revrules.Subscription) -> dt.date:  # noqa: N802

@@ -129,7 +129,7 @@ def test_state_keeps_customer_attribute_types() -> None:
     ('{"format": "revrules-state/2", "clock": 1.5}', "clock"),
     ('{"format": "revrules-state/2", "applied": {"e1": "yes"}}', "applied"),
     ('{"format": "revrules-state/2", "redemptions": {"bf": NaN}}', "NaN"),
-    ('{"format": "revrules-state/1"}', "earlier revrules"),
+    ('{"format": "revrules-state/3"}', "format"),
 ])
 def test_bad_state_files_raise_wire_error(text: str, fragment: str) -> None:
     with pytest.raises(wire.WireError) as info:
@@ -208,10 +208,12 @@ def test_revenue_event_keys_in_wire_order_and_extras_only_when_set() -> None:
 def test_revenue_event_extras_come_in_a_fixed_order() -> None:
     event = revenue_event(version="1", ruleset="streaming", date=dt.date(2027, 1, 16),
                           entitlements=("hd",), reasons=("r",), psp="stripe",
-                          commission=Decimal("0.5"), credit=Decimal(1))
+                          commission=Decimal("0.5"), credit=Decimal(1), charge="s1:2",
+                          list=Decimal("4"), recurring=Decimal(0))
     out = wire.revenue_event_to_wire(event)
     assert list(out)[len(wire.REVENUE_EVENT_KEYS):] == list(wire.REVENUE_EVENT_EXTRA_KEYS)
     assert out["date"] == "2027-01-16" and out["entitlements"] == ["hd"]
+    assert out["list"] == "4.000" and out["recurring"] == "0.000"  # set, so written
 
 
 def test_datetimes_are_written_in_utc() -> None:

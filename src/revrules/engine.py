@@ -25,7 +25,7 @@ from . import model as m
 from . import runtime as rt
 from .compiler import Ctx
 from .diagnostics import did_you_mean
-from .events import EVENT_TYPES, Event, EventError, parse_event
+from .events import EVENT_TYPES, Event, EventError, check_date, check_decimal, parse_event
 from .results import Decision, Discount, Error, Outcome, RevenueEvent, Trace
 from .ruleset import Ruleset
 from .state import (AttachedPromotion, Charge, Dunning, Payment, Seen, State, Subscription,
@@ -53,6 +53,9 @@ class Quote:
     discount_ex: Decimal
     credit_ex: Decimal
     trace: tuple[Trace, ...]
+    # the recurring price this charge implies: list less recurring discounts, tax-exclusive
+    # (what MRR counts; meaningless for a proration, whose list is a part of a period)
+    recurring: Decimal = ZERO
 
     @property
     def discount(self) -> Decimal:
@@ -91,7 +94,15 @@ class Engine:
     #: How far back from the newest applied event ids are remembered (docs/semantics.md).
     REPLAY_WINDOW = dt.timedelta(days=400)
 
-    def __init__(self, ruleset: Ruleset, *, replay_window: dt.timedelta | None = None):
+    def __init__(self, ruleset: Ruleset, *, payment_tolerance: Decimal = ZERO,
+                 replay_window: dt.timedelta | None = None):
+        """``payment_tolerance``: how far a payment event's ``amount`` may be from the open
+        charge's total and still settle it (for the decided total); 0 by default.
+        ``replay_window``: how long event ids are surely remembered (400 days)."""
+        if not isinstance(payment_tolerance, Decimal) or not payment_tolerance.is_finite() \
+                or payment_tolerance < 0:
+            raise ValueError("payment_tolerance is a non-negative Decimal")
+        self.payment_tolerance = payment_tolerance
         self.rules = ruleset
         self.replay_window = self.REPLAY_WINDOW if replay_window is None else replay_window
         if self.replay_window < dt.timedelta(0):
@@ -111,7 +122,20 @@ class Engine:
         return found
 
     def apply(self, state: State, event: Event | Mapping[str, Any]) -> Outcome:
-        """Apply one event; never raises for bad input (the outcome says what was wrong)."""
+        """Apply one event; never raises (the outcome says what was wrong).
+
+        An exception that is not a clean error of the event (a defect, or input nothing
+        else caught) becomes ``ok: false`` with the code ``internal_error``, a message
+        naming the exception's type, and the state exactly as it was.
+        """
+        try:
+            return self._apply(state, event)
+        except Exception as exc:  # noqa: BLE001 - the safety net: nothing escapes apply
+            return Outcome(_event_id(event), False, state, error=Error(
+                "internal_error", f"internal error ({type(exc).__name__}) while applying "
+                "this event; nothing was changed"))
+
+    def _apply(self, state: State, event: Event | Mapping[str, Any]) -> Outcome:
         if not isinstance(event, Event):
             try:
                 event = parse_event(event)
@@ -122,7 +146,7 @@ class Engine:
         digest = payload_digest(event)
         seen = state.applied.get(event.id)
         if seen is not None:
-            if seen.digest != digest:
+            if seen.digest and seen.digest != digest:  # "": from a state without digests
                 return Outcome(event.id, False, state, error=Error(
                     "id_conflict", f"event id '{event.id}' was already used for another "
                     f"event (at {_when(seen.at)}); a replay must repeat the event exactly"))
@@ -131,11 +155,12 @@ class Engine:
             return Outcome(event.id, False, state,
                            error=Error(seen.code, seen.message or seen.code))
         state = self.adopt(state)
-        tx = _Tx(self, state, event)
         try:
             # every Decimal operation uses the engine's explicit context, never the caller's
             with decimal.localcontext(rt.CONTEXT):
+                tx = _Tx(self, state, event)
                 tx.run()
+                new_state = tx.commit(digest)
         except _Unserved as exc:
             # not remembered: the ruleset, not the event, is at fault, and a version that
             # serves the subscription (`formerly`) must be able to apply the event
@@ -146,7 +171,7 @@ class Engine:
             return Outcome(event.id, False, self.remember(
                 state, event.id, Seen(digest, event.at, exc.code, exc.message), state.clock),
                 error=error)
-        return Outcome(event.id, True, tx.commit(digest), tuple(tx.decisions), tuple(tx.events))
+        return Outcome(event.id, True, new_state, tuple(tx.decisions), tuple(tx.events))
 
     def remember(self, state: State, event_id: str, seen: Seen,
                  clock: dt.datetime | None) -> State:
@@ -210,7 +235,7 @@ class Engine:
                 try:
                     item = tx.next_due(sub)
                     upcoming = tx.next_charge(sub)
-                except (ArithmeticError, ValueError, OverflowError) as exc:
+                except (ArithmeticError, ValueError, OverflowError, rt.EvaluationError) as exc:
                     return f"$.subscriptions.{sub_id}: its dates cannot be computed ({exc})"
                 if not _FIRST_DAY <= upcoming <= _LAST_DAY:
                     return (f"$.subscriptions.{sub_id}.index: the next charge would be on "
@@ -331,6 +356,20 @@ def _fail(code: str, message: str) -> EventError:
     return EventError(code, message)
 
 
+def _event_id(event: object) -> str:
+    """The id of an event for an outcome, whatever the event is."""
+    try:
+        found = event.id if isinstance(event, Event) else (
+            event.get("id") if isinstance(event, Mapping) else None)
+        return "" if found is None else str(found)
+    except Exception:  # noqa: BLE001 - a mapping whose get raises
+        return ""
+
+
+def _time(at: dt.datetime) -> str:
+    return at.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class _Tx:
     """One event's work over a copy-on-write view of the state."""
 
@@ -351,17 +390,70 @@ class _Tx:
 
     # -- plumbing ----------------------------------------------------------------------
     def run(self) -> None:
+        self.check_order()
         _HANDLERS[self.event.type](self)
 
+    def check_order(self) -> None:
+        """LANGUAGE.md §5.1 "Time order": nothing before the last tick, nothing before the
+        last event of its subscription; a tick is compared only with the last tick."""
+        ev = self.event
+        last_tick = self.state.last_tick
+        if last_tick is not None and ev.at < last_tick:
+            raise _fail("out_of_order", f"{ev.type} at {_time(ev.at)} is before the last "
+                        f"tick, at {_time(last_tick)}")
+        if ev.subscription is None or ev.type == "tick":
+            return
+        last = self.state.last_event.get(ev.subscription)
+        if last is not None and ev.at < last:
+            raise _fail("out_of_order", f"{ev.type} at {_time(ev.at)} is before the last "
+                        f"event of subscription '{ev.subscription}', at {_time(last)}")
+
     def commit(self, digest: str) -> State:
+        ev = self.event
         clock = self.state.clock
-        if clock is None or self.event.at > clock:
-            clock = self.event.at
-        applied, limit = _remember(self.state.applied, self.state.applied_limit, self.event.id,
-                                   Seen(digest, self.event.at), clock,
-                                   self.engine.replay_window)
+        if clock is None or ev.at > clock:
+            clock = ev.at
+        last_tick = ev.at if ev.type == "tick" else self.state.last_tick
+        last_event = self.state.last_event
+        if ev.subscription is not None and ev.subscription in self.subs and \
+                last_event.get(ev.subscription) != ev.at:
+            last_event = last_event.set(ev.subscription, ev.at)
+        applied, limit = _remember(self.state.applied, self.state.applied_limit, ev.id,
+                                   Seen(digest, ev.at), clock, self.engine.replay_window)
         return State(self.subs, self.redemptions, self.customer_redemptions, applied, clock,
-                     self.due, self.state.ruleset, limit)
+                     self.due, last_event, last_tick, self.state.ruleset, limit)
+
+    def check_precision(self, amount: Decimal, currency: str) -> None:
+        if rt.quantize(amount, currency) != amount:
+            places = -int(rt.exponent(currency).as_tuple().exponent)
+            raise _fail("bad_precision", f"{currency} amounts have at most {places} decimals, "
+                        f"found {amount}")
+
+    def check_payment(self, sub: Subscription, charge: Charge) -> None:
+        """A payment event's ``currency``, ``amount`` and ``psp``, where given, must be
+        the open charge's: its currency, its total (within the engine's tolerance, 0 by
+        default: partial payments are refused) and its PSP or dunning's `retry via` PSP."""
+        ev = self.event
+        if ev.currency is not None and ev.currency.upper() != charge.currency:
+            raise _fail("currency_mismatch", f"the payment is in {ev.currency} but the open "
+                        f"charge of subscription '{sub.id}' is in {charge.currency}")
+        if ev.amount is not None:
+            self.check_precision(ev.amount, charge.currency)
+            if abs(ev.amount - charge.total) > self.engine.payment_tolerance:
+                raise _fail("amount_mismatch", f"the payment of "
+                            f"{rt.money_str(ev.amount, charge.currency)} {charge.currency} "
+                            f"does not match the open charge of subscription '{sub.id}', "
+                            f"{rt.money_str(charge.total, charge.currency)} "
+                            f"{charge.currency} (partial payments are not supported)")
+        if ev.psp is not None:
+            psps = [charge.psp] if charge.psp is not None else list(
+                self.rules.storefronts[sub.storefront].psps)
+            if sub.dunning is not None and sub.dunning.via and sub.dunning.via not in psps:
+                psps.append(sub.dunning.via)
+            if ev.psp not in psps:
+                expected = " or ".join(psps) if psps else "no PSP"
+                raise _fail("unknown_psp", f"the payment came through '{ev.psp}', but the open "
+                            f"charge of subscription '{sub.id}' goes through {expected}")
 
     def put(self, sub: Subscription) -> Subscription:
         """Store ``sub`` and keep the due index (what ``tick`` looks at) in step."""
@@ -448,26 +540,23 @@ class _Tx:
         if amount < 0:
             amount = zero
         ctx = self.ctx(sub, cycle)
-        rates: list[Decimal] = []
-        for table in rules.taxes:
-            for rate, test in table:
-                if test is None or test(ctx):
-                    rates.append(rate.rate)
-                    trace.append(self.engine.trace(rate.rule.name, rate.rule.span))
-                    break
+        rates = self.tax_rates(ctx, trace)
         if sf.tax_inclusive:
+            # the tax is computed once, on the amount charged; the discount and the credit
+            # are split with the same rate, and gross is their sum with the net, so that a
+            # rounding residue never shows as a discount (LANGUAGE.md §5.1)
             tax = self._inner_tax(amount, rates, currency) or zero
             net, total = amount - tax, amount
-            gross_ex = net if amount == list_amount else (
-                list_amount - self._inner_tax(list_amount, rates, currency))
+            discount_ex = discount - self._inner_tax(discount, rates, currency)
             credit_ex = credit - self._inner_tax(credit, rates, currency)
-            discount_ex = gross_ex - credit_ex - net
+            gross_ex = net + discount_ex + credit_ex
         else:
             tax = zero
             for r in rates:
                 tax += rt.percent_of(amount, r, currency, mode)
             net, total = amount, amount + tax
             gross_ex, credit_ex, discount_ex = list_amount, credit, discount
+        recurring = self.recurring_net(list_amount, discounts, rates, sub.storefront)
         ctx.total = rt.Money(currency, total)
         psp = None
         for route, test in rules.route:
@@ -479,7 +568,47 @@ class _Tx:
             psp = sf.psps[0]
             trace.append(self.engine.trace(f"storefront {sf.name} psp", sf.span))
         return Quote(currency, list_amount, discounts, credit, tax, net, total, psp, gross_ex,
-                     discount_ex, credit_ex, tuple(trace))
+                     discount_ex, credit_ex, tuple(trace), recurring)
+
+    def tax_rates(self, ctx: Ctx, trace: list[Trace]) -> list[Decimal]:
+        """Each tax table's first rate whose condition holds (cited in ``trace``)."""
+        rates: list[Decimal] = []
+        for table in self.rules.taxes:
+            for rate, test in table:
+                if test is None or test(ctx):
+                    rates.append(rate.rate)
+                    trace.append(self.engine.trace(rate.rule.name, rate.rule.span))
+                    break
+        return rates
+
+    def tax_exclusive(self, amount: Decimal, rates: list[Decimal], storefront: str) -> Decimal:
+        """``amount`` as the ruleset states it, without tax (split out on an inclusive
+        storefront with the rates of the charge, exactly as a charge of it is split)."""
+        sf = self.rules.storefronts[storefront]
+        amount = rt.quantize(amount, sf.currency)
+        if not sf.tax_inclusive:
+            return amount
+        return amount - self._inner_tax(amount, rates, sf.currency)
+
+    def recurring_net(self, list_amount: Decimal, discounts: tuple[Discount, ...],
+                      rates: list[Decimal], storefront: str) -> Decimal:
+        """The recurring price per period: the list price less the discounts that recur (a
+        promotion for more than one cycle, or forever), tax-exclusive."""
+        promotions = self.rules.promotions
+        off = sum((d.amount for d in discounts if _recurs(promotions.get(d.rule))), ZERO)
+        return self.tax_exclusive(max(list_amount - off, ZERO), rates, storefront)
+
+    def recurring_price(self, sub: Subscription, day: dt.date) -> Decimal:
+        """What ``sub`` will recur at from its next charge, as known now (its price and the
+        promotions attached to it): what MRR counts after a plan change."""
+        cycle = sub.cycle + 1
+        discounts: tuple[Discount, ...] = _NO_DISCOUNTS
+        if sub.contract is None:
+            chosen = self.choose_promotions(sub, sub.price, cycle, day, None, [],
+                                            automatic=False)
+            discounts = tuple(Discount(p.name, amount) for p, amount, _ in chosen)
+        rates = self.tax_rates(self.ctx(sub, cycle), [])
+        return self.recurring_net(sub.price, discounts, rates, sub.storefront)
 
     def _inner_tax(self, amount: Decimal, rates: list[Decimal], currency: str) -> Decimal:
         """The tax inside a tax-inclusive amount: Σ round(amount × r / (1 + Σr)), one
@@ -610,15 +739,22 @@ class _Tx:
     # -- charges -----------------------------------------------------------------------
     def open_charge(self, sub: Subscription, quote: Quote, kind: str, start: dt.date,
                     end: dt.date, rule: str, source: Any, **changes: Any) -> Subscription:
-        """Record a decided charge (settled at once when it is zero); apply ``changes``."""
+        """Record a decided charge (settled at once when it is zero); apply ``changes``.
+
+        The charge gets the id :meth:`charge_id` gave before it was opened."""
         charge = Charge(kind, self.event.at, start, end, quote.currency, quote.list,
                         quote.discount, quote.credit, quote.tax, quote.net, quote.total,
                         quote.psp, quote.gross_ex, quote.discount_ex, quote.credit_ex, rule,
-                        _where(source), quote.discounts)
+                        _where(source), quote.discounts, self.charge_id(sub))
+        changes["charge_count"] = sub.charge_count + 1
         if quote.total == 0:
             return self.settle(evolve(sub, **changes) if changes else sub, charge,
                                self.event.at, quote.psp)
         return evolve(sub, charge=charge, **changes)
+
+    def charge_id(self, sub: Subscription) -> str:
+        """The id the next charge of ``sub`` gets: ``SUB:N`` for its N-th charge."""
+        return f"{sub.id}:{sub.charge_count + 1}"
 
     def settle(self, sub: Subscription, charge: Charge, at: dt.datetime,
                psp: str | None) -> Subscription:
@@ -627,11 +763,14 @@ class _Tx:
         self.emit("payment.succeeded", sub, at=at, rule=charge.rule, source=charge.source,
                   gross=charge.gross_ex, discount=charge.discount_ex, credit=charge.credit_ex,
                   tax=charge.tax, net=charge.net, amount=charge.total, commission=commission,
-                  psp=psp or charge.psp)
+                  psp=psp or charge.psp, charge=charge.id)
         payment = Payment(at, charge.period_start, charge.period_end, charge.currency,
                           charge.total, charge.tax, ZERO, psp or charge.psp,
-                          charge.list - charge.discount)
-        return evolve(sub, charge=None, payment=payment, dunning=None)
+                          charge.list - charge.discount, charge.id)
+        # every paid charge stays refundable by its id; the latest is ``payment``
+        earlier = sub.earlier_payments if sub.payment is None else (
+            *sub.earlier_payments, sub.payment)
+        return evolve(sub, charge=None, payment=payment, dunning=None, earlier_payments=earlier)
 
     def decision(self, sub: Subscription, kind: str, quote: Quote | None = None,
                  **fields: Any) -> None:
@@ -732,8 +871,10 @@ class _Tx:
             quote = self.quote(sub, ZERO, _NO_DISCOUNTS, ZERO, 1, trace)
         else:
             quote = self.quote(sub, list_amount, discounts, ZERO, 1, trace)
+        charge_id = None if trial_granted else self.charge_id(sub)
         self.emit("subscription.started", sub, rule=f"plan {plan.name}", source=plan.span,
-                  **({} if trial_granted else _charged(quote)))
+                  **({} if trial_granted else dict(_charged(quote, charge_id),
+                                                    recurring=quote.recurring)))
         self.emit("entitlement.granted", sub, rule=f"plan {plan.name}", source=plan.span,
                   entitlements=plan.entitlements)
         due = rt.add(day, sf.terms) if sf.terms else None
@@ -746,7 +887,7 @@ class _Tx:
                                trace[0].source, index=1, cycle=1,
                                entitlements=plan.entitlements)
         self.put(sub)
-        self.decision(sub, "charge", quote, due=due, reasons=tuple(reasons))
+        self.decision(sub, "charge", quote, due=due, reasons=tuple(reasons), charge=charge_id)
 
     def customer(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Validate customer attributes against the schema; apply defaults."""
@@ -782,17 +923,19 @@ class _Tx:
         sub = self.subscription()
         if sub.charge is None:
             raise _fail("no_open_charge", f"subscription '{sub.id}' has no open charge to pay")
+        self.check_payment(sub, sub.charge)
         # paying a charge that dunning left open brings the subscription back; a pause the
         # customer asked for (paused_at set) stays a pause
         recovers = sub.status in ("past_due", "unpaid") or (
             sub.status == "paused" and sub.paused_at is None)
+        charge_id = sub.charge.id
         sub = self.settle(sub, sub.charge, self.event.at, self.event.psp)
         if recovers:
             sub = evolve(sub, status="active")
             plan = self.rules.plans[sub.plan]
             sub = self.set_entitlements(sub, plan.entitlements, f"plan {plan.name}", plan.span)
         self.put(sub)
-        self.decision(sub, "none")
+        self.decision(sub, "none", charge=charge_id)
 
     def dunning_policy(self, sub: Subscription) -> tuple[m.DunningPolicy | None, Any]:
         ctx = self.ctx(sub)
@@ -810,14 +953,21 @@ class _Tx:
         charge = sub.charge
         if charge is None:
             raise _fail("no_open_charge", f"subscription '{sub.id}' has no open charge")
+        self.check_payment(sub, charge)
         self.emit("payment.failed", sub, rule=charge.rule, source=charge.source,
                   amount=charge.total, psp=self.event.psp or charge.psp,
-                  reasons=(self.event.reason,) if self.event.reason else ())
+                  reasons=(self.event.reason,) if self.event.reason else (), charge=charge.id)
         if sub.dunning is not None:
             dunning = evolve(sub.dunning, attempts=sub.dunning.attempts + 1)
-            sub = self.put(evolve(sub, dunning=dunning))
+            sub = evolve(sub, dunning=dunning)
+            if dunning.scheduled and not dunning.retries and (
+                    dunning.grace_end is None or self.day >= dunning.grace_end):
+                # the last retry failed and grace is over: nothing is left to wait for
+                self.dunning_end(sub, self.event.at)
+                return
+            sub = self.put(sub)
             self.decision(sub, "none", retry_at=dunning.retries[0] if dunning.retries else None,
-                          grace_ends=dunning.grace_end)
+                          grace_ends=dunning.grace_end, charge=charge.id)
             return
         policy, no_retry = self.dunning_policy(sub)
         day = self.day
@@ -826,7 +976,7 @@ class _Tx:
         trace: list[Trace] = []
         if policy is None:
             sub = self.put(evolve(sub, status="past_due"))
-            self.decision(sub, "none", reasons=("no dunning policy applies",))
+            self.decision(sub, "none", reasons=("no dunning policy applies",), charge=charge.id)
             return
         trace.append(self.engine.trace(f"dunning {policy.name}", policy.span))
         retries: tuple[dt.date, ...] = ()
@@ -841,18 +991,23 @@ class _Tx:
         else:
             retries = tuple(rt.add(day, d) for d in policy.retries)
         grace_end = rt.add(day, policy.grace) if policy.grace else None
-        ends = max([day, *retries, *([grace_end] if grace_end else [])])
+        # the `then` action never pre-empts a retry: a retry asked for on day D may be
+        # paid on day D, so the action is due at the later of the grace end and D + 1
+        ends = max([day, *([retries[-1] + dt.timedelta(days=1)] if retries else []),
+                    *([grace_end] if grace_end else [])])
         via = policy.via or charge.psp
         dunning = Dunning(policy.name, day, retries, grace_end, ends, 1, via, len(retries))
         sub = evolve(sub, status="past_due", dunning=dunning)
         for retry in retries:
             self.emit("payment.retry_scheduled", sub, rule=f"dunning {policy.name}",
-                      source=policy.span, date=retry, psp=via, amount=charge.total)
+                      source=policy.span, date=retry, psp=via, amount=charge.total,
+                      charge=charge.id)
         if not policy.keep_entitlements:
             sub = self.set_entitlements(sub, (), f"dunning {policy.name}", policy.span)
         self.put(sub)
         self.decision(sub, "none", retry_at=retries[0] if retries else None,
-                      grace_ends=grace_end, reasons=tuple(reasons), trace=tuple(trace))
+                      grace_ends=grace_end, reasons=tuple(reasons), trace=tuple(trace),
+                      charge=charge.id)
 
     # -- renewals ----------------------------------------------------------------------
     def on_renewal_due(self) -> None:
@@ -892,16 +1047,27 @@ class _Tx:
                                                    trace)
         else:
             discounts = _NO_DISCOUNTS
-        quote = self.quote(sub, list_amount, discounts, ZERO, cycle, trace)
+        # a credit balance comes off the charge before anything is paid
+        credit = min(sub.credit_balance, list_amount - sum((d.amount for d in discounts), ZERO))
+        quote = self.quote(sub, list_amount, discounts, credit, cycle, trace)
         start, end = self.period(sub, sub.index)
         sub = evolve(sub, index=sub.index + 1, cycle=cycle)
+        if quote.credit:
+            sub = evolve(sub, credit_balance=sub.credit_balance - quote.credit)
+            reasons.append(self.credit_note(quote.credit, sub))
+        charge_id = self.charge_id(sub)
         self.emit("subscription.renewed", sub, at=at, rule=trace[0].rule, source=trace[0].source,
-                  date=start, **_charged(quote))
+                  date=start, recurring=quote.recurring, **_charged(quote, charge_id))
         sub = self.open_charge(sub, quote, "renewal", start, end, trace[0].rule, trace[0].source)
         self.put(sub)
         sf = rules.storefronts[sub.storefront]
         due = rt.add(day, sf.terms) if sf.terms else None
-        self.decision(sub, "charge", quote, due=due, reasons=tuple(reasons))
+        self.decision(sub, "charge", quote, due=due, reasons=tuple(reasons), charge=charge_id)
+
+    def credit_note(self, used: Decimal, sub: Subscription) -> str:
+        currency = self.rules.storefronts[sub.storefront].currency
+        return (f"credit {rt.money_str(used, currency)} {currency} used, "
+                f"{rt.money_str(sub.credit_balance, currency)} {currency} left")
 
     def renewal_price(self, sub: Subscription, day: dt.date, at: dt.datetime,
                       trace: list[Trace]) -> tuple[Subscription, Decimal]:
@@ -912,7 +1078,7 @@ class _Tx:
             trace.append(self.engine.trace(f"contract {contract.name}", contract.span))
             if contract.amount != sub.price:
                 self.emit("price.changed", sub, at=at, rule=f"contract {contract.name}",
-                          source=contract.span, gross=contract.amount)
+                          source=contract.span, **self.price_figures(sub, contract.amount))
             return evolve(sub, price=contract.amount, contract=contract.name), \
                 contract.amount
         entry = self.price_entry(sub.plan, sub.storefront, day, existing=True)
@@ -927,15 +1093,23 @@ class _Tx:
                 sub.consent == "collected" and sub.consent_price == entry.amount):
             if sub.consent == "requested" and sub.consent_price == entry.amount:
                 self.emit("consent.deferred", sub, at=at, rule=rule, source=entry.span,
-                          gross=entry.amount)
+                          **self.price_figures(sub, entry.amount))
             else:
                 self.emit("consent.requested", sub, at=at, rule=rule, source=entry.span,
-                          gross=entry.amount)
+                          **self.price_figures(sub, entry.amount))
                 sub = evolve(sub, consent="requested", consent_price=entry.amount)
             return sub, sub.price
-        self.emit("price.changed", sub, at=at, rule=rule, source=entry.span, gross=entry.amount)
+        self.emit("price.changed", sub, at=at, rule=rule, source=entry.span,
+                  **self.price_figures(sub, entry.amount))
         return evolve(sub, price=entry.amount, contract=None, consent=None,
                             consent_price=None), entry.amount
+
+    def price_figures(self, sub: Subscription, amount: Decimal) -> dict[str, Any]:
+        """What a price event carries: ``gross`` tax-exclusive, as a renewal at that price
+        would carry it, and ``list``, the price as the ruleset states it."""
+        rates = self.tax_rates(self.ctx(sub, sub.cycle + 1), [])
+        return {"gross": self.tax_exclusive(amount, rates, sub.storefront),
+                "list": rt.quantize(amount, self.rules.storefronts[sub.storefront].currency)}
 
     def change_plan(self, sub: Subscription, target: str, at: dt.datetime,
                     day: dt.date, **charged: Any) -> Subscription:
@@ -948,13 +1122,17 @@ class _Tx:
         change = next((c for c in old.changes if c.target == target), None)
         kind = change.kind if change else "upgrade"
         source = change.span if change else new.span
-        entry = self.price_entry(target, sub.storefront, day, existing=False)
+        # the subscription moves in as an existing one: the price its later renewals keep
+        # (else a pending scheduled price would read as a change that never happened)
+        entry = self.price_entry(target, sub.storefront, day, existing=True) or \
+            self.price_entry(target, sub.storefront, day, existing=False)
         price = entry.amount if entry is not None else sub.price
         sub = evolve(sub, plan=target, price=price, pending_plan=None, consent=None,
                      consent_price=None, contract=None)
         # the event names the plan moved to; its rule names the plan left
         rule = f"plan {old.name} {kind}"
-        self.emit(f"subscription.{kind}d", sub, at=at, rule=rule, source=source, **charged)
+        self.emit(f"subscription.{kind}d", sub, at=at, rule=rule, source=source,
+                  recurring=self.recurring_price(sub, day), **charged)
         return self.set_entitlements(sub, new.entitlements, rule, source, at)
 
     def cancel(self, sub: Subscription, at: dt.datetime, rule: str, source: Any,
@@ -1006,8 +1184,10 @@ class _Tx:
             item = self.due_item(self.subs[sub_id], until)
             if item is not None:
                 pending.append((item, sub_id))
+        # in order of due date, then subscription id; only the items of one subscription on
+        # one date keep their kind order (a retry before the `then` action)
         while pending:
-            pending.sort()
+            pending.sort(key=lambda p: (p[0][0], p[1], p[0][1]))
             settled, sub_id = pending.pop(0)
             self.settle_due(self.subs[sub_id], settled[0], settled[2])
             item = self.due_item(self.subs[sub_id], until)
@@ -1038,13 +1218,17 @@ class _Tx:
                           grace_ends=dunning.grace_end,
                           reasons=(f"dunning {dunning.policy}: retry "
                                    f"{dunning.scheduled - len(dunning.retries)} of "
-                                   f"{dunning.scheduled}",))
+                                   f"{dunning.scheduled}",), charge=charge.id)
         else:
-            assert sub.dunning is not None
-            policy = next(p for p, _, _ in rules.dunning if p.name == sub.dunning.policy)
-            self.cancel(sub, at, f"dunning {policy.name}", policy.span,
-                        status={"cancel": "canceled", "pause": "paused",
-                                "unpaid": "unpaid"}[policy.then])
+            self.dunning_end(sub, at)
+
+    def dunning_end(self, sub: Subscription, at: dt.datetime) -> None:
+        """Run the dunning policy's `then` action: cancel, pause or unpaid."""
+        assert sub.dunning is not None
+        policy = next(p for p, _, _ in self.rules.dunning if p.name == sub.dunning.policy)
+        self.cancel(sub, at, f"dunning {policy.name}", policy.span,
+                    status={"cancel": "canceled", "pause": "paused",
+                            "unpaid": "unpaid"}[policy.then])
 
     # -- plan changes ------------------------------------------------------------------
     def deny(self, sub: Subscription, reason: str, trace: tuple[Trace, ...] = ()) -> None:
@@ -1105,20 +1289,30 @@ class _Tx:
         else:
             charge = rt.prorate(entry.amount, unused, whole, currency, self.rounding)
         credit_used = min(credit, charge)
-        quote = self.quote(evolve(sub, plan=change.target), charge, _NO_DISCOUNTS, credit_used,
-                           sub.cycle, list(trace))
-        sub = self.change_plan(sub, change.target, self.event.at, self.day, **_charged(quote))
+        # the credit balance pays what the proration credit leaves, and what the proration
+        # credit leaves over goes to the balance
+        balance_used = min(sub.credit_balance, charge - credit_used)
+        quote = self.quote(evolve(sub, plan=change.target), charge, _NO_DISCOUNTS,
+                           credit_used + balance_used, sub.cycle, list(trace))
+        charge_id = self.charge_id(sub)
+        sub = self.change_plan(sub, change.target, self.event.at, self.day,
+                               **_charged(quote, charge_id))
         if new_cadence:
             sub = evolve(sub, anchor=self.day, index=1)
+        credit_ex = quote.credit_ex if not balance_used else rt.prorate(
+            quote.credit_ex, credit_used, credit_used + balance_used, currency, self.rounding)
         self.emit("credit.issued", sub, rule=trace[0].rule, source=trace[0].source,
-                  credit=quote.credit_ex, amount=credit)
+                  credit=credit_ex, amount=credit, charge=charge_id)
+        sub = evolve(sub, credit_balance=sub.credit_balance - balance_used + credit - credit_used)
+        if balance_used:
+            notes.append(self.credit_note(balance_used, sub))
         sub = self.open_charge(sub, quote, "proration", self.day, end, trace[0].rule,
                                trace[0].source)
         self.put(sub)
         kind = "charge" if credit <= charge else "credit"
         if credit > charge:
             notes.append(f"{rt.money_str(credit - charge, currency)} {currency} left as credit")
-        self.decision(sub, kind, quote, reasons=tuple(notes))
+        self.decision(sub, kind, quote, reasons=tuple(notes), charge=charge_id)
 
     # -- pause, resume, cancel ---------------------------------------------------------
     def on_pause_requested(self) -> None:
@@ -1154,9 +1348,19 @@ class _Tx:
     def resume(self, sub: Subscription, day: dt.date, at: dt.datetime) -> None:
         assert sub.paused_at is not None
         plan = self.rules.plans[sub.plan]
+        # the paid-up days are kept: the next charge is the paid-through date at the pause
+        # plus the calendar days paused, and that date is the new anchor (period 0)
         shift = dt.timedelta(days=(day - sub.paused_at).days)
-        sub = evolve(sub, status="active", anchor=sub.anchor + shift, paused_at=None,
-                           resume_by=None)
+        paid_through = self.next_charge(sub)
+        payment = sub.payment
+        if payment is not None and payment.period_end == paid_through:
+            # the paid period ends as many days later (prorated refunds count from it)
+            payment = evolve(payment, period_start=payment.period_start + shift,
+                             period_end=payment.period_end + shift)
+        # a cancel at the period end waits for the end of the paid days too
+        cancel_at = sub.cancel_at + shift if sub.cancel_at == paid_through else sub.cancel_at
+        sub = evolve(sub, status="active", anchor=paid_through + shift, index=0,
+                     paused_at=None, resume_by=None, payment=payment, cancel_at=cancel_at)
         rule = self.rules.model.lifecycle.pause_rule
         self.emit("subscription.resumed", sub, at=at, rule=rule.name if rule else None,
                   source=rule.span if rule else None, date=self.next_charge(sub))
@@ -1183,8 +1387,14 @@ class _Tx:
             raise _fail("no_consent_pending", f"subscription '{sub.id}' has no price change "
                         "waiting for consent")
         sub = evolve(sub, consent="collected")
+        price = sub.consent_price if sub.consent_price is not None else sub.price
+        # the price line that asked for the consent: the latest one at that price
+        entry = next((e for e in reversed(self.rules.prices.get((sub.plan, sub.storefront), ()))
+                      if e.consent and e.amount == price), None)
+        plan = self.rules.plans[sub.plan]
         self.emit("consent.collected", sub, rule=f"price {sub.plan} {sub.storefront}",
-                  gross=sub.consent_price or ZERO)
+                  source=entry.span if entry is not None else plan.span,
+                  **self.price_figures(sub, price))
         self.put(sub)
         self.decision(sub, "none")
 
@@ -1198,26 +1408,46 @@ class _Tx:
         self.decision(sub, "none", reasons=(f"consent declined: cancels at period end, "
                                             f"{sub.cancel_at}",))
 
-    # -- refunds -----------------------------------------------------------------------
+    # -- refunds and credits -----------------------------------------------------------
+    def refund_target(self, sub: Subscription) -> Payment:
+        """The paid charge a refund is for: the one ``charge`` names, else the latest."""
+        wanted = self.event.charge
+        if wanted is None:
+            if sub.payment is None:
+                raise _fail("nothing_to_refund",
+                            f"subscription '{sub.id}' has no payment to refund")
+            return sub.payment
+        for payment in (sub.payment, *reversed(sub.earlier_payments)):
+            if payment is not None and payment.charge == wanted:
+                return payment
+        if sub.charge is not None and sub.charge.id == wanted:
+            raise _fail("unknown_charge", f"charge '{wanted}' of subscription '{sub.id}' is "
+                        "not paid; only a paid charge can be refunded")
+        raise _fail("unknown_charge", f"subscription '{sub.id}' has no paid charge '{wanted}'")
+
     def on_refund_requested(self) -> None:
         sub = self.subscription()
-        payment = sub.payment
-        if payment is None or payment.total - payment.refunded <= 0:
-            raise _fail("nothing_to_refund", f"subscription '{sub.id}' has no payment to refund")
+        payment = self.refund_target(sub)
         refundable = payment.total - payment.refunded
-        policy = self.rules.model.lifecycle
         currency = payment.currency
+        if refundable <= 0:
+            raise _fail("nothing_to_refund", f"charge '{payment.charge}' of subscription "
+                        f"'{sub.id}' has nothing left to refund" if payment.charge else
+                        f"subscription '{sub.id}' has no payment to refund")
+        policy = self.rules.model.lifecycle
         trace = (self.engine.trace("lifecycle refund", policy.span),)
         paid_day = rt.local_date(payment.at, self.tz)
+        goodwill = self.event.amount is not None
         if self.event.amount is not None:
             amount = self.event.amount
-            if rt.quantize(amount, currency) != amount:
-                raise _fail("bad_field", f"{currency} amounts have at most "
-                            f"{-rt.exponent(currency).as_tuple().exponent} decimals")  # type: ignore[operator]
+            if amount <= 0:
+                raise _fail("bad_field", "a refund 'amount' must be more than 0")
+            self.check_precision(amount, currency)
             if amount > refundable:
                 raise _fail("refund_too_large", f"refund of {rt.money_str(amount, currency)} "
                             f"{currency} is more than the {rt.money_str(refundable, currency)} "
-                            "still refundable")
+                            f"{currency} still refundable"
+                            + (f" of charge '{payment.charge}'" if payment.charge else ""))
             mode = "requested"
         else:
             within = policy.refund_within is not None and self.day <= rt.add(
@@ -1235,26 +1465,64 @@ class _Tx:
                 unused = max(0, min(whole, (payment.period_end - self.day).days))
                 amount = min(refundable, rt.prorate(payment.total, unused, whole, currency,
                                                     self.rounding))
-        # the refund carries the payment's tax in proportion, rounded once
-        tax = payment.tax if amount == payment.total else rt.prorate(
-            payment.tax, amount, payment.total, currency, self.rounding)
-        sub = evolve(sub, payment=evolve(payment, refunded=payment.refunded + amount))
+        # the refund carries the payment's tax in proportion, rounded once; the refunds of
+        # one charge together give back exactly its tax when they give back all of it
+        tax_left = payment.tax - payment.refunded_tax
+        tax = tax_left if amount == refundable else min(tax_left, rt.prorate(
+            payment.tax, amount, payment.total, currency, self.rounding))
+        refunded = evolve(payment, refunded=payment.refunded + amount,
+                          refunded_tax=payment.refunded_tax + tax)
+        if payment is sub.payment:
+            sub = evolve(sub, payment=refunded)
+        else:
+            sub = evolve(sub, earlier_payments=tuple(
+                refunded if p is payment else p for p in sub.earlier_payments))
         # the store, carrier or partner gives its share of the refunded part back
         sf = self.rules.storefronts[sub.storefront]
         commission = rt.percent_of(amount - tax, sf.commission, currency, self.rounding)
         self.emit("payment.refunded", sub, rule="lifecycle refund", source=policy.span,
                   amount=amount, tax=tax, net=amount - tax, commission=commission,
-                  psp=payment.psp, reasons=(mode,))
+                  psp=payment.psp, reasons=(mode,), charge=payment.charge)
         quote_fields: dict[str, Any] = dict(currency=currency, total=amount, tax=tax,
                                             net=amount - tax, reasons=(f"refund {mode}",),
-                                            trace=trace)
-        if sub.status != "canceled":
+                                            trace=trace, charge=payment.charge)
+        # a goodwill refund (an amount) keeps the subscription unless it says "cancel"
+        ends = not goodwill or self.event.cancel is True
+        if ends and sub.status != "canceled":
             sub = evolve(sub, status="canceled", cancel_at=None, charge=None, dunning=None)
             self.emit("subscription.canceled", sub, rule="lifecycle refund", source=policy.span)
             sub = self.set_entitlements(sub, (), "lifecycle refund", policy.span)
         self.put(sub)
-        self.decision(sub, "refund", next_charge=None, psp=payment.psp, **quote_fields)
+        if ends:
+            quote_fields["next_charge"] = None
+        self.decision(sub, "refund", psp=payment.psp, **quote_fields)
         return None
+
+    def on_credit_granted(self) -> None:
+        sub = self.subscription()
+        sf = self.rules.storefronts[sub.storefront]
+        currency = sf.currency
+        amount = self.event.amount
+        assert amount is not None
+        if sub.status == "canceled":
+            raise _fail("already_canceled", f"subscription '{sub.id}' is canceled")
+        if sf.store_managed:
+            raise _fail("store_managed", f"storefront '{sf.name}' is billed by the "
+                        f"{sf.channel}; a credit cannot come off its charges")
+        if rt.quantize(amount, currency) != amount or amount <= 0:
+            raise _fail("bad_field", f"a credit is more than 0 and has at most "
+                        f"{-rt.exponent(currency).as_tuple().exponent} decimals in "  # type: ignore[operator]
+                        f"{currency}")
+        sub = self.put(evolve(sub, credit_balance=sub.credit_balance + amount))
+        reason = self.event.reason
+        # a goodwill credit has no rule of its own: it cites the plan whose charges it reduces
+        plan = self.rules.plans[sub.plan]
+        self.emit("credit.issued", sub, rule=f"plan {plan.name}", source=plan.span, amount=amount,
+                  reasons=(reason,) if reason else ())
+        balance = rt.money_str(sub.credit_balance, currency)
+        self.decision(sub, "credit", currency=currency, credit=amount,
+                      reasons=(f"credit balance {balance} {currency}",
+                               *((reason,) if reason else ())))
 
     # -- store notifications -----------------------------------------------------------
     def on_store_notification(self) -> None:
@@ -1305,12 +1573,15 @@ class _Tx:
     def store_grace_over(self, sub: Subscription) -> None:
         policy, _ = self.dunning_policy(sub)
         then = policy.then if policy else "cancel"
-        rule = f"dunning {policy.name}" if policy else "store"
-        self.cancel(sub, self.event.at, rule, policy.span if policy else None,
+        sf = self.rules.storefronts[sub.storefront]
+        rule = f"dunning {policy.name}" if policy else f"storefront {sf.name}"
+        self.cancel(sub, self.event.at, rule, policy.span if policy else sf.span,
                     status={"cancel": "canceled", "pause": "paused", "unpaid": "unpaid"}[then])
 
     def store_expired(self, sub: Subscription) -> None:
-        self.cancel(sub, self.event.at, "store", None)
+        # the store ended it: the storefront whose store speaks for the subscription
+        sf = self.rules.storefronts[sub.storefront]
+        self.cancel(sub, self.event.at, f"storefront {sf.name}", sf.span)
 
     def store_refund(self, sub: Subscription) -> None:
         self.on_refund_requested_full()
@@ -1332,12 +1603,15 @@ class _Tx:
         self.decision(sub, "none")
 
     def on_refund_requested_full(self) -> None:
+        """A store's refund: what is left of the latest payment, and the end of the
+        subscription."""
         sub = self.subscription()
         if sub.payment is None:
             raise _fail("nothing_to_refund", f"subscription '{sub.id}' has no payment to refund")
         if self.event.amount is None:
             refundable = sub.payment.total - sub.payment.refunded
             self.event = attrs.evolve(self.event, amount=refundable)
+        self.event = attrs.evolve(self.event, cancel=True)
         self.on_refund_requested()
 
 
@@ -1372,11 +1646,16 @@ def _where(source: Any) -> str:
 _WHERE: dict[int, tuple[m.Span, str]] = {}
 
 
-def _charged(quote: Quote) -> dict[str, Any]:
+def _charged(quote: Quote, charge: str | None) -> dict[str, Any]:
     """The figures a revenue event carries for a charge it opens (tax-exclusive, as the
-    ledger reads them; ``amount`` is what the customer owes)."""
+    ledger reads them; ``amount`` is what the customer owes) and the charge's id."""
     return {"gross": quote.gross_ex, "discount": quote.discount_ex, "credit": quote.credit_ex,
-            "tax": quote.tax, "net": quote.net, "amount": quote.total}
+            "tax": quote.tax, "net": quote.net, "amount": quote.total, "charge": charge}
+
+
+def _recurs(promotion: m.Promotion | None) -> bool:
+    """A discount that recurs: a promotion for more than one charged cycle, or forever."""
+    return promotion is not None and (promotion.cycles is None or promotion.cycles > 1)
 
 
 def _redemption_key(promotion: str, customer: str) -> str:
@@ -1395,14 +1674,19 @@ def _attribute_value(attr: m.Attribute, value: Any) -> Any:
         return value
     if kind == "decimal" and isinstance(value, (str, int)) and not isinstance(value, bool):
         try:
-            return Decimal(str(value))
+            number = Decimal(str(value))
         except ArithmeticError:
             pass
+        else:
+            if number.is_finite():  # NaN, sNaN and infinities are refused below
+                return check_decimal(number, f"customer attribute '{attr.name}'")
     if kind == "date" and isinstance(value, str):
         try:
-            return dt.date.fromisoformat(value)
+            day = dt.date.fromisoformat(value)
         except ValueError:
             pass
+        else:
+            return check_date(day, f"customer attribute '{attr.name}'")
     raise _fail("bad_field", f"customer attribute '{attr.name}' must be {_article(kind)}, "
                 f"found {value!r}")
 

@@ -15,7 +15,26 @@ import attrs
 
 from .diagnostics import did_you_mean
 
-__all__ = ["Event", "EventError", "EVENT_TYPES", "parse_event"]
+__all__ = ["Event", "EventError", "EVENT_TYPES", "parse_event", "EARLIEST", "LATEST",
+           "MAX_STRING", "MAX_INTEGER_DIGITS", "MAX_FRACTION_DIGITS", "MAX_ATTRIBUTES"]
+
+# -- limits (docs/wire.md "Limits") ----------------------------------------------------
+#: Every time an event carries lies in [EARLIEST, LATEST), in UTC after conversion, and
+#: so does every date a customer attribute holds: far enough from the ends of Python's
+#: calendar (years 1–9999) that dates computed from them never overflow.
+EARLIEST = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)
+LATEST = dt.datetime(3000, 1, 1, tzinfo=dt.timezone.utc)
+#: The longest id, name, code, reason or string attribute value, in characters.
+MAX_STRING = 256
+#: Amounts and decimal attributes: at most this many digits before the point ...
+MAX_INTEGER_DIGITS = 15
+#: ... and after it (a currency's own precision is checked where the currency is known).
+MAX_FRACTION_DIGITS = 6
+#: Whole numbers (``attempt``, int attributes) are below 10 ** MAX_INTEGER_DIGITS too.
+#: A customer object has at most this many attributes.
+MAX_ATTRIBUTES = 256
+_MAX_INT = 10 ** MAX_INTEGER_DIGITS
+_MAX_NUMBER_TEXT = 64  # characters of an amount string, before it is parsed
 
 # type → (required fields, optional fields) beyond id, type and at
 EVENT_TYPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -33,11 +52,12 @@ EVENT_TYPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "cancel_requested": (("subscription",), ()),
     "consent_given": (("subscription",), ()),
     "consent_declined": (("subscription",), ()),
-    "refund_requested": (("subscription",), ("amount",)),
+    "refund_requested": (("subscription",), ("amount", "charge", "cancel")),
+    "credit_granted": (("subscription", "amount"), ("reason",)),
     "tick": ((), ()),
 }
 _STRING_FIELDS = ("subscription", "storefront", "plan", "code", "reason", "currency", "psp",
-                  "reference", "notification", "subtype")
+                  "reference", "notification", "subtype", "charge")
 
 
 class EventError(Exception):
@@ -69,6 +89,8 @@ class Event:
     attempt: int | None = None
     notification: str | None = None
     subtype: str | None = None
+    charge: str | None = None  # refund_requested: the id of the paid charge to refund
+    cancel: bool | None = None  # refund_requested with an amount: cancel as well
 
 
 def parse_time(value: object, field: str = "at") -> dt.datetime:
@@ -94,7 +116,49 @@ def parse_time(value: object, field: str = "at") -> dt.datetime:
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise EventError("naive_datetime", f"'{field}' has no UTC offset: {value!r} "
                          "(write 'Z' or '+01:00')")
-    return parsed.astimezone(dt.timezone.utc)
+    try:
+        utc = parsed.astimezone(dt.timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise EventError("out_of_range", f"'{field}' must lie between {EARLIEST.date()} and "
+                         f"{(LATEST - dt.timedelta(days=1)).date()} (UTC), found {value!r}")
+    return utc
+
+
+def check_date(value: dt.date, what: str) -> dt.date:
+    """A calendar date inside the same window as event times."""
+    if not EARLIEST.date() <= value < LATEST.date():
+        raise EventError("out_of_range", f"{what} must lie between {EARLIEST.date()} and "
+                         f"{(LATEST - dt.timedelta(days=1)).date()}, found {value}")
+    return value
+
+
+def check_string(value: str, what: str) -> str:
+    if len(value) > MAX_STRING:
+        raise EventError("too_long", f"{what} is {len(value)} characters long; at most "
+                         f"{MAX_STRING} are allowed")
+    return value
+
+
+def check_decimal(value: Decimal, what: str) -> Decimal:
+    """A finite decimal with at most MAX_INTEGER_DIGITS digits before the point and
+    MAX_FRACTION_DIGITS after it (``bad_field`` for NaN and infinities)."""
+    if not value.is_finite():
+        raise EventError("bad_field", f"{what} must be a finite number, found {value}")
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    if value and (value.adjusted() >= MAX_INTEGER_DIGITS or exponent < -MAX_FRACTION_DIGITS):
+        raise EventError("out_of_range", f"{what} must have at most {MAX_INTEGER_DIGITS} "
+                         f"digits before the decimal point and {MAX_FRACTION_DIGITS} after it")
+    return value.copy_abs() if not value else value  # never a negative zero
+
+
+def check_int(value: int, what: str) -> int:
+    if not -_MAX_INT < value < _MAX_INT:
+        raise EventError("out_of_range", f"{what} must have at most {MAX_INTEGER_DIGITS} "
+                         "digits")
+    return value
 
 
 def parse_event(data: Mapping[str, Any]) -> Event:
@@ -104,6 +168,7 @@ def parse_event(data: Mapping[str, Any]) -> Event:
     event_id = data.get("id")
     if not isinstance(event_id, str) or not event_id:
         raise EventError("missing_field", "the event has no 'id' (a non-empty string)")
+    check_string(event_id, "'id'")
     kind = data.get("type")
     if not isinstance(kind, str):
         raise EventError("missing_field", f"event {event_id} has no 'type'")
@@ -130,6 +195,7 @@ def parse_event(data: Mapping[str, Any]) -> Event:
         if key in _STRING_FIELDS:
             if not isinstance(value, str) or not value:
                 raise EventError("bad_field", f"'{key}' must be a non-empty string")
+            check_string(value, f"'{key}'")
         elif key == "customer":
             value = _customer(value)
         elif key == "amount":
@@ -137,6 +203,10 @@ def parse_event(data: Mapping[str, Any]) -> Event:
         elif key == "attempt":
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise EventError("bad_field", "'attempt' must be a whole number")
+            check_int(value, "'attempt'")
+        elif key == "cancel":
+            if not isinstance(value, bool):
+                raise EventError("bad_field", "'cancel' must be true or false")
         values[key] = value
     return Event(id=event_id, type=kind, at=at, **values)
 
@@ -147,17 +217,50 @@ def _customer(value: object) -> Mapping[str, Any]:
     cid = value.get("id")
     if not isinstance(cid, str) or not cid:
         raise EventError("missing_field", "'customer' needs an 'id' (a non-empty string)")
+    if len(value) > MAX_ATTRIBUTES + 1:
+        raise EventError("too_long", f"'customer' has {len(value) - 1} attributes; at most "
+                         f"{MAX_ATTRIBUTES} are allowed")
+    for key in value:  # input order: the first bad attribute is the one reported
+        if not isinstance(key, str):
+            raise EventError("bad_field", "customer attribute names are strings")
+        check_string(key, "a customer attribute name")
+        item = value[key]
+        what = f"customer attribute '{key}'"
+        if isinstance(item, str):
+            check_string(item, what)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            check_int(item, what)
+        elif item is not None and not isinstance(item, bool):
+            raise EventError("bad_field", f"{what} must be a string, a whole number, true, "
+                             f"false or null, found {_json_type(item)}")
     return dict(value)
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, float):
+        return "a number with a fraction (write decimals as strings)"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    return type(value).__name__
 
 
 def _amount(value: object) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise EventError("bad_field", "'amount' must be a decimal string like \"12.99\" "
                          "(never a float)")
+    if isinstance(value, int):
+        check_int(value, "'amount'")
+    elif len(value) > _MAX_NUMBER_TEXT:
+        raise EventError("out_of_range", f"'amount' is {len(value)} characters long: at most "
+                         f"{MAX_INTEGER_DIGITS} digits before the point and "
+                         f"{MAX_FRACTION_DIGITS} after it")
     try:
         amount = Decimal(str(value))
     except InvalidOperation:
         raise EventError("bad_field", f"'amount' is not a number: {value!r}") from None
-    if not amount.is_finite() or amount < 0:
+    # a negative zero ("-0") is refused with the negatives: it would print as -0.00
+    if not amount.is_finite() or amount.is_signed():
         raise EventError("bad_field", f"'amount' must be a non-negative number: {value!r}")
-    return amount
+    return check_decimal(amount, "'amount'")

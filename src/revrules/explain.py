@@ -21,7 +21,7 @@ from .engine import Engine
 from .events import EventError
 from .results import Decision, Outcome, RevenueEvent, Trace
 from .ruleset import Ruleset
-from .runtime import money_str
+from .runtime import decimal_str, money_str
 from .state import State
 
 __all__ = ["Explanation", "UnknownEvent", "explain", "render_explanation"]
@@ -114,7 +114,7 @@ def _decision_lines(i: int, d: Decision, rules: Ruleset) -> list[str]:
     cur = d.currency or ""
 
     def money(amount: Any) -> str:
-        return money_str(amount, cur) if cur else str(amount)
+        return money_str(amount, cur) if cur else decimal_str(amount)
 
     lines = [f"decision {i}: {d.kind} for subscription {d.subscription}"
              + (f" in {cur}" if cur else "")]

@@ -26,18 +26,21 @@ Conventions (written down because §6 leaves them to us):
 * ``active`` counts subscriptions that are active or past due (in dunning, still
   subscribed) at the end of the month; ``trialing`` those in a trial; a
   subscription counts under the plan and storefront it has at month end.
-* ``mrr``: for every active subscription at month end, the tax-exclusive amount of
-  its latest recurring charge (after discounts, before proration) divided by the
-  months in its billing period (a yearly plan counts 1/12), rounded once to the
-  currency's minor units. The period comes from the ruleset when one is given,
-  otherwise from the gap between the subscription's period starts, otherwise 12
-  for a plan whose name says ``annual`` or ``year`` and 1 for any other.
+* ``mrr``, ``outstanding`` and ``written_off`` follow LANGUAGE.md §5.1, defined once
+  in :mod:`revrules.accounting` (which reconciliation uses too): MRR counts every
+  subscription active or past due at month end, paid up or not, at its recurring
+  price (tax-exclusive, after recurring discounts) divided by the months in its
+  billing period (a yearly plan counts 1/12), rounded once to the currency's minor
+  units. The period comes from the ruleset when one is given, otherwise from the gap
+  between the subscription's period starts, otherwise 12 for a plan whose name says
+  ``annual`` or ``year`` and 1 for any other.
 * ``churned`` counts subscriptions canceled in the month (or moved to ``unpaid``
   by dunning).
 * ``outstanding`` is what is decided but not paid at the end of the month: the
-  tax-exclusive net of every open charge (a checkout, renewal or proration whose
-  payment has not succeeded, failed ones in dunning included). A charge dropped by a
-  cancellation is no longer outstanding.
+  tax-exclusive net of every open charge of a subscription that is not canceled (a
+  dunning pause or ``unpaid`` keeps it). A cancellation writes an open charge off:
+  it leaves outstanding and counts as ``written_off`` in the month of the
+  cancellation.
 
 Totals per currency (:meth:`Ledger.totals`) sum the money figures and churn over
 every month; active, trialing, MRR and outstanding are those at the end of the last
@@ -59,8 +62,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import immutables
 
+from . import accounting
+from .accounting import Account
 from .results import Outcome, RevenueEvent
-from .runtime import CONTEXT, quantize
+from .runtime import CONTEXT
 
 if TYPE_CHECKING:
     from .ruleset import Ruleset
@@ -80,14 +85,13 @@ ZERO = Decimal(0)
 
 #: The money figures of a :class:`Figures`, in report order.
 MONEY_FIELDS = ("gross", "discounts", "credits", "refunds", "net", "tax", "commission",
-                "proceeds", "mrr", "outstanding")
+                "proceeds", "mrr", "outstanding", "written_off")
 #: The counts of a :class:`Figures`, in report order.
 COUNT_FIELDS = ("payments", "refund_count", "active", "trialing", "churned")
 #: Every figure, in report order.
 FIELDS = ("payments", "gross", "discounts", "credits", "refunds", "net", "tax", "commission",
-          "proceeds", "refund_count", "active", "trialing", "mrr", "churned", "outstanding")
-
-_ACTIVE = frozenset({"active", "past_due"})
+          "proceeds", "refund_count", "active", "trialing", "mrr", "churned", "outstanding",
+          "written_off")
 
 
 @attrs.frozen(order=True)
@@ -122,6 +126,7 @@ class Figures:
     mrr: Decimal = ZERO
     churned: int = 0
     outstanding: Decimal = ZERO
+    written_off: Decimal = ZERO  # open charges a cancellation left unpaid, tax-exclusive
 
     @property
     def proceeds(self) -> Decimal:
@@ -162,9 +167,10 @@ class Point:
     storefront: str
     channel: str
     plan: str
-    basis: Decimal | None  # tax-exclusive amount of the latest recurring charge
+    basis: Decimal | None  # the recurring price per period (tax-exclusive, after
+    # recurring discounts), as accounting.Account.recurring
     churn: bool = False
-    owed: Decimal = ZERO  # tax-exclusive net of the open charge
+    owed: Decimal = ZERO  # outstanding: tax-exclusive net of the open charge
 
 
 @attrs.frozen
@@ -173,7 +179,7 @@ class Track:
 
     points: tuple[Point, ...] = ()
     starts: tuple[tuple[str, dt.date], ...] = ()  # (plan, period start)
-    failed_in: str | None = None  # the input event of the last payment.failed
+    account: Account = Account()  # the books' view after the last event
 
     @property
     def last(self) -> Point | None:
@@ -219,10 +225,6 @@ def months_per_period(ruleset: Ruleset) -> dict[str, Decimal]:
 
 def _empty_map() -> immutables.Map[Any, Any]:
     return immutables.Map()
-
-
-_RECURRING_EVENTS = frozenset({"subscription.renewed", "payment.succeeded"})
-_PLAN_CHANGE = frozenset({"subscription.upgraded", "subscription.downgraded"})
 
 
 @attrs.frozen
@@ -273,7 +275,12 @@ class Ledger:
         for event in events:
             _fold_money(cells, event)
             track = tracks.get(event.subscription) or Track()
-            tracks[event.subscription] = _fold_track(track, event)
+            track, written_off = _fold_track(track, event)
+            tracks[event.subscription] = track
+            if written_off:
+                group = Group(event.currency, event.storefront, event.channel, event.plan,
+                              month_of(event.at))
+                cells[group] = cells.get(group, _EMPTY) + Figures(written_off=written_off)
         return Ledger(cells.finish(), tracks.finish(), self.periods)
 
     def merge(self, other: Ledger) -> Ledger:
@@ -288,8 +295,9 @@ class Ledger:
                 tracks[sub] = track
             else:
                 points = sorted(mine.points + track.points, key=lambda p: p.at)
-                tracks[sub] = Track(tuple(points), mine.starts + track.starts,
-                                    track.failed_in or mine.failed_in)
+                later = track if (track.points and mine.points and track.points[-1].at
+                                  >= mine.points[-1].at) or not mine.points else mine
+                tracks[sub] = Track(tuple(points), mine.starts + track.starts, later.account)
         periods = self.periods.mutate()
         for plan, months in other.periods.items():
             periods[plan] = months
@@ -382,17 +390,17 @@ class Ledger:
                     bump(current, month, Figures(outstanding=current.owed))
                 if current.status == "trialing":
                     bump(current, month, Figures(trialing=1))
-                elif current.status in _ACTIVE:
+                elif current.status in accounting.MRR_STATUSES:
                     bump(current, month, Figures(active=1, mrr=self._mrr(current, inferred)))
-                elif i >= len(points):
-                    break  # canceled, paused or unpaid, and nothing follows
+                elif i >= len(points) and not current.owed:
+                    break  # canceled, or paused or unpaid owing nothing, and nothing follows
         return counts
 
     def _mrr(self, point: Point, inferred: Mapping[str, Decimal]) -> Decimal:
         if point.basis is None:
             return ZERO
         months = self.periods.get(point.plan) or inferred.get(point.plan) or _guess(point.plan)
-        return quantize(CONTEXT.divide(point.basis, months), point.currency)
+        return accounting.monthly(point.basis, months, point.currency)
 
     def _inferred_periods(self) -> dict[str, Decimal]:
         """Plan → months per period, from consecutive period starts on the same plan."""
@@ -425,69 +433,30 @@ def _fold_money(cells: immutables.MapMutation[Group, Figures], event: RevenueEve
     cells[group] = cells.get(group, _EMPTY) + figures
 
 
-def _fold_track(track: Track, event: RevenueEvent) -> Track:
+def _fold_track(track: Track, event: RevenueEvent) -> tuple[Track, Decimal]:
+    """The track after ``event``, and the net it wrote off (zero mostly)."""
     last = track.last
-    status = last.status if last else None
-    basis = last.basis if last else None
-    owed = last.owed if last else ZERO
-    churn = False
-    kind = event.type
+    done = accounting.step(track.account, event)
+    account = done.account
     starts = track.starts
-    failed_in = track.failed_in
-    if kind == "trial.granted":
-        status = "trialing"
-        if event.date is not None:
-            starts += ((event.plan, event.date),)
-    elif kind == "subscription.started":
-        if status != "trialing":
-            status = "active"
-            starts += ((event.plan, event.at.date()),)
-            owed = event.net
-    elif kind in ("trial.expired", "subscription.resumed"):
-        status = "active"
-    elif kind == "payment.failed":
-        status = "past_due" if status in ("active", "past_due") else status
-        failed_in = _input_event(event.id)
-    elif kind == "payment.succeeded":
-        owed = ZERO
-        if status == "past_due":
-            status = "active"
-        if not _is_change(event):  # a proration charge is not the recurring amount
-            basis = event.net
-    elif kind == "subscription.renewed":
-        basis = event.net
-        owed = event.net
-        if event.date is not None:
-            starts += ((event.plan, event.date),)
-    elif kind == "subscription.paused":
-        status = "paused"
-    elif kind == "subscription.canceled":
-        churn = status not in ("canceled", "unpaid")
-        status = "canceled"
-        owed = ZERO  # an open charge is dropped with the subscription
-    elif kind in _PLAN_CHANGE and event.amount:
-        owed = event.net  # an immediate change opened a proration charge
-    elif kind == "entitlement.revoked" and status == "past_due" and (
-            event.rule or "").startswith("dunning ") and _input_event(event.id) != failed_in:
-        status, churn = "unpaid", True  # dunning ended with `then unpaid`
+    kind = event.type
+    if kind == "trial.granted" and event.date is not None:
+        starts += ((event.plan, event.date),)
+    elif kind == "subscription.started" and track.account.status != "trialing":
+        starts += ((event.plan, event.at.date()),)
+    elif kind == "subscription.renewed" and event.date is not None:
+        starts += ((event.plan, event.date),)
+    written_off = done.written_off.net if done.written_off is not None else ZERO
+    status, basis, owed = account.status, account.recurring, account.outstanding
     plan, storefront, channel, currency = event.plan, event.storefront, event.channel, \
         event.currency
-    if last is not None and not churn and (status, currency, storefront, channel, plan,
-                                           basis, owed) == (last.status, last.currency,
-                                                            last.storefront, last.channel,
-                                                            last.plan, last.basis, last.owed):
-        if starts is track.starts and failed_in == track.failed_in:
-            return track
-        return Track(track.points, starts, failed_in)
-    point = Point(event.at, status, currency, storefront, channel, plan, basis, churn, owed)
-    return Track(track.points + (point,), starts, failed_in)
-
-
-def _input_event(revenue_event_id: str) -> str:
-    """The input event a revenue event came from (its id is ``INPUT.N``)."""
-    return revenue_event_id.rpartition(".")[0] or revenue_event_id
-
-
-def _is_change(event: RevenueEvent) -> bool:
-    rule = event.rule or ""
-    return rule.endswith((" upgrade", " downgrade"))
+    if last is not None and not done.churn and (status, currency, storefront, channel, plan,
+                                                basis, owed) == (
+            last.status, last.currency, last.storefront, last.channel, last.plan, last.basis,
+            last.owed):
+        if starts is track.starts and account is track.account:
+            return track, written_off
+        return Track(track.points, starts, account), written_off
+    point = Point(event.at, status, currency, storefront, channel, plan, basis, done.churn,
+                  owed)
+    return Track(track.points + (point,), starts, account), written_off

@@ -12,13 +12,15 @@ Gap kinds:
 ``amount_differs`` / ``currency_differs``
     a payment event reports another amount or currency than the open charge.
 ``never_settled``
-    a charge still open at the end of the log, or dropped unpaid when dunning ended.
+    a charge still open (outstanding) at the end of the log, or written off unpaid when
+    the subscription was canceled: the same definitions as the ledger's
+    (:mod:`revrules.accounting`).
 ``payment_without_charge``
     a payment for a subscription with no open charge and no earlier payment.
 ``double_payment``
     a payment for a charge already paid (same reference, or no charge open).
 ``refund_above_paid``
-    a refund request for more than is still refundable.
+    a refund request for more than is still refundable (of the charge it names).
 ``settlement_without_payment``
     a settlement row whose reference matches no payment in the log.
 ``payment_not_in_settlement``
@@ -39,11 +41,13 @@ from typing import Any
 
 import attrs
 
+from . import accounting
+from .accounting import Account
 from .engine import Engine
 from .events import Event, EventError, parse_event
-from .results import Outcome, RevenueEvent
+from .results import Outcome
 from .ruleset import Ruleset
-from .runtime import money_str
+from .runtime import decimal_str, money_str
 from .state import State
 
 __all__ = ["Gap", "Reconciliation", "Settlement", "SettlementError", "read_settlements",
@@ -113,6 +117,7 @@ class _Paid:
     rule: str | None
     source: str | None
     refunded: Decimal = ZERO
+    charge: str | None = None  # the id of the charge it paid
 
 
 def read_settlements(lines: Iterable[str]) -> list[Settlement]:
@@ -155,7 +160,7 @@ def reconcile(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError]
     gaps: list[Gap] = []
     paid: dict[tuple[str, str], _Paid] = {}  # (psp, reference) → payment
     payments_by_sub: dict[str, list[_Paid]] = {}
-    failed: dict[str, RevenueEvent] = {}  # subscription → last failed charge, unpaid
+    accounts: dict[str, Account] = {}  # subscription → the books' view (as the ledger's)
     count = 0
     for item in events:
         if isinstance(item, EventError):
@@ -168,15 +173,23 @@ def reconcile(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError]
         if event is not None:
             count += _check_event(event, outcome, state, gaps, paid, payments_by_sub)
         if outcome.ok:
-            _track_unsettled(outcome, failed, gaps)
+            _track_unsettled(outcome, accounts, gaps)
         state = outcome.state
-    for sub_id in sorted(state.subscriptions.keys()):
-        sub = state.subscriptions[sub_id]
-        charge = sub.charge
-        if charge is not None:
+    for sub_id in sorted(accounts):
+        account = accounts[sub_id]
+        owed = account.charge
+        if owed is None or not account.outstanding:
+            continue  # nothing open, or canceled
+        sub = state.subscription(sub_id)
+        charge = sub.charge if sub is not None else None
+        if charge is not None:  # the engine's record of the same charge says more
             gaps.append(Gap("never_settled", f"charge of {charge.period_start} still open at "
                             "the end of the log", None, sub_id, charge.at.date(),
                             charge.currency, charge.total, None, charge.rule, charge.source))
+        else:
+            gaps.append(Gap("never_settled", f"charge of {owed.date} still open at the end "
+                            "of the log", None, sub_id, owed.at.date(), owed.currency,
+                            owed.amount, None, owed.rule, owed.source))
     checked = 0
     fees: dict[tuple[str, str], Decimal] = {}
     if settlements is not None:
@@ -208,7 +221,8 @@ def _check_event(event: Event, outcome: Outcome, before: State, gaps: list[Gap],
                                 sub_id, day, cur, settled.amount, event.amount, settled.rule,
                                 settled.source, event.reference))
             record = _Paid(event.id, settled.subscription, day, cur, settled.amount,
-                           event.psp or settled.psp, settled.rule, settled.source)
+                           event.psp or settled.psp, settled.rule, settled.source,
+                           charge=settled.charge)
             payments_by_sub.setdefault(settled.subscription, []).append(record)
             if event.reference is not None:
                 key = ((event.psp or settled.psp or ""), event.reference)
@@ -219,6 +233,28 @@ def _check_event(event: Event, outcome: Outcome, before: State, gaps: list[Gap],
                                     event.reference))
                 else:
                     paid[key] = record
+            return 1
+        mismatch = outcome.error.code if outcome.error is not None else None
+        open_sub = before.subscriptions.get(sub_id) if sub_id is not None and mismatch in (
+            "amount_mismatch", "currency_mismatch") else None
+        charge = open_sub.charge if open_sub is not None else None
+        if open_sub is not None and charge is not None:
+            # the engine refuses a payment that does not match its open charge
+            cur = charge.currency
+            if mismatch == "currency_mismatch" and event.currency is not None:
+                gaps.append(Gap("currency_differs", f"paid in {event.currency}, charged in "
+                                f"{cur}", event.id, sub_id, day, cur, charge.total,
+                                event.amount, charge.rule, charge.source, event.reference,
+                                event.currency.upper()))
+            elif event.amount is not None:
+                gaps.append(Gap("amount_differs", f"paid {money_str(event.amount, cur)}, "
+                                f"charged {money_str(charge.total, cur)} {cur}", event.id,
+                                sub_id, day, cur, charge.total, event.amount, charge.rule,
+                                charge.source, event.reference))
+            if event.reference is not None:  # the PSP may still settle it: match it there
+                paid.setdefault((event.psp or charge.psp or "", event.reference), _Paid(
+                    event.id, open_sub.id, day, cur, charge.total, event.psp or charge.psp,
+                    charge.rule, charge.source))
             return 1
         if outcome.error is not None and outcome.error.code in ("no_open_charge",
                                                                 "unknown_subscription"):
@@ -244,6 +280,10 @@ def _check_event(event: Event, outcome: Outcome, before: State, gaps: list[Gap],
                 "refund_too_large", "nothing_to_refund"):
             sub = before.subscription(sub_id or "")
             payment = sub.payment if sub is not None else None
+            if sub is not None and event.charge is not None:
+                # the refund names its charge: what is left of that one
+                payment = next((p for p in (sub.payment, *sub.earlier_payments)
+                                if p is not None and p.charge == event.charge), None)
             refundable = payment.total - payment.refunded if payment is not None else ZERO
             refund_cur = payment.currency if payment is not None else None
             history = payments_by_sub.get(sub_id or "", [])
@@ -254,28 +294,30 @@ def _check_event(event: Event, outcome: Outcome, before: State, gaps: list[Gap],
         elif outcome.ok:
             for e in outcome.events:
                 if e.type == "payment.refunded" and payments_by_sub.get(e.subscription):
-                    last = payments_by_sub[e.subscription][-1]
-                    payments_by_sub[e.subscription][-1] = attrs.evolve(
-                        last, refunded=last.refunded + e.amount)
+                    # the payment of the charge the refund names, else the latest
+                    records = payments_by_sub[e.subscription]
+                    i = next((i for i in range(len(records) - 1, -1, -1)
+                              if e.charge is not None and records[i].charge == e.charge),
+                             len(records) - 1)
+                    last = records[i]
+                    records[i] = attrs.evolve(last, refunded=last.refunded + e.amount)
                     for key, value in paid.items():
                         if value.event == last.event:
-                            paid[key] = payments_by_sub[e.subscription][-1]
+                            paid[key] = records[i]
     return 0
 
 
-def _track_unsettled(outcome: Outcome, failed: dict[str, RevenueEvent],
+def _track_unsettled(outcome: Outcome, accounts: dict[str, Account],
                      gaps: list[Gap]) -> None:
     for e in outcome.events:
-        if e.type == "payment.failed":
-            failed.setdefault(e.subscription, e)
-        elif e.type == "payment.succeeded":
-            failed.pop(e.subscription, None)
-        elif e.type == "subscription.canceled" and e.subscription in failed:
-            first = failed.pop(e.subscription)
-            gaps.append(Gap("never_settled", f"charge failed on {first.at.date()} and was "
-                            f"dropped when the subscription was canceled ({e.rule})",
+        done = accounting.step(accounts.get(e.subscription, Account()), e)
+        accounts[e.subscription] = done.account
+        off = done.written_off
+        if off is not None:
+            gaps.append(Gap("never_settled", f"charge of {off.date} was written off unpaid "
+                            f"when the subscription was canceled ({e.rule})",
                             outcome.event, e.subscription, e.at.date(), e.currency,
-                            first.amount, None, first.rule, first.source))
+                            off.amount, None, off.rule, off.source))
 
 
 def _check_settlements(rows: list[Settlement], paid: dict[tuple[str, str], _Paid],
@@ -341,9 +383,9 @@ def _money(amount: Decimal | None, currency: str | None) -> str:
     if amount is None:
         return "-"
     try:
-        return money_str(amount, currency) if currency else str(amount)
+        return money_str(amount, currency) if currency else decimal_str(amount)
     except (ValueError, LookupError, InvalidOperation):
-        return str(amount)
+        return decimal_str(amount)
 
 
 def render_reconciliation(r: Reconciliation) -> str:

@@ -46,7 +46,7 @@ HEADINGS = {"payments": "payments", "gross": "gross", "discounts": "discounts",
             "credits": "credits", "refunds": "refunds", "net": "net", "tax": "tax",
             "commission": "commission", "proceeds": "proceeds", "refund_count": "refunded",
             "active": "active", "trialing": "trialing", "mrr": "MRR", "churned": "churned",
-            "outstanding": "outstanding"}
+            "outstanding": "outstanding", "written_off": "written off"}
 
 
 @attrs.frozen

@@ -56,15 +56,20 @@ class Decision:
     grace_ends: dt.date | None = None
     reasons: tuple[str, ...] = ()
     trace: tuple[Trace, ...] = ()
+    charge: str | None = None  # the id of the charge the decision opens, retries, pays or refunds
 
 
 @attrs.frozen
 class RevenueEvent:
     """A timestamped, traceable fact about revenue.
 
-    Amounts are tax-exclusive ledger figures (LANGUAGE.md §6): ``gross`` the list
+    Amounts are tax-exclusive ledger figures (LANGUAGE.md §6, §5.1): ``gross`` the list
     price, ``discount``, ``credit``, ``tax`` and ``net`` = gross − discount − credit;
-    ``amount`` is the money that moves (tax included where it applies).
+    ``amount`` is the money that moves (tax included where it applies). ``list`` is a
+    price as the ruleset states it, before tax is taken out (``price.changed`` and
+    ``consent.*``). ``recurring`` is the subscription's recurring price per billing
+    period from this event on, tax-exclusive and after recurring discounts: what MRR
+    counts (set by the events that fix it — a charged start, a renewal, a plan change).
     """
 
     id: str
@@ -91,6 +96,9 @@ class RevenueEvent:
     date: dt.date | None = None  # the date the event points at: retry, period end, …
     ruleset: str | None = None
     version: str | None = None
+    charge: str | None = None  # the charge it opens, pays, fails, retries or refunds
+    list: Decimal | None = None
+    recurring: Decimal | None = None
 
 
 @attrs.frozen

@@ -18,8 +18,8 @@ from dateutil.relativedelta import relativedelta
 
 from .nodes import Duration, Money
 
-__all__ = ["EvaluationError", "Money", "quantize", "money_str", "add_periods", "delta",
-           "split_inclusive", "prorate", "CONTEXT"]
+__all__ = ["EvaluationError", "Money", "quantize", "money_str", "decimal_str", "add_periods",
+           "delta", "split_inclusive", "prorate", "CONTEXT"]
 
 CONTEXT = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN, Emax=999999,
                           Emin=-999999, traps=[decimal.InvalidOperation, decimal.DivisionByZero,
@@ -54,8 +54,18 @@ def quantize(amount: Decimal, currency: str, rounding: str = decimal.ROUND_HALF_
 
 
 def money_str(amount: Decimal, currency: str) -> str:
-    """The wire form: exactly the currency's minor units (``"12.99"``, ``"1200"``)."""
-    return str(amount.quantize(exponent(currency), context=CONTEXT))
+    """The wire form: exactly the currency's minor units (``"12.99"``, ``"1200"``).
+
+    A zero never carries a sign: ``-0.004`` EUR and ``-0`` both print ``"0.00"``.
+    """
+    return decimal_str(amount.quantize(exponent(currency), context=CONTEXT))
+
+
+def decimal_str(amount: Decimal) -> str:
+    """``str(amount)``, except that a negative zero prints without its sign."""
+    if not amount and amount.is_signed():
+        amount = amount.copy_abs()
+    return str(amount)
 
 
 def split_inclusive(amount: Decimal, rate: Decimal, currency: str, rounding: str,
@@ -100,14 +110,26 @@ def delta(duration: Duration, times: int = 1) -> relativedelta:
 @functools.lru_cache(maxsize=65536)
 def add_periods(anchor: dt.date, every: Duration, n: int) -> dt.date:
     """The start of period ``n``: anchor + n × every, never chained (Jan 31 → Feb 28 → Mar 31)."""
-    result: dt.date = anchor + delta(every, n)
+    try:
+        result: dt.date = anchor + delta(every, n)
+    except (OverflowError, ValueError):
+        raise _past_calendar(anchor, every, n) from None
     return result
 
 
 @functools.lru_cache(maxsize=65536)
 def add(day: dt.date, duration: Duration) -> dt.date:
-    result: dt.date = day + delta(duration)
+    try:
+        result: dt.date = day + delta(duration)
+    except (OverflowError, ValueError):
+        raise _past_calendar(day, duration, 1) from None
     return result
+
+
+def _past_calendar(day: dt.date, duration: Duration, times: int) -> EvaluationError:
+    count = f"{times} × " if times != 1 else ""
+    return EvaluationError("out_of_range", f"{day} + {count}{duration.count} "
+                           f"{duration.unit}(s) is past the end of the calendar (year 9999)")
 
 
 @functools.cache
@@ -122,7 +144,11 @@ def local_date(at: dt.datetime, tz: str) -> dt.date:
 
 def start_of(day: dt.date, tz: str) -> dt.datetime:
     """Midnight of a date in the ruleset's timezone, as a UTC datetime."""
-    return dt.datetime.combine(day, dt.time(), zone(tz)).astimezone(dt.timezone.utc)
+    try:
+        return dt.datetime.combine(day, dt.time(), zone(tz)).astimezone(dt.timezone.utc)
+    except (OverflowError, ValueError):
+        raise EvaluationError("out_of_range", f"midnight of {day} in {tz} is outside the "
+                              "calendar in UTC") from None
 
 
 # -- helpers for generated rule code ---------------------------------------------------

@@ -68,11 +68,12 @@ class Charge:
     rule: str | None = None
     source: str | None = None
     discounts: tuple[Discount, ...] = ()
+    id: str | None = None  # the charge id decisions and revenue events carry: "SUB:N"
 
 
 @attrs.frozen
 class Payment:
-    """The last settled charge, kept for refunds."""
+    """A settled charge, kept for refunds."""
 
     at: dt.datetime
     period_start: dt.date
@@ -83,6 +84,8 @@ class Payment:
     refunded: Decimal = Decimal(0)
     psp: str | None = None
     base: Decimal = Decimal(0)  # list − discounts: what proration credits back
+    charge: str | None = None  # the id of the charge it paid
+    refunded_tax: Decimal = Decimal(0)  # the tax part of ``refunded``
 
 
 @attrs.frozen
@@ -93,7 +96,7 @@ class Dunning:
     first_failure: dt.date
     retries: tuple[dt.date, ...]  # still pending, in order
     grace_end: dt.date | None
-    ends: dt.date  # when the `then` action runs: the later of last retry and grace end
+    ends: dt.date  # when the `then` action runs: the later of grace end and last retry + 1
     attempts: int = 1
     via: str | None = None
     scheduled: int = 0  # how many retries were scheduled in all
@@ -125,6 +128,9 @@ class Subscription:
     dunning: Dunning | None = None
     entitlements: tuple[str, ...] = ()
     started: dt.date | None = None
+    charge_count: int = 0  # charges opened so far: the next one is "SUB:charge_count+1"
+    earlier_payments: tuple[Payment, ...] = ()  # paid before ``payment``, oldest first
+    credit_balance: Decimal = Decimal(0)  # granted credit the next charges use up
 
 
 @attrs.frozen
@@ -170,6 +176,11 @@ class State:
     # retry, a grace end, a period-end cancel, a pause end); only subscriptions with
     # something pending, so that `tick` need not look at every subscription
     due: immutables.Map[str, dt.date] = attrs.field(factory=_empty_map)
+    # LANGUAGE.md §5.1 "Time order": an event dated before the last event applied to its
+    # subscription (subscription id → that time), or before the last `tick`, is refused
+    # with `out_of_order`
+    last_event: immutables.Map[str, dt.datetime] = attrs.field(factory=_empty_map)
+    last_tick: dt.datetime | None = None
     # the ruleset the state was last written under (None: a new state)
     ruleset: RulesetStamp | None = None
     # `applied` is pruned of ids older than the replay window when it grows past this

@@ -27,7 +27,7 @@ from .ledger import FIELDS, MONEY_FIELDS, Figures
 from .reports import Replay, figures_to_wire, replay
 from .results import Decision, Outcome, Trace
 from .ruleset import Ruleset
-from .runtime import money_str
+from .runtime import decimal_str, money_str
 
 __all__ = ["ChargeChange", "Diff", "SubscriptionChange", "diff", "diff_to_wire", "render_diff"]
 
@@ -387,4 +387,4 @@ def diff_to_wire(d: Diff) -> dict[str, Any]:
 
 
 def _wire_money(amount: Decimal, currency: str | None) -> str:
-    return money_str(amount, currency) if currency else str(amount)
+    return money_str(amount, currency) if currency else decimal_str(amount)

@@ -33,7 +33,7 @@ import immutables
 
 from .events import Event, EventError, parse_event
 from .results import Decision, Error, Outcome, RevenueEvent
-from .runtime import money_str
+from .runtime import decimal_str, money_str
 from .state import State, Subscription
 
 __all__ = [
@@ -63,19 +63,23 @@ T = TypeVar("T")
 
 #: Key order of an outcome (``error`` replaces ``decisions`` and ``events`` when not ok).
 OUTCOME_KEYS = ("event", "ok", "decisions", "events", "error", "replayed")
-#: Key order of a decision: WIRE.md's keys, then ``grace_ends``. Every key is always present.
+#: Key order of a decision: WIRE.md's keys, then ``grace_ends`` and ``charge``. Every key is
+#: always present.
 DECISION_KEYS = ("subscription", "kind", "currency", "list", "discounts", "credit", "tax",
                  "net", "total", "psp", "trial_days", "next_charge", "due", "retry_at",
-                 "reasons", "trace", "grace_ends")
+                 "reasons", "trace", "grace_ends", "charge")
 #: The revenue-event keys WIRE.md lists, in its order: always present (null when unset).
 REVENUE_EVENT_KEYS = ("id", "type", "at", "subscription", "customer", "storefront", "channel",
                       "plan", "currency", "gross", "discount", "tax", "net", "rule", "source")
 #: Further revenue-event keys, in this order, written only when they differ from their
 #: default (None, an empty list, or a zero amount).
 REVENUE_EVENT_EXTRA_KEYS = ("credit", "amount", "commission", "psp", "reasons", "entitlements",
-                            "date", "ruleset", "version")
+                            "date", "ruleset", "version", "charge", "list", "recurring")
 _DECISION_MONEY = frozenset({"list", "credit", "tax", "net", "total"})
-_EVENT_MONEY = frozenset({"gross", "discount", "tax", "net", "credit", "amount", "commission"})
+_EVENT_MONEY = frozenset({"gross", "discount", "tax", "net", "credit", "amount", "commission",
+                          "list", "recurring"})
+# extras written whenever they are set, zero included (a zero recurring price is a fact)
+_EVENT_OPTIONAL_MONEY = frozenset({"list", "recurring"})
 
 #: The first key of a state file; :func:`state_from_json` refuses other formats.
 STATE_FORMAT = "revrules-state/2"
@@ -125,7 +129,7 @@ def _datetime_str(at: dt.datetime) -> str:
 
 
 def _money(amount: Decimal, currency: str | None) -> str:
-    return str(amount) if currency is None else money_str(amount, currency)
+    return decimal_str(amount) if currency is None else money_str(amount, currency)
 
 
 def _opt_date(day: dt.date | None) -> str | None:
@@ -169,7 +173,8 @@ def revenue_event_to_wire(event: RevenueEvent) -> dict[str, Any]:
             out[key] = value
     for key in REVENUE_EVENT_EXTRA_KEYS:
         value = getattr(event, key)
-        if value is None or value == () or (key in _EVENT_MONEY and not value):
+        if value is None or value == () or (key in _EVENT_MONEY and not value
+                                            and key not in _EVENT_OPTIONAL_MONEY):
             continue
         if key in _EVENT_MONEY:
             out[key] = _money(value, cur)
@@ -390,14 +395,28 @@ def _structure_state(value: Any, _: type) -> State:
         raise TypeError(f"expected an object, found {value!r}")
     body = dict(value)
     found = body.pop("format", None)
-    if found != STATE_FORMAT:
-        hint = (" (written by an earlier revrules: rebuild it by replaying the event log)"
-                if found == "revrules-state/1" else "")
+    if found == _STATE_FORMAT_1:
+        body = _from_format_1(body)
+    elif found != STATE_FORMAT:
         raise ValueError(f"not a revrules state file (format {found!r}, expected "
-                         f"{STATE_FORMAT!r}){hint}")
+                         f"{STATE_FORMAT!r})")
     state = _plain_state_in(body, State)
     validate_state(state)
     return state
+
+
+_STATE_FORMAT_1 = "revrules-state/1"
+
+
+def _from_format_1(body: dict[str, Any]) -> dict[str, Any]:
+    """A ``revrules-state/1`` body: its applied ids (``true``) carry no payload digest
+    (``""``: any payload is a replay) and count as dated at the state's clock."""
+    applied = body.get("applied", {})
+    if isinstance(applied, dict):
+        at = body.get("clock") or "1970-01-01T00:00:00Z"
+        body["applied"] = {key: ({"digest": "", "at": at} if value is True else value)
+                           for key, value in applied.items()}
+    return body
 
 
 # -- validation ----------------------------------------------------------------------
@@ -452,8 +471,9 @@ def validate_state(state: State) -> None:
         where = f"$.applied.{key}"
         if not key:
             raise StateError(f"{where}: an empty event id")
-        if len(seen.digest) != 32 or seen.digest.strip("0123456789abcdef"):
-            raise StateError(f"{where}.digest: expected 32 hexadecimal digits")
+        if seen.digest and (len(seen.digest) != 32 or seen.digest.strip("0123456789abcdef")):
+            raise StateError(f"{where}.digest: expected 32 hexadecimal digits (or \"\": "
+                             "unknown, from an earlier format)")
         _check_day(seen.at, f"{where}.at")
         if (seen.code is None) != (seen.message is None) or seen.code == "":
             raise StateError(f"{where}: 'code' and 'message' go together")
