@@ -4,7 +4,11 @@ the digest of its payload and its outcome, within a bounded window."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
+
+import attrs
+import immutables
 
 import revrules
 from revrules import Engine, State, wire
@@ -118,3 +122,28 @@ def test_the_remembered_ids_stay_bounded_and_the_window_is_kept() -> None:
         assert engine.apply(state, {"id": f"t{n}", "type": "tick", "at": at}).replayed
     # ... and the oldest are forgotten
     assert "t0" not in state.applied
+
+
+def test_a_state_file_of_the_first_format_still_loads_and_replays() -> None:
+    state, _ = ENGINE.run([checkout(), pay("p1")])
+    data = json.loads(wire.state_to_json(state))
+    data["format"] = "revrules-state/1"
+    data["applied"] = {key: True for key in data["applied"]}
+    for key in ("ruleset", "applied_limit", "last_event", "last_tick"):
+        del data[key]
+    old = wire.state_from_json(json.dumps(data))
+    assert old.applied["p1"].digest == "" and old.applied["p1"].at == state.clock
+    again = ENGINE.apply(old, pay("p1"))
+    assert again.ok and again.replayed and again.state is old
+
+
+def test_a_tick_over_a_subscription_filed_under_another_id_does_not_loop() -> None:
+    state, _ = ENGINE.run([{**checkout(), "at": "2027-01-15"}])
+    sub = state.subscriptions["s1"]
+    # a trialing subscription with no open charge falls due at its next charge date
+    broken = attrs.evolve(
+        state, subscriptions=immutables.Map({"s1": attrs.evolve(
+            sub, id="other", status="trialing", charge=None)}),
+        due=immutables.Map({"s1": dt.date(2027, 2, 15)}))
+    out = ENGINE.apply(broken, {"id": "t", "type": "tick", "at": "2027-03-01"})
+    assert out.error is not None and out.error.code == "inconsistent_state"

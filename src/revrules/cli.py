@@ -254,7 +254,11 @@ def _check(args: argparse.Namespace) -> int:
             from .engine import Engine
             state = _read_state(args.state)
             _stamp_warning(args.state, state, ruleset)
-            problems = Engine(ruleset).unservable(state)
+            engine = Engine(ruleset)
+            problem = engine.verify(state)
+            if problem is not None:
+                raise UsageError(f"{args.state}: not a consistent state: {problem}")
+            problems = engine.unservable(state)
             for sub_id, error in problems:
                 _out(f"{args.state}: subscription {sub_id!r}: {error.code}: {error.message}")
             if problems:
