@@ -147,3 +147,11 @@ def test_a_tick_over_a_subscription_filed_under_another_id_does_not_loop() -> No
         due=immutables.Map({"s1": dt.date(2027, 2, 15)}))
     out = ENGINE.apply(broken, {"id": "t", "type": "tick", "at": "2027-03-01"})
     assert out.error is not None and out.error.code == "inconsistent_state"
+
+
+def test_refusals_from_the_far_future_do_not_pile_up() -> None:
+    engine = Engine(RULES, replay_window=dt.timedelta(days=30))
+    state, _ = engine.run([checkout()])
+    for n in range(5000):  # refused: no such subscription
+        state = engine.apply(state, pay(f"f{n}", sub="nobody", at="2999-01-01")).state
+    assert len(state.applied) < 4100

@@ -286,10 +286,12 @@ def _remember(applied: immutables.Map[str, Seen], limit: int, event_id: str, see
     applied = applied.set(event_id, seen)
     if len(applied) <= max(limit, _PRUNE_MIN) or clock is None:
         return applied, limit
-    cutoff = clock - window
+    cutoff, ahead = clock - window, clock + window
     with applied.mutate() as kept:
         for key, value in applied.items():
-            if value.at < cutoff:
+            # a refusal dated more than a window after every applied event is dropped too,
+            # or refused events from the far future would be kept for ever
+            if value.at < cutoff or (value.code is not None and value.at > ahead):
                 del kept[key]
         applied = kept.finish()
     return applied, max(_PRUNE_MIN, 2 * len(applied))
