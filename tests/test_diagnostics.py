@@ -443,6 +443,125 @@ def test_unknown_psp() -> None:
     assert_diag(d, text, "unknown psp 'stripee' (did you mean 'stripe'?)", "stripee")
 
 
+# -- PSPs a storefront does not list (LANGUAGE.md §5.1 "PSPs") --------------------------
+
+# BASE plus an app store storefront: web_eu lists adyen, stripe; web_us stripe; ios apple
+PSPS = BASE.replace(
+    "storefront web_us { channel web currency USD tax exclusive psp stripe }\n",
+    "storefront web_us { channel web currency USD tax exclusive psp stripe }\n"
+    "storefront ios { channel app_store currency USD tax inclusive psp apple }\n").replace(
+    "  price web_us USD 9.99\n", "  price web_us USD 9.99\n  price ios USD 9.99\n")
+WEB_PSPS = "web_eu lists adyen, stripe; web_us lists stripe"
+
+
+def test_psp_base_checks_clean() -> None:
+    assert check(PSPS).diagnostics == ()
+
+
+def test_retry_via_a_psp_no_web_storefront_lists() -> None:
+    # the policy applies everywhere, but on ios the store retries: apple is never usable
+    text = PSPS + "dunning d { retry after 1 day retry via apple }\n"
+    d = only_error(text)
+    assert d.code == "unlisted_psp"
+    assert_diag(d, text, "psp 'apple' is not listed by any storefront dunning 'd' can apply to",
+                "apple }", 1, covers="apple")
+    assert d.hint == f"{WEB_PSPS} (on ios the store retries)"
+
+
+def test_retry_via_a_psp_the_policys_storefront_does_not_list() -> None:
+    text = PSPS + ("dunning d for storefront == web_us { retry after 1 day retry via adyen }\n"
+                   "dunning other { retry after 2 days }\n")
+    d = only_error(text)
+    assert_diag(d, text, "psp 'adyen' is not listed by any storefront dunning 'd' can apply to",
+                "adyen }", covers="adyen")
+    assert d.hint == "web_us lists stripe"
+
+
+def test_retry_via_a_psp_one_of_the_policys_storefronts_lists_is_fine() -> None:
+    # web_us does not list adyen: there its retries go to the charge's PSP (run time)
+    text = PSPS + "dunning d for storefront.channel == web { retry after 1 day retry via adyen }\n"
+    assert check(text).diagnostics == ()
+
+
+def test_the_fallback_policy_applies_where_no_conditional_one_surely_does() -> None:
+    # web_eu and web_us always take 'web'; the fallback is left with ios, where the store
+    # retries, so its 'retry via' can never be used ... and that is moot, not an error
+    text = PSPS + ("dunning plain { retry after 1 day retry via adyen }\n"
+                   "dunning web for storefront.channel == web { retry after 1 day }\n")
+    assert check(text).errors == ()
+    # a fallback left with web_us alone must name a PSP web_us lists
+    text = PSPS + ("dunning plain { retry after 1 day retry via adyen }\n"
+                   "dunning eu for storefront == web_eu { retry after 1 day }\n")
+    d = only_error(text)
+    assert_diag(d, text, "psp 'adyen' is not listed by any storefront dunning 'plain' can "
+                "apply to", "adyen }", covers="adyen")
+    assert d.hint == "web_us lists stripe (on ios the store retries)"
+
+
+def test_a_condition_the_checker_cannot_decide_may_apply_anywhere() -> None:
+    text = PSPS + ('dunning d for customer.country == "DE" { retry after 1 day retry via '
+                   'adyen }\n')
+    assert check(text).diagnostics == ()
+
+
+def test_route_line_for_a_psp_no_storefront_it_can_apply_to_lists() -> None:
+    text = PSPS + "route {\n  apple when storefront.channel == web\n  stripe otherwise\n}\n"
+    d = only_error(text)
+    assert d.code == "unlisted_psp"
+    assert_diag(d, text, "psp 'apple' is not listed by any storefront this route line can "
+                "apply to", "apple when", covers="apple")
+    assert d.hint == WEB_PSPS
+
+
+@pytest.mark.parametrize("condition", [
+    "storefront == web_us", "storefront in {web_us}", "subscription.storefront == web_us",
+    'storefront.name == "web_us"', 'storefront.currency == "USD" and storefront != ios',
+    "not (storefront.channel != web or storefront == web_eu)",
+    "storefront.channel == web and storefront.region != EU and total > USD 9.00",
+])
+def test_route_line_conditions_that_single_out_one_storefront(condition: str) -> None:
+    # web_eu and web_us have regions EU and ALL
+    text = (PSPS.replace("channel web currency EUR", "channel web region EU currency EUR")
+            + f"route {{\n  adyen when {condition}\n  stripe otherwise\n}}\n")
+    d = only_error(text)
+    assert_diag(d, text, "psp 'adyen' is not listed by any storefront this route line can "
+                "apply to", "adyen when", covers="adyen")
+    assert d.hint == "web_us lists stripe"
+
+
+def test_route_line_after_lines_that_take_every_storefront_it_names() -> None:
+    # 'adyen otherwise' is only reached on ios: web storefronts all take stripe first
+    text = PSPS + "route {\n  stripe when storefront.channel == web\n  adyen otherwise\n}\n"
+    d = only_error(text)
+    assert_diag(d, text, "psp 'adyen' is not listed by any storefront this route line can "
+                "apply to", "adyen otherwise", covers="adyen")
+    assert d.hint == "ios lists apple"
+
+
+def test_route_lines_that_some_storefront_can_take() -> None:
+    text = PSPS + ("route {\n  adyen when storefront == web_eu and total >= EUR 50.00\n"
+                   "  adyen when customer.country == \"DE\"\n"
+                   "  stripe when storefront.channel == web\n  apple otherwise\n}\n")
+    assert check(text).diagnostics == ()
+
+
+def test_unlisted_psp_suggests_one_the_storefronts_list() -> None:
+    text = PSPS.replace("psp stripe }", "psp adyen_us }").replace(
+        "adyen, stripe }", "adyen, stripe, adyen_us }") + (
+        "route {\n  adyen when storefront == web_us\n  apple otherwise\n}\n")
+    d = only_error(text)
+    assert_diag(d, text, "psp 'adyen' is not listed by any storefront this route line can "
+                "apply to (did you mean 'adyen_us'?)", "adyen when", covers="adyen")
+    assert d.hint == "web_us lists adyen_us"
+
+
+def test_a_psp_no_storefront_lists_is_still_unknown() -> None:
+    text = PSPS + "dunning d { retry after 1 day retry via paypal }\n"
+    d = only_error(text)
+    assert d.code == "unknown_psp"
+    assert_diag(d, text, "unknown psp 'paypal'", "paypal")
+
+
 def test_unknown_name_in_an_expression_takes_its_namespace_from_the_other_side() -> None:
     text = BASE + "tax v { rate 5% when storefront.channel == telcom }\n"
     d = only_error(text)
@@ -640,6 +759,31 @@ def test_promotion_amount_in_a_currency_none_of_its_storefronts_sells_in() -> No
     assert d.code == "currency"
     assert_diag(d, text, "promotion 'p' takes EUR off but none of its storefronts (web_us) "
                 "sells in EUR", "EUR 1.00")
+
+
+def test_promotion_amount_in_another_currency_than_one_of_its_storefronts() -> None:
+    text = BASE + ('promotion p { code "A" storefronts web_eu, web_us amount USD 2.00 off '
+                   'once }\n')
+    d = only_error(text)
+    assert d.code == "currency"
+    assert_diag(d, text, "promotion 'p' takes USD off but storefront 'web_eu' sells in EUR",
+                "web_eu")
+
+
+def test_promotion_amount_covering_every_storefront_in_another_currency() -> None:
+    text = BASE + 'promotion p { automatic amount USD 2.00 off once }\n'
+    d = only_error(text)
+    assert d.code == "currency"
+    assert_diag(d, text, "promotion 'p' takes USD off but covers web_eu, which sells in EUR",
+                "USD 2.00")
+    assert d.hint == "name the storefronts it is for: 'storefronts web_us'"
+
+
+def test_promotion_amount_covers_only_the_storefronts_its_plans_are_sold_in() -> None:
+    text = BASE + ("plan us_only { product premium every 1 month price web_us USD 5.00 "
+                   "not sold in web_eu }\n"
+                   'promotion p { automatic plans us_only amount USD 2.00 off once }\n')
+    assert check(text).diagnostics == ()
 
 
 @pytest.mark.parametrize("items", ["", 'code "A" automatic'])

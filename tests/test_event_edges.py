@@ -309,6 +309,11 @@ STORE_LOG = [
     {"type": "pause_requested", "at": "2026-11-29", "subscription": "bf"},
     {"type": "refund_requested", "at": "2026-11-29", "subscription": "bf", "amount": "900.00"},
     {"type": "cancel_requested", "at": "2026-11-29", "subscription": "nobody"},
+    # a renewal after a consent-required price rise: held at the old price
+    {"type": "checkout", "at": "2027-01-10", "subscription": "w0", "storefront": "web_eu",
+     "plan": "premium_monthly", "customer": {"id": "cw0", "country": "DE", "trials_used": 1}},
+    {"type": "payment_succeeded", "at": "2027-01-10", "subscription": "w0"},
+    {"type": "renewal_due", "at": "2027-02-10", "subscription": "w0"},
     {"type": "checkout", "at": "2027-01-01", "subscription": "i1", "storefront": "ios",
      "plan": "premium_monthly", "customer": {"id": "ci1", "country": "US", "trials_used": 1}},
     {"type": "store_notification", "at": "2027-01-01T00:00:05Z", "subscription": "i1",

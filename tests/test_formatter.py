@@ -221,7 +221,8 @@ def test_empty_module() -> None:
 
 @pytest.mark.parametrize(("source", "expected"), [
     ("a or b or c", "a or b or c"),
-    ("a or (b or c)", "a or (b or c)"),
+    ("a or (b or c)", "a or b or c"),  # and / or are associative: chains print flat
+    ("(a and b) and (c and (d or e))", "a and b and c and (d or e)"),
     ("(a and b) or (c and d)", "a and b or c and d"),
     ("(a or b) and c", "(a or b) and c"),
     ("not (a == b)", "not a == b"),
@@ -287,7 +288,9 @@ literals = st.one_of(
               st.sampled_from(["EUR", "USD", "JPY"]), _decimals(3)),
     st.builds(lambda v: n.Literal("string", v), st.text(max_size=8)),
     st.builds(lambda v: n.Literal("bool", v), st.booleans()),
-    st.builds(lambda v: n.Literal("date", v), st.dates()),
+    # the language's date window (revrules.parser.MIN_DATE .. MAX_DATE)
+    st.builds(lambda v: n.Literal("date", v), st.dates(min_value=dt.date(1, 1, 2),
+                                                       max_value=dt.date(9999, 12, 30))),
     st.builds(lambda v: n.Literal("datetime", v),
               st.datetimes(min_value=dt.datetime(1000, 1, 2), max_value=dt.datetime(9999, 12, 30),
                            timezones=st.just(dt.UTC))),
@@ -318,7 +321,48 @@ expressions = st.recursive(leaves, _branches, max_leaves=12)
 @example(n.Unary("-", n.Field(n.Literal("money", n.Money("EUR", Decimal(5))), "at")))
 def test_random_expressions_round_trip(expr: n.Expr) -> None:
     text = format_expression(expr)
-    assert parse_expression(text) == expr, text
+    assert parse_expression(text) == _reassociated(expr), text
+
+
+def _reassociated(expr: n.Expr) -> n.Expr:
+    """``expr`` with its and / or chains in the parser's canonical shape: up to three
+    operands nest to the left, longer chains split in halves (the operators are
+    associative, so the shape does not change the meaning)."""
+    if isinstance(expr, n.Binary) and expr.op in ("and", "or"):
+        operands: list[n.Expr] = []
+        todo: list[n.Expr] = [expr]
+        while todo:
+            e = todo.pop()
+            if isinstance(e, n.Binary) and e.op == expr.op:
+                todo += (e.right, e.left)
+            else:
+                operands.append(_reassociated(e))
+        return _shape(expr.op, operands)
+    if isinstance(expr, n.Binary):
+        return n.Binary(expr.op, _reassociated(expr.left), _reassociated(expr.right))
+    if isinstance(expr, n.Unary):
+        return n.Unary(expr.op, _reassociated(expr.operand))
+    if isinstance(expr, n.Field):
+        return n.Field(_reassociated(expr.obj), expr.name)
+    if isinstance(expr, n.Call):
+        return n.Call(expr.func, tuple(_reassociated(a) for a in expr.args))
+    if isinstance(expr, n.SetLit):
+        return n.SetLit(tuple(_reassociated(i) for i in expr.items))
+    return expr
+
+
+def _shape(op: n.BinaryOp, operands: list[n.Expr]) -> n.Expr:
+    if len(operands) == 1:
+        return operands[0]
+    cut = len(operands) - 1 if len(operands) <= 3 else len(operands) // 2
+    return n.Binary(op, _shape(op, operands[:cut]), _shape(op, operands[cut:]))
+
+
+def test_chains_of_and_or_take_one_shape() -> None:
+    a, b, c, d = (n.Name(x) for x in "abcd")
+    assert parse_expression("a or (b or c)") == n.Binary("or", n.Binary("or", a, b), c)
+    assert parse_expression("(a or b) or (c or d)") == parse_expression("a or b or c or d") \
+        == n.Binary("or", n.Binary("or", a, b), n.Binary("or", c, d))
 
 
 # -- revrules fmt ------------------------------------------------------------------------

@@ -7,6 +7,7 @@ clean ``ok: false``.
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -34,12 +35,19 @@ TOKENS = [
 ]
 
 
+# what generated code may consist of: printable ASCII and newlines (string values only
+# as ascii() escapes)
+CODE_CHARACTERS = frozenset(string.printable) - frozenset("\r\x0b\x0c\t") | {"\n"}
+
+
 def load_or_diagnose(text: str) -> None:
     try:
-        revrules.load_text(text, "fuzz.rr")
+        rules = revrules.load_text(text, "fuzz\n\u2028\"'.rr")
     except RulesetError as exc:
         assert exc.diagnostics
         str(exc)  # rendering never fails either
+    else:
+        assert set(rules.compiled.source) <= CODE_CHARACTERS
 
 
 @settings(max_examples=300, deadline=None)

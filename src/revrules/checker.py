@@ -19,6 +19,7 @@ from babel.numbers import get_currency_precision, list_currencies
 from . import model as m
 from . import nodes as n
 from .diagnostics import Diagnostic, did_you_mean, suggest
+from .runtime import in_context
 
 __all__ = ["CheckResult", "check"]
 
@@ -72,6 +73,7 @@ class CheckResult:
         return tuple(d for d in self.diagnostics if d.severity == "error")
 
 
+@in_context
 def check(module: n.Module) -> CheckResult:
     """Check a parsed module; collect every problem rather than stopping at the first."""
     return _Checker(module).run()
@@ -546,6 +548,8 @@ class _Checker:
                     where = ", ".join(sorted(storefronts or self.storefronts))
                     self.error("currency", f"promotion '{name}' takes {currency} off but none of "
                                f"its storefronts ({where}) sells in {currency}", lit.span)
+                else:
+                    self.promotion_currency(name, currency, items, plans, lit.span)
             if term.kind == "cycles" and (term.cycles or 0) < 1:
                 self.error("range", "a promotion lasts at least 1 cycle", term.span)
             cycles = {"once": 1, "forever": None, "cycles": term.cycles}[term.kind]
@@ -568,6 +572,33 @@ class _Checker:
                 term.kind, cycles, limit_total, limit_customer, condition, "stackable" in items,
                 order, decl.span))
         return tuple(result)
+
+    def promotion_currency(self, name: str, currency: str, items: dict[str, Any],
+                           plans: frozenset[str] | None, span: n.Span) -> None:
+        """An amount off covers storefronts in its currency only: each named storefront that
+        sells in another is an error; without 'storefronts', each one its plans are sold in."""
+        if "storefronts" in items:
+            for ref in items["storefronts"].value:
+                sf = self.storefronts.get(ref.name)
+                if sf is not None and sf.currency != currency:
+                    self.error("currency", f"promotion '{name}' takes {currency} off but "
+                               f"storefront '{sf.name}' sells in {sf.currency}", ref.span)
+            return
+        sold = {p.storefront for plan in self.plans.values()
+                if plans is None or plan.name in plans for p in plan.prices}
+        covered = [sf for sf in self.storefronts.values() if sf.name in sold]
+        wrong = [sf for sf in covered if sf.currency != currency]
+        if not wrong:
+            return
+        currencies = sorted({sf.currency for sf in wrong})
+        names = _join([sf.name if len(currencies) == 1 else f"{sf.name} ({sf.currency})"
+                       for sf in wrong])
+        which = (f", which {'sells' if len(wrong) == 1 else 'sell'} in {currencies[0]}"
+                 if len(currencies) == 1 else "")
+        fits = [sf.name for sf in covered if sf.currency == currency]
+        self.error("currency", f"promotion '{name}' takes {currency} off but covers {names}"
+                   f"{which}", span, f"name the storefronts it is for: 'storefronts "
+                   f"{', '.join(fits)}'" if fits else None)
 
     def check_taxes(self) -> tuple[m.TaxTable, ...]:
         result = []
@@ -595,21 +626,51 @@ class _Checker:
         if not routes:
             return ()
         rules = []
+        taken: set[str] = set()  # storefronts an earlier line surely routes
         for r in routes[0].rules:
+            errors = len(self.diagnostics)
             if r.psp.name not in self.psps:
                 self.unknown("psp", r.psp, self.psps)
             if r.when is not None:
                 self.condition(r.when, "route")
+            holds = {s: _holds(r.when, sf) for s, sf in self.storefronts.items()
+                     if s not in taken}
+            if len(self.diagnostics) == errors:
+                self.listed_psp(r.psp, "this route line",
+                                [s for s, h in holds.items() if h is not False])
+            taken.update(s for s, h in holds.items()
+                         if h is True and r.psp.name in self.storefronts[s].psps)
             rules.append(m.RouteRule(r.psp.name, m.Rule(f"route {r.psp.name}", r.when, r.span)))
         return tuple(rules)
+
+    def listed_psp(self, psp: n.Ref, who: str, storefronts: list[str],
+                   retry: bool = False) -> None:
+        """Report a PSP that none of the storefronts a rule can apply to lists (§5.1).
+
+        Store storefronts run their own retries, so a ``retry`` PSP is checked against
+        the others; a rule that can apply nowhere has nothing to check."""
+        stores = [s for s in storefronts if retry and self.storefronts[s].store_managed]
+        fronts = [self.storefronts[s] for s in storefronts if s not in stores]
+        if not fronts or any(psp.name in sf.psps for sf in fronts):
+            return
+        hint = "; ".join(f"{sf.name} lists {', '.join(sf.psps)}" for sf in fronts)
+        if stores:
+            hint += f" (on {_join(stores)} the store retries)"
+        self.error("unlisted_psp", f"psp '{psp.name}' is not listed by any storefront {who} "
+                   f"can apply to{did_you_mean(psp.name, [p for sf in fronts for p in sf.psps])}",
+                   psp.span, hint)
 
     def check_dunning(self) -> tuple[m.DunningPolicy, ...]:
         result = []
         fallback = None
-        for name, decl in self.unique("dunning policy", self.decls(n.Dunning)).items():
+        vias: list[tuple[n.Dunning, n.Ref]] = []  # checked once every policy is known
+        policies = list(self.unique("dunning policy", self.decls(n.Dunning)).values())
+        for decl in policies:
+            name = decl.name
             items = self.single_items(f"dunning '{name}'", decl.items,
                                       ("retry", "via", "no_retry", "grace", "then"))
             applies = None
+            errors = len(self.diagnostics)
             if decl.when is not None:
                 self.condition(decl.when, "dunning")
                 applies = m.Rule(f"dunning {name}", decl.when, decl.span)
@@ -623,6 +684,8 @@ class _Checker:
                 via = items["via"].value.name
                 if via not in self.psps:
                     self.unknown("psp", items["via"].value, self.psps)
+                elif len(self.diagnostics) == errors:
+                    vias.append((decl, items["via"].value))
             no_retry = None
             if "no_retry" in items:
                 self.condition(items["no_retry"].value, "dunning")
@@ -634,7 +697,22 @@ class _Checker:
             result.append(m.DunningPolicy(
                 name, applies, items["retry"].value if "retry" in items else (), via, no_retry,
                 grace, keep == "keep", then, decl.span))
+        self.dunning_psps(vias, fallback, [d for d in policies if d.when is not None])
         return tuple(result)
+
+    def dunning_psps(self, vias: list[tuple[n.Dunning, n.Ref]], fallback: n.Dunning | None,
+                     conditional: list[n.Dunning]) -> None:
+        """Check each 'retry via' against the storefronts its policy can apply to: the
+        first policy whose 'for' holds wins, the fallback takes what none surely does."""
+        for decl, via in vias:
+            if decl.when is None and decl is not fallback:
+                continue  # never applies (a warning says so)
+            earlier = conditional if decl.when is None else conditional[
+                :next(i for i, d in enumerate(conditional) if d is decl)]
+            can = [s for s, sf in self.storefronts.items()
+                   if _holds(decl.when, sf) is not False
+                   and not any(_holds(d.when, sf) is True for d in earlier)]
+            self.listed_psp(via, f"dunning '{decl.name}'", can, retry=True)
 
     def check_lifecycle(self) -> m.LifecyclePolicy:
         blocks = self.decls(n.Lifecycle)
@@ -857,6 +935,78 @@ class _Checker:
             self.error("type", "days_between() takes two dates", expr.span)
             return T("error")
         return INT
+
+
+_ROOT_NAMES = frozenset({"customer", "storefront", "plan", "subscription", "event", "payment",
+                         "total"})
+_STOREFRONT_FIELDS = {"name": "name", "channel": "channel", "region": "region",
+                      "currency": "currency"}
+
+
+def _holds(expr: n.Expr | None, sf: m.Storefront) -> bool | None:
+    """Whether a rule condition holds on storefront ``sf``: True or False where the
+    storefront alone decides it, None where it depends on more (customer, total, …).
+
+    Three-valued: ``x and unknown`` is unknown unless x is false, and so on. No
+    condition always holds."""
+    if expr is None:
+        return True
+    if isinstance(expr, n.Literal) and expr.kind == "bool":
+        return bool(expr.value)
+    if isinstance(expr, n.Unary) and expr.op == "not":
+        inner = _holds(expr.operand, sf)
+        return None if inner is None else not inner
+    if not isinstance(expr, n.Binary):
+        return None
+    if expr.op in ("and", "or"):
+        left, right = _holds(expr.left, sf), _holds(expr.right, sf)
+        decisive = expr.op == "or"  # the value that decides on its own
+        if left is decisive or right is decisive:
+            return decisive
+        return None if left is None or right is None else not decisive
+    if expr.op not in ("==", "!=", "in", "not in"):
+        return None
+    a, b = _storefront_value(expr.left, sf), _storefront_value(expr.right, sf)
+    if a is None or b is None:
+        return None
+    if expr.op in ("==", "!="):
+        if not (isinstance(a, str) and isinstance(b, str)):
+            return None
+        return (a == b) == (expr.op == "==")
+    if not (isinstance(a, str) and isinstance(b, frozenset)):
+        return None
+    return (a in b) == (expr.op == "in")
+
+
+def _storefront_value(expr: n.Expr, sf: m.Storefront) -> str | frozenset[str] | None:
+    """What an operand is on storefront ``sf`` if that alone decides it: a field of the
+    storefront, a name (``web``, ``EU``), a string or a set of those; else None."""
+    if isinstance(expr, n.Name):
+        if expr.name == "storefront":
+            return sf.name
+        return None if expr.name in _ROOT_NAMES else expr.name
+    if isinstance(expr, n.Literal):
+        return expr.value if expr.kind == "string" and isinstance(expr.value, str) else None
+    if isinstance(expr, n.SetLit):
+        items = [_storefront_value(i, sf) for i in expr.items]
+        if all(isinstance(i, str) for i in items):
+            return frozenset(cast(list[str], items))
+        return None
+    if isinstance(expr, n.Field):
+        obj = expr.obj
+        if isinstance(obj, n.Name) and obj.name == "subscription" and expr.name == "storefront":
+            return sf.name
+        is_storefront = (isinstance(obj, n.Name) and obj.name == "storefront") or (
+            isinstance(obj, n.Field) and obj.name == "storefront"
+            and isinstance(obj.obj, n.Name) and obj.obj.name == "subscription")
+        if is_storefront and expr.name in _STOREFRONT_FIELDS:
+            return cast(str, getattr(sf, _STOREFRONT_FIELDS[expr.name]))
+    return None
+
+
+def _join(names: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _a(word: str) -> str:

@@ -24,7 +24,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import errno
 import os
+import signal
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from ._version import __version__
 from .diagnostics import RulesetError
+from .text import printable
 
 if TYPE_CHECKING:
     from .events import EventError
@@ -45,6 +49,9 @@ __all__ = ["main"]
 
 PROG = "revrules"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+#: The largest rule file the command line reads (8 MiB); a larger one exits 2. The
+#: longest event-log line is ``wire.MAX_EVENT_LINE``.
+MAX_RULESET_BYTES = 8 * 1024 * 1024
 
 
 class UsageError(Exception):
@@ -53,6 +60,7 @@ class UsageError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (never raises for bad input)."""
+    _utf8_streams()
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -62,13 +70,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return int(args.run(args))
+        with _terminate_as_exception():
+            return int(args.run(args))
     except UsageError as exc:
         _say(str(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:
         _say("interrupted")
         return 130
+    except _Terminated:
+        _say("terminated")
+        return 143
     except BrokenPipeError:
         # the reader went away (``revrules eval … | head``): stop quietly, and keep
         # Python from complaining again when it flushes stdout at exit
@@ -80,6 +92,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"internal error: {type(exc).__name__}: {exc} (rerun with --traceback "
              "and report it)")
         return EXIT_INTERNAL
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that every ``finally`` runs (temporary
+    files are removed) before it exits with status 143."""
+
+
+@contextlib.contextmanager
+def _terminate_as_exception() -> Iterator[None]:
+    def terminate(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _utf8_streams() -> None:
+    """Write UTF-8 to stdout and stderr whatever the locale (LC_ALL=C, ISO-8859-1, …);
+    a character no encoder can write (a lone surrogate) is escaped, never an error."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(Exception):
+                reconfigure(encoding="utf-8", errors="backslashreplace")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -260,16 +303,17 @@ def _check(args: argparse.Namespace) -> int:
                 raise UsageError(f"{args.state}: not a consistent state: {problem}")
             problems = engine.unservable(state)
             for sub_id, error in problems:
-                _out(f"{args.state}: subscription {sub_id!r}: {error.code}: {error.message}")
+                _out(printable(f"{args.state}: subscription {sub_id!r}: {error.code}: "
+                                     f"{error.message}"))
             if problems:
-                _out(f"{file}: cannot serve {len(problems)} of "
-                     f"{len(state.subscriptions)} subscriptions in {args.state}")
+                _out(printable(f"{file}: cannot serve {len(problems)} of "
+                               f"{len(state.subscriptions)} subscriptions in {args.state}"))
                 status = max(status, EXIT_FAILED)
                 continue
-            _out(f"{file}: ok, serves all {len(state.subscriptions)} subscriptions in "
-                 f"{args.state}")
+            _out(printable(f"{file}: ok, serves all {len(state.subscriptions)} subscriptions "
+                           f"in {args.state}"))
             continue
-        _out(f"{file}: ok")
+        _out(printable(f"{file}: ok"))
     return status
 
 
@@ -341,24 +385,14 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from .reports import replay
-    from .whatif import Diff, diff_to_wire, render_diff
+    from .whatif import diff, diff_to_wire, render_diff
     from .wire import dumps
 
     old = _load_checked(args.old)
     new = _load_checked(args.new)
     items = _read_log(args.events)
     with _progress(2 * len(items), "comparing") as tick:
-        # the same work as whatif.diff, with progress over both replays
-        def first(n: int) -> None:
-            if tick is not None:
-                tick(n)
-
-        def second(n: int) -> None:
-            if tick is not None:
-                tick(len(items) + n)
-
-        result = Diff.of(replay(old, items, first), replay(new, items, second), items)
+        result = diff(old, new, items, tick)
     if args.format == "json":
         _out(dumps(diff_to_wire(result)))
     else:
@@ -426,7 +460,7 @@ def _fmt(args: argparse.Namespace) -> int:
     status = EXIT_OK
     for file in args.files:
         try:
-            text = _read_text(file, "ruleset")
+            text = _read_text(file, "ruleset", MAX_RULESET_BYTES)
             formatted = format_module(parse(text, file))
         except RulesetError as exc:
             _err(exc.render())
@@ -444,7 +478,7 @@ def _fmt(args: argparse.Namespace) -> int:
                  "(fmt does not keep comments)")
         if args.check:
             if formatted != text:
-                _out(f"{file}: would reformat")
+                _out(printable(f"{file}: would reformat"))
                 status = max(status, EXIT_FAILED)
         elif args.write:
             if formatted != text:
@@ -454,7 +488,7 @@ def _fmt(args: argparse.Namespace) -> int:
                     _say(str(exc))
                     status = max(status, EXIT_USAGE)
                     continue
-                _out(f"{file}: reformatted")
+                _out(printable(f"{file}: reformatted"))
         else:
             sys.stdout.write(formatted)
     return status
@@ -509,11 +543,11 @@ def _read_log(file: str) -> list[Mapping[str, Any] | EventError]:
 def _iter_log(file: str) -> Iterator[Mapping[str, Any] | EventError]:
     """The events of a JSONL log (or stdin), a bad line as an EventError; unreadable or
     non-UTF-8 input is a UsageError."""
-    from .wire import read_events
+    from .wire import bounded_lines, read_events
 
-    with _open_events(file) as lines:
+    with _open_events(file) as handle:
         try:
-            for _, item in read_events(lines):
+            for _, item in read_events(bounded_lines(handle)):
                 yield item
         except UnicodeDecodeError as exc:
             raise UsageError(f"{_name(file)} is not UTF-8 text ({exc.reason} at byte "
@@ -570,20 +604,61 @@ def _progress(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
 
 
 def _write_text(file: str, text: str, what: str) -> None:
-    """Write atomically, as the state file."""
-    target = Path(file)
+    """Replace ``file`` with ``text`` (UTF-8): every file the command line writes.
+
+    Atomic and durable: the text goes to a temporary file in the same directory, which
+    is fsynced and renamed over the target, and then the directory is fsynced, so a
+    reader (or a crash) sees the old file or the new one, never a mix. The temporary
+    file is removed on every way out (an error, Ctrl-C, SIGTERM). A replaced file keeps
+    its permission bits; a new one gets those the umask allows (0666 & ~umask). A
+    symbolic link is followed: the file it points to is replaced, the link stays.
+    """
+    target = Path(os.path.realpath(file))  # through symbolic links, to the real file
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        tmp: str | None = None
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+                                       dir=target.parent)
+            with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace",
+                           newline="\n") as handle:
+                os.fchmod(handle.fileno(), mode)
                 handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
             os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+            tmp = None
+            _fsync_directory(target.parent)
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
     except OSError as exc:
         raise UsageError(f"cannot write {what} to {file}: {_reason(exc)}") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it; put back at once
+    os.umask(mask)
+    return mask
+
+
+def _fsync_directory(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the platform can open a directory)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # e.g. Windows, where a directory cannot be opened
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
 
 
 def _read_state(file: str) -> State:
@@ -600,20 +675,7 @@ def _write_state(file: str, state: State) -> None:
     """Write atomically: a reader never sees half a state file."""
     from .wire import state_to_json
 
-    text = state_to_json(state) + "\n"
-    target = Path(file)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-    except OSError as exc:
-        raise UsageError(f"cannot write state to {file}: {_reason(exc)}") from None
+    _write_text(file, state_to_json(state) + "\n", "state")
 
 
 @contextlib.contextmanager
@@ -640,8 +702,9 @@ def _open_events(file: str) -> Iterator[TextIO]:
 
 
 def _load(file: str) -> Ruleset:
-    """Load a ruleset from a path (never from text); unreadable files are UsageErrors."""
-    from .ruleset import load
+    """Load a ruleset from a path (never from text); unreadable files are UsageErrors, and
+    so is a file larger than :data:`MAX_RULESET_BYTES`."""
+    from .ruleset import load, load_text
 
     path = Path(file)
     if path.is_dir():
@@ -649,6 +712,9 @@ def _load(file: str) -> Ruleset:
     if not path.exists():
         raise UsageError(f"cannot read {file}: no such file")
     try:
+        if not path.is_file():  # a pipe or a device: read it, but never more than the limit
+            return load_text(_read_text(file, "ruleset", MAX_RULESET_BYTES), file)
+        _check_size(file, path.stat().st_size, MAX_RULESET_BYTES, "ruleset")
         return load(path)
     except RulesetError as exc:
         io = [d for d in exc.diagnostics if d.code == "io"]
@@ -666,14 +732,26 @@ def _print_warnings(ruleset: Ruleset) -> None:
         _err(warning.render(source))
 
 
-def _read_text(file: str, what: str) -> str:
+def _read_text(file: str, what: str, limit: int | None = None) -> str:
+    """A UTF-8 text file; with ``limit``, never more than that many bytes are read."""
     try:
-        return Path(file).read_text(encoding="utf-8")
+        with open(file, "rb") as handle:
+            data = handle.read() if limit is None else handle.read(limit + 1)
+        if limit is not None:
+            _check_size(file, len(data), limit, what)
+        # universal newlines, as text mode reads: \r\n and \r become \n
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except UnicodeDecodeError as exc:
         raise UsageError(f"{what} {file} is not UTF-8 text ({exc.reason} at byte "
                          f"{exc.start})") from None
     except OSError as exc:
         raise UsageError(f"cannot read {what} {file}: {_reason(exc)}") from None
+
+
+def _check_size(file: str, size: int, limit: int, what: str) -> None:
+    if size > limit:
+        raise UsageError(f"{what} {file} is too large: more than {limit:,} bytes (the limit "
+                         f"is {limit // (1024 * 1024)} MiB)")
 
 
 def _reason(exc: OSError) -> str:
@@ -689,7 +767,9 @@ def _out(line: str) -> None:
 
 
 def _err(text: str) -> None:
-    sys.stderr.write(text.rstrip("\n") + "\n")
+    """Human-readable text on stderr, every line made printable (no terminal escapes)."""
+    sys.stderr.write("\n".join(printable(line) for line in text.rstrip("\n").split("\n"))
+                     + "\n")
 
 
 def _say(message: str) -> None:

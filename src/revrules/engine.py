@@ -24,7 +24,7 @@ import immutables
 from . import model as m
 from . import runtime as rt
 from .compiler import Ctx
-from .diagnostics import did_you_mean
+from .diagnostics import did_you_mean, json_text, one_edit_away
 from .events import EVENT_TYPES, Event, EventError, check_date, check_decimal, parse_event
 from .results import Decision, Discount, Error, Outcome, RevenueEvent, Trace
 from .ruleset import Ruleset
@@ -489,8 +489,8 @@ class _Tx:
         return sub
 
     def _nearby_ids(self, sub_id: str) -> list[str]:
-        # bounded: suggestions only look at ids sharing the first character
-        return sorted(k for k in self.subs.keys() if k[:1] == sub_id[:1])[:1000]
+        # bounded: look up the ids one typo away, never scan (or sort) every id
+        return one_edit_away(sub_id, self.subs.__contains__)
 
     def at_time(self, day: dt.date) -> dt.datetime:
         return rt.start_of(day, self.tz)
@@ -698,7 +698,9 @@ class _Tx:
             best = min(single, key=lambda c: (-c[1], c[0].order))
             chosen.append(best)
             for c in single:
-                if c is not best and c[2] and c[0] is code_promo:
+                # a rejected candidate: the code, or an automatic promotion that lost to it
+                if c is not best and c[2] and code_promo is not None and (
+                        c[0] is code_promo or best[0] is code_promo):
                     reasons.append(f"{c[0].name} outbid by {best[0].name}")
         chosen.sort(key=lambda c: c[0].order)
         # never discount below zero
@@ -997,7 +999,8 @@ class _Tx:
         # paid on day D, so the action is due at the later of the grace end and D + 1
         ends = max([day, *([retries[-1] + dt.timedelta(days=1)] if retries else []),
                     *([grace_end] if grace_end else [])])
-        via = policy.via or charge.psp
+        # a 'retry via' PSP the storefront does not list is skipped, as route lines are
+        via = policy.via if policy.via in sf.psps else charge.psp
         dunning = Dunning(policy.name, day, retries, grace_end, ends, 1, via, len(retries))
         sub = evolve(sub, status="past_due", dunning=dunning)
         for retry in retries:
@@ -1041,9 +1044,9 @@ class _Tx:
             sub = self.change_plan(sub, sub.pending_plan, at, day)
             if rules.plans[sub.plan].every != cadence:
                 sub = evolve(sub, anchor=day, index=0)  # the new cadence starts today
-        sub, list_amount = self.renewal_price(sub, day, at, trace)
-        cycle = sub.cycle + 1
         reasons: list[str] = []
+        sub, list_amount = self.renewal_price(sub, day, at, trace, reasons)
+        cycle = sub.cycle + 1
         if sub.contract is None:
             sub, discounts = self.apply_promotions(sub, list_amount, cycle, day, None, reasons,
                                                    trace)
@@ -1072,8 +1075,10 @@ class _Tx:
                 f"{rt.money_str(sub.credit_balance, currency)} {currency} left")
 
     def renewal_price(self, sub: Subscription, day: dt.date, at: dt.datetime,
-                      trace: list[Trace]) -> tuple[Subscription, Decimal]:
-        """The list price an existing subscription pays from ``day``; emits price events."""
+                      trace: list[Trace],
+                      reasons: list[str] | None = None) -> tuple[Subscription, Decimal]:
+        """The list price an existing subscription pays from ``day``; emits price events
+        and says in ``reasons`` why a price is held."""
         rules = self.rules
         contract = self.contract(sub.customer_id, sub.plan, day)
         if contract is not None and contract.currency == rules.storefronts[sub.storefront].currency:
@@ -1093,6 +1098,17 @@ class _Tx:
             return evolve(sub, contract=None), sub.price
         if sub.contract is None and entry.consent and not (
                 sub.consent == "collected" and sub.consent_price == entry.amount):
+            # held at the old price: the charge follows the line that price came from
+            old = self.held_price_entry(sub, entry)
+            trace[-1] = self.engine.trace(rule, old.span)
+            if reasons is not None:
+                currency = rules.storefronts[sub.storefront].currency
+                reasons.append(
+                    f"held at the old price {currency} {rt.money_str(sub.price, currency)} "
+                    f"until the customer consents to {currency} "
+                    f"{rt.money_str(entry.amount, currency)}"
+                    + (f" from {entry.effective}" if entry.effective else "")
+                    + f" ({_where(entry.span)})")
             if sub.consent == "requested" and sub.consent_price == entry.amount:
                 self.emit("consent.deferred", sub, at=at, rule=rule, source=entry.span,
                           **self.price_figures(sub, entry.amount))
@@ -1112,6 +1128,15 @@ class _Tx:
         rates = self.tax_rates(self.ctx(sub, sub.cycle + 1), [])
         return {"gross": self.tax_exclusive(amount, rates, sub.storefront),
                 "list": rt.quantize(amount, self.rules.storefronts[sub.storefront].currency)}
+
+    def held_price_entry(self, sub: Subscription, pending: m.PriceEntry) -> m.PriceEntry:
+        """The price line a subscription held at its old price pays by: the latest line
+        before ``pending`` with that amount (else any with it, else ``pending``)."""
+        entries = self.rules.prices.get((sub.plan, sub.storefront), ())
+        same = [e for e in entries if e.amount == sub.price and e is not pending]
+        before = [e for e in same if (e.effective or dt.date.min) <= (
+            pending.effective or dt.date.min)]
+        return (before or same or [pending])[-1]
 
     def change_plan(self, sub: Subscription, target: str, at: dt.datetime,
                     day: dt.date, **charged: Any) -> Subscription:
@@ -1294,8 +1319,9 @@ class _Tx:
         # the credit balance pays what the proration credit leaves, and what the proration
         # credit leaves over goes to the balance
         balance_used = min(sub.credit_balance, charge - credit_used)
+        price = self.engine.trace(f"price {change.target} {sub.storefront}", entry.span)
         quote = self.quote(evolve(sub, plan=change.target), charge, _NO_DISCOUNTS,
-                           credit_used + balance_used, sub.cycle, list(trace))
+                           credit_used + balance_used, sub.cycle, [*trace, price])
         charge_id = self.charge_id(sub)
         sub = self.change_plan(sub, change.target, self.event.at, self.day,
                                **_charged(quote, charge_id))
@@ -1343,7 +1369,7 @@ class _Tx:
     def on_resume_requested(self) -> None:
         sub = self.subscription()
         if sub.status != "paused" or sub.paused_at is None:
-            return self.deny(sub, f"subscription is {sub.status}, not paused")
+            return self.deny(sub, _not_paused(sub))
         self.resume(sub, self.day, self.event.at)
         return None
 
@@ -1660,6 +1686,20 @@ def _recurs(promotion: m.Promotion | None) -> bool:
     return promotion is not None and (promotion.cycles is None or promotion.cycles > 1)
 
 
+def _not_paused(sub: Subscription) -> str:
+    """Why a subscription cannot resume, and what would bring it back."""
+    charge = sub.charge
+    pay = (f"pay the open charge of {charge.currency} "
+           f"{rt.money_str(charge.total, charge.currency)}" if charge is not None else None)
+    if sub.status == "paused":  # paused by dunning, not by a pause request
+        if pay is None:
+            return "subscription is paused by dunning, not by a pause request"
+        return f"subscription is paused by dunning because a charge went unpaid; {pay} to resume it"
+    if sub.status == "unpaid" and pay is not None:
+        return f"subscription is unpaid, not paused; {pay} to reactivate it"
+    return f"subscription is {sub.status}, not paused"
+
+
 def _redemption_key(promotion: str, customer: str) -> str:
     return f"{promotion}\u001f{customer}"
 
@@ -1690,7 +1730,7 @@ def _attribute_value(attr: m.Attribute, value: Any) -> Any:
         else:
             return check_date(day, f"customer attribute '{attr.name}'")
     raise _fail("bad_field", f"customer attribute '{attr.name}' must be {_article(kind)}, "
-                f"found {value!r}")
+                f"found {json_text(value)}")
 
 
 def _article(kind: str) -> str:

@@ -13,7 +13,8 @@ from typing import Any
 
 import attrs
 
-from .diagnostics import did_you_mean
+from .diagnostics import did_you_mean, json_text
+from .runtime import in_context
 
 __all__ = ["Event", "EventError", "EVENT_TYPES", "parse_event", "EARLIEST", "LATEST",
            "MAX_STRING", "MAX_INTEGER_DIGITS", "MAX_FRACTION_DIGITS", "MAX_ATTRIBUTES"]
@@ -109,12 +110,12 @@ def parse_time(value: object, field: str = "at") -> dt.datetime:
                 parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             raise EventError("bad_field", f"'{field}' is not an ISO 8601 date or datetime: "
-                             f"{value!r}") from None
+                             f"{json_text(value)}") from None
     else:
         raise EventError("bad_field", f"'{field}' must be an ISO 8601 string, found "
-                         f"{type(value).__name__}")
+                         f"{json_text(value)}")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise EventError("naive_datetime", f"'{field}' has no UTC offset: {value!r} "
+        raise EventError("naive_datetime", f"'{field}' has no UTC offset: {json_text(value)} "
                          "(write 'Z' or '+01:00')")
     try:
         utc = parsed.astimezone(dt.timezone.utc)
@@ -122,7 +123,7 @@ def parse_time(value: object, field: str = "at") -> dt.datetime:
         utc = None
     if utc is None or not EARLIEST <= utc < LATEST:
         raise EventError("out_of_range", f"'{field}' must lie between {EARLIEST.date()} and "
-                         f"{(LATEST - dt.timedelta(days=1)).date()} (UTC), found {value!r}")
+                         f"{(LATEST - dt.timedelta(days=1)).date()} (UTC), found {json_text(value)}")
     return utc
 
 
@@ -161,6 +162,7 @@ def check_int(value: int, what: str) -> int:
     return value
 
 
+@in_context
 def parse_event(data: Mapping[str, Any]) -> Event:
     """Validate one wire object; raise :class:`EventError` naming the first problem."""
     if not isinstance(data, Mapping):
@@ -259,8 +261,8 @@ def _amount(value: object) -> Decimal:
     try:
         amount = Decimal(str(value))
     except InvalidOperation:
-        raise EventError("bad_field", f"'amount' is not a number: {value!r}") from None
+        raise EventError("bad_field", f"'amount' is not a number: {json_text(value)}") from None
     # a negative zero ("-0") is refused with the negatives: it would print as -0.00
     if not amount.is_finite() or amount.is_signed():
-        raise EventError("bad_field", f"'amount' must be a non-negative number: {value!r}")
+        raise EventError("bad_field", f"'amount' must be a non-negative number: {json_text(value)}")
     return check_decimal(amount, "'amount'")

@@ -21,7 +21,8 @@ from .engine import Engine
 from .events import EventError
 from .results import Decision, Outcome, RevenueEvent, Trace
 from .ruleset import Ruleset
-from .runtime import decimal_str, money_str
+from .runtime import decimal_str, in_context, money_str
+from .text import printable_lines
 from .state import State
 
 __all__ = ["Explanation", "UnknownEvent", "explain", "render_explanation"]
@@ -42,6 +43,7 @@ class Explanation:
     position: int  # 1-based, in the log
 
 
+@in_context
 def explain(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError],
             event_id: str) -> Explanation:
     """Apply ``events`` up to the first one whose id is ``event_id`` and return how it
@@ -59,6 +61,7 @@ def explain(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError],
     raise UnknownEvent(f"no event '{event_id}' in the log{did_you_mean(event_id, seen)}")
 
 
+@in_context
 def render_explanation(x: Explanation) -> str:
     """The explanation as text, one fact per line."""
     ev, outcome, rules = x.event, x.outcome, x.ruleset
@@ -72,10 +75,10 @@ def render_explanation(x: Explanation) -> str:
         lines.append(f"  not applied: {error.code}: {error.message}" if error else
                      "  not applied")
         lines.append("  the state is unchanged")
-        return "\n".join(lines)
+        return printable_lines(lines)
     if outcome.replayed:
         lines.append("  already applied earlier in the log: a replay changes nothing")
-        return "\n".join(lines)
+        return printable_lines(lines)
     if not outcome.decisions:
         lines.append("  no decision")
     for i, decision in enumerate(outcome.decisions, 1):
@@ -86,7 +89,7 @@ def render_explanation(x: Explanation) -> str:
         lines.append("revenue events:")
         for event in outcome.events:
             lines.extend(_event_lines(event, rules))
-    return "\n".join(lines)
+    return printable_lines(lines)
 
 
 def _cite(trace: Trace | None, rules: Ruleset) -> str:
@@ -174,6 +177,10 @@ def _reason_source(reason: str, rules: Ruleset) -> str | None:
                 if deny.reason == text:  # the deny rule itself, not just its block
                     where = deny.rule.span
                     return f"{os.path.basename(where.file)}:{where.line}:{where.column}"
+    for p in rules.model.dunning:
+        if p.no_retry is not None and reason.startswith(f"dunning {p.name}: no retry when "):
+            where = p.no_retry.span  # the hard decline's own line, not the policy block
+            return f"{os.path.basename(where.file)}:{where.line}:{where.column}"
     names = {e.name: e.span for e in rules.model.eligibilities}
     names.update({p.name: p.span for p in rules.model.promotions})
     names.update({f"dunning {p.name}": p.span for p in rules.model.dunning})

@@ -26,6 +26,7 @@ from decimal import Decimal
 from typing import cast
 
 from . import nodes as n
+from .runtime import in_context
 
 __all__ = ["format_expression", "format_module"]
 
@@ -50,6 +51,7 @@ _UNIT_WORDS = frozenset({"day", "days", "week", "weeks", "month", "months", "yea
 # -- expressions ---------------------------------------------------------------------
 
 
+@in_context
 def format_expression(expr: n.Expr) -> str:
     """An expression as canonical source text, e.g. ``a and (b or c)``."""
     return _expr(expr, OR)
@@ -65,6 +67,8 @@ def _printed(expr: n.Expr) -> tuple[str, int]:
     """The text of ``expr`` and the grammar level it parses at."""
     if isinstance(expr, n.Binary):
         level = _BINARY_LEVEL[expr.op]
+        if expr.op in ("and", "or"):  # associative: a chain prints flat, however nested
+            return f" {expr.op} ".join(_expr(e, level + 1) for e in _chain(expr)), level
         if level == COMPARE:  # comparisons do not chain: both sides are sums
             left, right = _expr(expr.left, SUM), _expr(expr.right, SUM)
         else:  # left-associative: a right operand of the same level needs parentheses
@@ -85,6 +89,19 @@ def _printed(expr: n.Expr) -> tuple[str, int]:
     if isinstance(expr, n.Literal):
         return _literal(expr)
     raise TypeError(f"not an expression: {expr!r}")
+
+
+def _chain(expr: n.Binary) -> list[n.Expr]:
+    """The operands of a chain of one ``and`` or ``or``, in order, without recursion."""
+    operands: list[n.Expr] = []
+    todo: list[n.Expr] = [expr]
+    while todo:
+        e = todo.pop()
+        if isinstance(e, n.Binary) and e.op == expr.op:
+            todo += (e.right, e.left)
+        else:
+            operands.append(e)
+    return operands
 
 
 def _literal(lit: n.Literal) -> tuple[str, int]:
@@ -120,7 +137,7 @@ def _signed(text: str, negative: bool) -> tuple[str, int]:
 
 def _digits(value: Decimal) -> str:
     """The amount's own digits, never in exponent form: ``12.90`` stays ``12.90``."""
-    return format(abs(value), "f")
+    return format(value.copy_abs(), "f")  # exact: abs() would round to the context
 
 
 def _money(money: n.Money) -> str:
@@ -157,6 +174,7 @@ def _refs(refs: Iterable[n.Ref]) -> str:
 # -- declarations --------------------------------------------------------------------
 
 
+@in_context
 def format_module(module: n.Module) -> str:
     """A whole ruleset in canonical layout, ending with one newline.
 

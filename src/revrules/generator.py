@@ -34,7 +34,7 @@ from . import model as m
 from .engine import Engine
 from .results import Decision, Outcome
 from .ruleset import Ruleset
-from .runtime import money_str
+from .runtime import in_context, money_str
 from .state import State, Subscription
 
 __all__ = ["generate"]
@@ -62,6 +62,7 @@ P_IN_WINDOW = 0.08       # a customer arrives during a promotion window
 P_USED_TRIAL = 0.35      # a customer who had a trial before
 
 
+@in_context
 def generate(ruleset: Ruleset, customers: int, months: int, seed: int = 0,
              start: dt.date | None = None) -> list[dict[str, Any]]:
     """The input events of ``customers`` customers over ``months`` months from

@@ -29,7 +29,8 @@ import attrs
 from .ledger import month_of, months_per_period
 from .results import Outcome, RevenueEvent
 from .ruleset import Ruleset
-from .runtime import money_str
+from .runtime import in_context, money_str
+from .text import printable, printable_lines
 
 __all__ = ["Cohort", "Conversion", "Growth", "PromotionFigures", "growth", "growth_of_outcomes",
            "growth_to_wire", "render_growth"]
@@ -48,10 +49,12 @@ class Conversion:
     first_charges: int = 0
 
     @property
+    @in_context
     def trial_conversion(self) -> Decimal | None:
         return _rate(self.trials_converted, self.trials)
 
     @property
+    @in_context
     def first_charge_conversion(self) -> Decimal | None:
         return _rate(self.first_charges, self.started)
 
@@ -63,6 +66,7 @@ class Cohort:
     size: int
     retained: tuple[int, ...]  # retained[n - 1]: paid at least n charges
 
+    @in_context
     def share(self, n: int) -> Decimal | None:
         return _rate(self.retained[n - 1], self.size) if n <= len(self.retained) else None
 
@@ -111,6 +115,7 @@ def _months_between(first: str, last: str) -> int:
     return (int(last[:4]) - int(first[:4])) * 12 + int(last[5:7]) - int(first[5:7])
 
 
+@in_context
 def growth(events: Iterable[RevenueEvent], ruleset: Ruleset | None = None) -> Growth:
     """Conversion, retention and revenue per promotion of a stream of revenue events."""
     lives: dict[str, _Life] = {}
@@ -160,6 +165,7 @@ def growth(events: Iterable[RevenueEvent], ruleset: Ruleset | None = None) -> Gr
                   tuple(sorted(promos.values(), key=lambda p: (p.promotion, p.currency))))
 
 
+@in_context
 def growth_of_outcomes(outcomes: Iterable[Outcome], ruleset: Ruleset | None = None) -> Growth:
     return growth((e for o in outcomes if o.ok for e in o.events), ruleset)
 
@@ -206,6 +212,7 @@ def _pct(rate: Decimal | None) -> str:
     return "-" if rate is None else f"{(rate * 100).quantize(Decimal('0.1'))}%"
 
 
+@in_context
 def render_growth(g: Growth, cycles: int = 12) -> str:
     """Conversion, retention (up to ``cycles`` charges) and promotions as text tables."""
     lines = ["conversion"]
@@ -226,12 +233,13 @@ def render_growth(g: Growth, cycles: int = 12) -> str:
              money_str(p.net, p.currency)] for p in g.promotions]
     lines += _grid(["promotion", "currency", "redeemed", "payments", "gross", "given away",
                     "net"], rows, 2)
-    return "\n".join(line.rstrip() for line in lines)
+    return printable_lines(line.rstrip() for line in lines)
 
 
 def _grid(headings: list[str], rows: list[list[str]], text_columns: int) -> list[str]:
     if not rows:
         return ["  (none)"]
+    rows = [[printable(c) for c in r] for r in rows]  # escaped before measuring
     widths = [max(len(r[i]) for r in [headings, *rows]) for i in range(len(headings))]
 
     def line(cells: list[str]) -> str:
@@ -241,6 +249,7 @@ def _grid(headings: list[str], rows: list[list[str]], text_columns: int) -> list
     return [line(headings), "  " + "  ".join("-" * w for w in widths), *map(line, rows)]
 
 
+@in_context
 def growth_to_wire(g: Growth) -> dict[str, Any]:
     """JSON-ready data; rates as decimal strings with 4 places, money as strings."""
     def rate(r: Decimal | None) -> str | None:

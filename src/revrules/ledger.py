@@ -54,6 +54,7 @@ month.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
@@ -65,7 +66,7 @@ import immutables
 from . import accounting
 from .accounting import Account
 from .results import Outcome, RevenueEvent
-from .runtime import CONTEXT
+from .runtime import CONTEXT, in_context
 
 if TYPE_CHECKING:
     from .ruleset import Ruleset
@@ -130,19 +131,23 @@ class Figures:
 
     @property
     def proceeds(self) -> Decimal:
-        return self.net - self.commission
+        return CONTEXT.subtract(self.net, self.commission)
 
     def __add__(self, other: Figures) -> Figures:
         if not isinstance(other, Figures):
             return NotImplemented
-        return Figures(*(getattr(self, f.name) + getattr(other, f.name)
-                         for f in attrs.fields(Figures)))
+        add: Any = CONTEXT.add
+        return Figures(*[add(a, b) if money else a + b
+                         for money, a, b in zip(_MONEY_SLOTS, _values(self), _values(other),
+                                                 strict=True)])
 
     def __sub__(self, other: Figures) -> Figures:
         if not isinstance(other, Figures):
             return NotImplemented
-        return Figures(*(getattr(self, f.name) - getattr(other, f.name)
-                         for f in attrs.fields(Figures)))
+        subtract: Any = CONTEXT.subtract
+        return Figures(*[subtract(a, b) if money else a - b
+                         for money, a, b in zip(_MONEY_SLOTS, _values(self), _values(other),
+                                                 strict=True)])
 
     def get(self, name: str) -> Decimal | int:
         """A figure by name, ``proceeds`` included."""
@@ -155,6 +160,10 @@ class Figures:
 
 
 _EMPTY = Figures()
+# Figures add field by field: money with the library's context (never the caller's),
+# counts as integers.
+_values = operator.attrgetter(*(f.name for f in attrs.fields(Figures)))
+_MONEY_SLOTS = tuple(isinstance(v, Decimal) for v in _values(_EMPTY))
 
 
 @attrs.frozen
@@ -246,6 +255,7 @@ class Ledger:
 
     # -- building ----------------------------------------------------------------------
     @classmethod
+    @in_context
     def fold(cls, events: Iterable[RevenueEvent], ruleset: Ruleset | None = None,
              periods: Mapping[str, Decimal] | None = None) -> Ledger:
         """The ledger of ``events`` (in order). ``ruleset`` (or ``periods``, plan →
@@ -256,15 +266,18 @@ class Ledger:
         return start._extend(events)
 
     @classmethod
+    @in_context
     def from_outcomes(cls, outcomes: Iterable[Outcome], ruleset: Ruleset | None = None,
                       periods: Mapping[str, Decimal] | None = None) -> Ledger:
         """The ledger of every revenue event of ``outcomes`` (failed outcomes have none)."""
         return cls.fold((e for o in outcomes if o.ok for e in o.events), ruleset, periods)
 
+    @in_context
     def add(self, event: RevenueEvent) -> Ledger:
         """A new ledger with ``event`` folded in (this one is unchanged)."""
         return self._extend((event,))
 
+    @in_context
     def extend(self, events: Iterable[RevenueEvent]) -> Ledger:
         """A new ledger with every event of ``events`` folded in, in order."""
         return self._extend(events)
@@ -283,6 +296,7 @@ class Ledger:
                 cells[group] = cells.get(group, _EMPTY) + Figures(written_off=written_off)
         return Ledger(cells.finish(), tracks.finish(), self.periods)
 
+    @in_context
     def merge(self, other: Ledger) -> Ledger:
         """The ledger of both logs (for logs split by subscription: exactly the whole)."""
         cells = self.cells.mutate()
@@ -316,6 +330,7 @@ class Ledger:
         months += [month_of(t.points[-1].at) for t in self.tracks.values() if t.points]
         return max(months) if months else None
 
+    @in_context
     def rows(self) -> tuple[tuple[Group, Figures], ...]:
         """Every group with a non-zero figure, sorted by currency, month, storefront,
         channel and plan."""
@@ -326,6 +341,7 @@ class Ledger:
             kv[0].currency, kv[0].month, kv[0].storefront, kv[0].channel, kv[0].plan))
         return tuple((g, f) for g, f in ordered if not f.is_zero)
 
+    @in_context
     def by_month(self) -> dict[tuple[str, str], Figures]:
         """Figures per (currency, month), every storefront, channel and plan together;
         months without figures between the first and last are included (all zero)."""
@@ -341,6 +357,7 @@ class Ledger:
                     result.setdefault((currency, month), _EMPTY)
         return dict(sorted(result.items()))
 
+    @in_context
     def totals(self) -> dict[str, Figures]:
         """Figures per currency: money and churn summed over every month; active,
         trialing and MRR at the end of the last month."""

@@ -8,6 +8,7 @@ that say what was expected in words, not in token names.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
 import re
@@ -17,13 +18,14 @@ from importlib import resources
 from typing import Any, Literal, cast
 
 import lark
-from lark import Token, Transformer, v_args
+from lark import Token, Transformer_NonRecursive, v_args
 from lark.lexer import PatternStr
 
 from . import nodes as n
 from .diagnostics import Diagnostic, RulesetError
+from .diagnostics import line_starts as source_line_starts
 
-__all__ = ["parse", "parse_expression"]
+__all__ = ["MAX_DATE", "MAX_DEPTH", "MAX_DIGITS", "MIN_DATE", "parse", "parse_expression"]
 
 
 @functools.cache
@@ -39,34 +41,212 @@ def _parser(start: str = "start") -> lark.Lark:
     )
 
 
+#: How deeply expressions may nest (``not not …``, ``-(-(…))``, ``min(min(…))``); a
+#: chain of one ``and`` or ``or`` of n operands counts as log2(n) levels.
+MAX_DEPTH = 64
+#: How many digits a number literal may have.
+MAX_DIGITS = 100
+#: The calendar window of date and datetime literals (UTC): a day inside Python's own,
+#: so that no time zone moves a literal out of it.
+MIN_DATE, MAX_DATE = dt.date(1, 1, 2), dt.date(9999, 12, 30)
+
+
 def parse(text: str, file: str = "<string>") -> n.Module:
-    """Parse ruleset source; raise :class:`RulesetError` on a syntax error."""
-    try:
-        tree = _parser().parse(text)
-    except lark.exceptions.UnexpectedInput as exc:
-        raise RulesetError([_syntax_diagnostic(exc, text, file)], {file: text}) from None
-    try:
-        decls = _Build(file).transform(tree)
-    except lark.exceptions.VisitError as exc:
-        if isinstance(exc.orig_exc, _BadLiteral):
-            raise RulesetError([exc.orig_exc.diagnostic], {file: text}) from None
-        raise
+    """Parse ruleset source; raise :class:`RulesetError` with every syntax error.
+
+    A UTF-8 byte-order mark at the start of ``text`` is not part of the source.
+    """
+    text = text.removeprefix("\ufeff")
+    tree = _parse_tree(text, file, "start")
+    decls = _build(tree, text, file)
     return n.Module(file=file, decls=tuple(decls.children), source=text)
 
 
 def parse_expression(text: str, file: str = "<expr>") -> n.Expr:
     """Parse one expression (for tools and tests)."""
+    result: n.Expr = _build(_parse_tree(text, file, "expr"), text, file)
+    return result
+
+
+def _build(tree: lark.Tree[Token], text: str, file: str) -> Any:
+    problems = _check_tree(tree, file)
+    if problems:
+        raise RulesetError(problems, {file: text})
     try:
-        tree = _parser("expr").parse(text)
-    except lark.exceptions.UnexpectedInput as exc:
-        raise RulesetError([_syntax_diagnostic(exc, text, file)], {file: text}) from None
-    try:
-        result: n.Expr = _Build(file).transform(tree)
+        return _Build(file).transform(tree)
     except lark.exceptions.VisitError as exc:
         if isinstance(exc.orig_exc, _BadLiteral):
             raise RulesetError([exc.orig_exc.diagnostic], {file: text}) from None
         raise
-    return result
+
+
+# -- error recovery --------------------------------------------------------------------
+
+# where a top-level declaration can start: its keyword at the start of a line
+_DECL_START = re.compile(r"^(?:ruleset|rounding|timezone|customer|storefront|product|bundle"
+                         r"|plan|contract|eligibility|promotion|tax|route|dunning|lifecycle)\b",
+                         re.MULTILINE)
+
+
+def _parse_tree(text: str, file: str, start: str) -> lark.Tree[Token]:
+    """The parse tree of ``text``, or :class:`RulesetError` with every syntax error.
+
+    After a syntax error the LALR parser drops the declaration it was in and goes on
+    at the next line that starts with a declaration keyword, so that one run reports
+    the syntax errors of every declaration.
+    """
+    errors: list[Diagnostic] = []
+    seen: list[lark.exceptions.UnexpectedInput] = []  # kept alive: compared by identity
+    resumed = [-1]
+    line_starts: list[int] = []
+
+    def recover(exc: lark.exceptions.UnexpectedInput) -> bool:
+        seen.append(exc)
+        errors.append(_syntax_diagnostic(exc, text, file))
+        if start != "start" or exc.interactive_parser is None:
+            return False
+        if isinstance(exc, lark.exceptions.UnexpectedToken):
+            where = exc.token.start_pos if exc.token.type != "$END" else None
+        else:
+            where = exc.pos_in_stream
+        if where is None:
+            return False
+        match = _DECL_START.search(text, max(where, resumed[0] + 1))
+        if match is None:
+            return False
+        resumed[0] = pos = match.start()
+        _to_top_level(exc.interactive_parser.parser_state)
+        lexer = exc.interactive_parser.lexer_thread.state
+        if lexer is None:  # pragma: no cover - a parse from text always has a lexer state
+            return False
+        if not line_starts:
+            line_starts.extend(source_line_starts(text))
+        # move the lexer to the resume point (lines counted as Lark counts them)
+        counter = lexer.line_ctr
+        line = bisect.bisect_right(line_starts, pos)
+        counter.char_pos, counter.line = pos, line
+        counter.line_start_pos = line_starts[line - 1]
+        counter.column = pos - counter.line_start_pos + 1
+        return True
+
+    try:
+        tree = _parser(start).parse(text, on_error=recover if start == "start" else None)
+    except lark.exceptions.UnexpectedInput as exc:
+        if not any(exc is e for e in seen):
+            errors.append(_syntax_diagnostic(exc, text, file))
+    if errors:
+        raise RulesetError(errors, {file: text}) from None
+    return tree
+
+
+def _to_top_level(state: Any) -> None:
+    """Unwind an LALR parser state to between two top-level declarations."""
+    conf = state.parse_conf
+    start = conf.start_state
+    after_decls = conf.states[start].get("__start_star_0", (None, None))[1]
+    keep = 2 if len(state.state_stack) > 1 and state.state_stack[1] == after_decls else 1
+    del state.state_stack[keep:]
+    del state.value_stack[keep - 1:]
+
+
+# -- limits ------------------------------------------------------------------------------
+
+_EXPRESSIONS = frozenset({
+    "or_", "and_", "eq", "ne", "lt", "le", "gt", "ge", "in_", "not_in", "add", "sub", "mul",
+    "div", "not_", "neg", "field", "call", "name", "set_", "money", "duration", "percent",
+    "number", "string", "true", "false", "date", "datetime"})
+_CHAINS = frozenset({"or_", "and_"})
+_NUMBERS = frozenset({"NUMBER", "PERCENT"})
+
+
+def _check_tree(tree: lark.Tree[Token], file: str) -> list[Diagnostic]:
+    """Limits the grammar cannot say, checked without recursion.
+
+    Chains of one ``and`` / ``or`` become balanced trees (the operators are
+    associative, and every later stage walks expressions recursively); then no
+    expression may nest deeper than :data:`MAX_DEPTH` and no number may have more
+    than :data:`MAX_DIGITS` digits.
+    """
+    problems: list[Diagnostic] = []
+    too_deep: set[int] = set()  # expressions already reported
+    stack: list[tuple[lark.Tree[Token], int, int, str]] = [(tree, 0, 0, "")]
+    while stack:
+        node, depth, root, parent = stack.pop()
+        if node.data in _CHAINS and parent != node.data:  # the top of a chain
+            _balance(node)
+        if node.data in _EXPRESSIONS:
+            depth, root = depth + 1, root if depth else id(node)
+        else:
+            depth = 0
+        if depth > MAX_DEPTH:
+            if root not in too_deep:
+                too_deep.add(root)
+                problems.append(Diagnostic(
+                    "error", "too_deep", f"expression nested too deeply (more than "
+                    f"{MAX_DEPTH} levels)", _meta_span(node, file),
+                    "split it into simpler rules"))
+            continue
+        for child in node.children:
+            if isinstance(child, lark.Tree):
+                stack.append((child, depth, root, node.data))
+            elif isinstance(child, Token) and child.type in _NUMBERS:
+                digits = sum(c.isdigit() for c in child)
+                if digits > MAX_DIGITS:
+                    problems.append(Diagnostic(
+                        "error", "literal", f"a number has at most {MAX_DIGITS} digits; this "
+                        f"one has {digits}", _token_span(child, file)))
+    problems.sort(key=lambda d: (d.span.line, d.span.column))
+    return problems
+
+
+def _balance(node: lark.Tree[Token]) -> None:
+    """Rebuild a chain ``a or b or c …`` (parenthesised or not) in one canonical shape.
+
+    Up to three operands nest to the left, as the grammar reads them; longer chains
+    split in halves, so a chain of n operands nests log2(n) deep.
+    """
+    operands: list[Any] = []
+    todo: list[Any] = [node]
+    while todo:  # in order: the left operand first
+        item = todo.pop()
+        if isinstance(item, lark.Tree) and item.data == node.data and len(item.children) == 2:
+            todo.extend(reversed(item.children))
+        else:
+            operands.append(item)
+    node.children = _halves(node, operands)
+
+
+def _halves(node: lark.Tree[Token], operands: list[Any]) -> list[Any]:
+    cut = len(operands) - 1 if len(operands) <= 3 else len(operands) // 2
+    return [_chain(node, operands[:cut]), _chain(node, operands[cut:])]
+
+
+def _chain(node: lark.Tree[Token], operands: list[Any]) -> Any:
+    if len(operands) == 1:
+        return operands[0]
+    tree = lark.Tree(node.data, _halves(node, operands))
+    first, last = _meta_of(operands[0], node), _meta_of(operands[-1], node)
+    meta = tree.meta
+    meta.empty = False
+    meta.line, meta.column, meta.start_pos = first.line, first.column, first.start_pos
+    meta.end_line, meta.end_column, meta.end_pos = last.end_line, last.end_column, last.end_pos
+    return tree
+
+
+def _meta_of(item: Any, fallback: lark.Tree[Token]) -> Any:
+    meta = getattr(item, "meta", None)
+    return fallback.meta if meta is None or getattr(meta, "empty", True) else meta
+
+
+def _meta_span(node: lark.Tree[Token], file: str) -> n.Span:
+    meta = node.meta
+    if getattr(meta, "empty", True):
+        return n.Span(file, 1, 1, 1, 2)
+    return n.Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _token_span(tok: Token, file: str) -> n.Span:
+    return n.Span(file, tok.line or 0, tok.column or 0, tok.end_line or 0, tok.end_column or 0)
 
 
 # -- syntax errors ---------------------------------------------------------------------
@@ -127,8 +307,9 @@ def _syntax_diagnostic(exc: lark.exceptions.UnexpectedInput, text: str, file: st
         token = exc.token
         if token.type == "$END":
             found = "end of file"
-            lines = text.splitlines() or [""]
-            line, column = len(lines), len(lines[-1]) + 1
+            # after the last line's text; lines end at \n only, as Lark counts them
+            body = text.removesuffix("\n")
+            line, column = body.count("\n") + 1, len(body) - body.rfind("\n")
             end_column = column + 1
         else:
             found = f"'{token.value}'"
@@ -172,9 +353,17 @@ class _BadLiteral(Exception):
 
 def _date(tok: Token, build: _Build) -> dt.date:
     try:
-        return dt.date.fromisoformat(str(tok))
+        value = dt.date.fromisoformat(str(tok))
     except ValueError:
         raise _BadLiteral(build._tspan(tok), f"'{tok}' is not a valid date") from None
+    _in_window(value, tok, build)
+    return value
+
+
+def _in_window(day: dt.date, tok: Token, build: _Build) -> None:
+    if not MIN_DATE <= day <= MAX_DATE:
+        raise _BadLiteral(build._tspan(tok), f"'{tok}' is out of range: dates lie between "
+                          f"{MIN_DATE.isoformat()} and {MAX_DATE.isoformat()}")
 
 
 def _whole(tok: Token, build: _Build) -> int:
@@ -208,7 +397,7 @@ def _bin(op: n.BinaryOp) -> Callable[[_Build, Any, list[Any]], n.Binary]:
 
 
 @v_args(meta=True)
-class _Build(Transformer[Token, Any]):
+class _Build(Transformer_NonRecursive[Token, Any]):
     """Mechanical tree → node conversion; never raises for meaning."""
 
     def __init__(self, file: str):
@@ -557,4 +746,7 @@ class _Build(Transformer[Token, Any]):
             value = dt.datetime.fromisoformat(str(c[0]).replace("Z", "+00:00"))
         except ValueError:
             raise _BadLiteral(self._tspan(c[0]), f"'{c[0]}' is not a valid datetime") from None
-        return self._lit(meta, "datetime", value.astimezone(dt.timezone.utc))
+        _in_window(value.date(), c[0], self)  # then no offset can move it out of Python's
+        utc = value.astimezone(dt.timezone.utc)
+        _in_window(utc.date(), c[0], self)
+        return self._lit(meta, "datetime", utc)

@@ -43,12 +43,14 @@ import attrs
 
 from . import accounting
 from .accounting import Account
+from .diagnostics import json_text
 from .engine import Engine
 from .events import Event, EventError, parse_event
 from .results import Outcome
 from .ruleset import Ruleset
-from .runtime import decimal_str, money_str
+from .runtime import decimal_str, in_context, money_str
 from .state import State
+from .text import printable_lines
 
 __all__ = ["Gap", "Reconciliation", "Settlement", "SettlementError", "read_settlements",
            "reconcile", "reconciliation_to_wire", "render_reconciliation"]
@@ -120,9 +122,17 @@ class _Paid:
     charge: str | None = None  # the id of the charge it paid
 
 
+@in_context
 def read_settlements(lines: Iterable[str]) -> list[Settlement]:
     """Parse a settlement report (CSV with a header naming at least the six columns)."""
     reader = csv.DictReader(lines)
+    try:
+        return _read_rows(reader)
+    except csv.Error as exc:  # a field over csv's size limit, a stray NUL, …
+        raise SettlementError(f"not valid CSV after line {reader.line_num}: {exc}") from None
+
+
+def _read_rows(reader: csv.DictReader[str]) -> list[Settlement]:
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in SETTLEMENT_COLUMNS if c not in header and c != "fee"]
     if missing:
@@ -139,12 +149,13 @@ def read_settlements(lines: Iterable[str]) -> list[Settlement]:
                 raise InvalidOperation
         except InvalidOperation:
             raise SettlementError(f"line {line}: amount and fee must be decimal numbers, "
-                                  f"found {row.get('amount')!r} and {row.get('fee')!r}") from None
+                                  f"found {json_text(row.get('amount') or '')} and "
+                                  f"{json_text(row.get('fee') or '')}") from None
         try:
             day = dt.date.fromisoformat(row["date"][:10])
         except ValueError:
             raise SettlementError(f"line {line}: date must be YYYY-MM-DD, found "
-                                  f"{row['date']!r}") from None
+                                  f"{json_text(row['date'])}") from None
         if not row["psp"] or not row["reference"] or not row["currency"]:
             raise SettlementError(f"line {line}: psp, reference and currency are required")
         rows.append(Settlement(row["psp"], row["reference"], day, amount,
@@ -152,6 +163,7 @@ def read_settlements(lines: Iterable[str]) -> list[Settlement]:
     return rows
 
 
+@in_context
 def reconcile(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError],
               settlements: Iterable[Settlement] | None = None) -> Reconciliation:
     """Replay ``events`` and list every gap (see the module's list of kinds)."""
@@ -388,6 +400,7 @@ def _money(amount: Decimal | None, currency: str | None) -> str:
         return decimal_str(amount)
 
 
+@in_context
 def render_reconciliation(r: Reconciliation) -> str:
     """A plain-text list of gaps with their subscription, amounts and rule."""
     lines = [f"{r.payments} payments checked" + (f", {r.settlements} settlement rows"
@@ -397,7 +410,7 @@ def render_reconciliation(r: Reconciliation) -> str:
                                           for (psp, cur), fee in r.fees.items()))
     if r.clean:
         lines.append("no gaps: every charge was paid as decided")
-        return "\n".join(lines)
+        return printable_lines(lines)
     kinds: dict[str, int] = {}
     for gap in r.gaps:
         kinds[gap.kind] = kinds.get(gap.kind, 0) + 1
@@ -424,9 +437,10 @@ def render_reconciliation(r: Reconciliation) -> str:
             lines.append(f"  reference {gap.reference}")
         if gap.rule:
             lines.append(f"  rule {gap.rule}" + (f" ({gap.source})" if gap.source else ""))
-    return "\n".join(lines)
+    return printable_lines(lines)
 
 
+@in_context
 def reconciliation_to_wire(r: Reconciliation) -> dict[str, Any]:
     """JSON-ready data: every gap with its fields, money as strings."""
     return {

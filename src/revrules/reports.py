@@ -25,8 +25,9 @@ from .events import EventError
 from .ledger import FIELDS, MONEY_FIELDS, Figures, Group, Ledger
 from .results import Error, Outcome
 from .ruleset import Ruleset
-from .runtime import money_str
+from .runtime import in_context, money_str
 from .state import State
+from .text import printable, printable_lines
 from .wire import dumps
 
 __all__ = [
@@ -63,6 +64,7 @@ class Replay:
         return tuple(o for o in self.outcomes if not o.ok)
 
 
+@in_context
 def replay(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError],
            progress: Callable[[int], None] | None = None) -> Replay:
     """Apply ``events`` in order from the empty state and fold the ledger.
@@ -109,6 +111,7 @@ def figures_to_wire(figures: Figures, currency: str) -> dict[str, str | int]:
     return out
 
 
+@in_context
 def ledger_to_wire(ledger: Ledger, ruleset: Ruleset | None = None,
                    outcomes: Iterable[Outcome] | None = None) -> dict[str, Any]:
     """The whole report as JSON-ready data: totals, months and groups, sorted."""
@@ -136,12 +139,14 @@ def _group_wire(group: Group) -> dict[str, str]:
 # -- JSON and CSV ----------------------------------------------------------------------
 
 
+@in_context
 def render_json(ledger: Ledger, ruleset: Ruleset | None = None,
                 outcomes: Iterable[Outcome] | None = None) -> str:
     """The report as one deterministic JSON document (see :func:`ledger_to_wire`)."""
     return dumps(ledger_to_wire(ledger, ruleset, outcomes))
 
 
+@in_context
 def render_csv(ledger: Ledger) -> str:
     """One line per group (currency, month, storefront, channel, plan) and every figure."""
     buffer = io.StringIO()
@@ -156,6 +161,7 @@ def render_csv(ledger: Ledger) -> str:
 # -- the text table --------------------------------------------------------------------
 
 
+@in_context
 def render_table(ledger: Ledger, ruleset: Ruleset | None = None,
                  outcomes: Iterable[Outcome] | None = None) -> str:
     """A plain-text report for the terminal: per currency, a table by month, the
@@ -171,7 +177,7 @@ def render_table(ledger: Ledger, ruleset: Ruleset | None = None,
     totals = ledger.totals()
     if not totals:
         lines.append("no revenue in this log")
-        return "\n".join(lines)
+        return printable_lines(lines)
     months = ledger.by_month()
     by_product = _by_product(ledger)
     for currency, total in totals.items():
@@ -192,7 +198,7 @@ def render_table(ledger: Ledger, ruleset: Ruleset | None = None,
         lines.append("")
         lines.extend(_grid(["storefront", "channel", "plan",
                             *(HEADINGS[n] for n in ["payments", *money])], product_rows))
-    return "\n".join(lines)
+    return printable_lines(lines)
 
 
 def _by_product(ledger: Ledger) -> dict[tuple[str, str, str, str], Figures]:
@@ -204,6 +210,7 @@ def _by_product(ledger: Ledger) -> dict[tuple[str, str, str, str], Figures]:
 
 
 def _grid(headings: list[str], rows: list[list[str]], footer: bool = False) -> list[str]:
+    rows = [[printable(str(c)) for c in r] for r in rows]  # escaped before measuring
     widths = [max(len(str(r[i])) for r in [headings, *rows]) for i in range(len(headings))]
     text_columns = sum(1 for h in headings if h in ("month", "storefront", "channel", "plan"))
 
@@ -247,6 +254,7 @@ svg{background:#fff;border:1px solid #e3e6eb;border-radius:8px;max-width:100%;he
 _SERIES = (("gross", "gross sales"), ("net", "net revenue"), ("refunds", "refunds"))
 
 
+@in_context
 def render_html(ledger: Ledger, ruleset: Ruleset | None = None,
                 outcomes: Iterable[Outcome] | None = None, title: str | None = None) -> str:
     """A self-contained HTML page (inline CSS and SVG, no script, no external asset):

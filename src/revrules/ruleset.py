@@ -20,7 +20,7 @@ from .checker import check
 from .compiler import CompiledRules, Predicate, compile_model
 from .diagnostics import Diagnostic, RulesetError
 from .parser import parse
-from .runtime import ROUNDING_MODES
+from .runtime import ROUNDING_MODES, in_context
 from .state import RulesetStamp
 
 __all__ = ["Ruleset", "load", "load_text"]
@@ -105,7 +105,8 @@ class Ruleset:
         put("dunning", tuple((d, pred(d.applies), pred(d.no_retry)) for d in model.dunning))
         put("pause_test", pred(model.lifecycle.pause_rule))
         put("rounding", ROUNDING_MODES[model.rounding])
-        put("lines", tuple(model.source.splitlines()))
+        # lines end at \n only, as the parser counts them for spans
+        put("lines", tuple(line.removesuffix("\r") for line in model.source.split("\n")))
         put("former_plans", {old: p.name for p in model.plans for old in p.formerly})
         put("former_storefronts", {old: s.name for s in model.storefronts for old in s.formerly})
         put("stamp", RulesetStamp(model.name, model.version, "sha256:" + hashlib.sha256(
@@ -130,12 +131,14 @@ class Ruleset:
         return lines[span.line - 1][span.column - 1:span.end_column - 1]
 
 
+@in_context
 def load_text(text: str, file: str = "<string>") -> Ruleset:
     """Parse, check and compile ruleset source; raise :class:`RulesetError` with every problem."""
     module = parse(text, file)
     result = check(module)
     if result.model is None:
-        raise RulesetError(result.diagnostics, {file: text})
+        # the module's source: what spans count in (a byte-order mark is not part of it)
+        raise RulesetError(result.diagnostics, {file: module.source})
     warnings = tuple(d for d in result.diagnostics if d.severity == "warning")
     return Ruleset(result.model, compile_model(result.model), warnings)
 
@@ -154,6 +157,13 @@ def load(source: str | os.PathLike[str]) -> Ruleset:
         except OSError as exc:
             raise RulesetError([Diagnostic("error", "io", f"cannot read {path}: {exc.strerror}",
                                            _file_span(str(path)))]) from None
+        except UnicodeDecodeError as exc:
+            raise RulesetError([Diagnostic("error", "io", f"{path} is not UTF-8 text "
+                                           f"({exc.reason} at byte {exc.start})",
+                                           _file_span(str(path)))]) from None
+        except ValueError:  # a NUL in the path: no such file can exist
+            raise RulesetError([Diagnostic("error", "io", f"cannot read {path}: not a valid "
+                                           "file name", _file_span(str(path)))]) from None
         return load_text(text, os.fspath(source))
     return load_text(source)
 

@@ -6,11 +6,14 @@ thread's), time only from arguments, no iteration over unordered containers.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import decimal
 import functools
+import inspect
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from babel.numbers import get_currency_precision
@@ -19,11 +22,46 @@ from dateutil.relativedelta import relativedelta
 from .nodes import Duration, Money
 
 __all__ = ["EvaluationError", "Money", "quantize", "money_str", "decimal_str", "add_periods",
-           "delta", "split_inclusive", "prorate", "CONTEXT"]
+           "delta", "split_inclusive", "prorate", "CONTEXT", "in_context"]
 
 CONTEXT = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN, Emax=999999,
                           Emin=-999999, traps=[decimal.InvalidOperation, decimal.DivisionByZero,
                                                decimal.Overflow])
+"""The one decimal context of revrules: every Decimal operation of the library runs under
+it (through :func:`in_context` at the public entry points, or its methods), never under
+the caller's."""
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def in_context(fn: _F) -> _F:
+    """Decorate a public entry point so that its Decimal work runs under :data:`CONTEXT`.
+
+    Whatever the caller's decimal context (precision, rounding, traps, ``capitals``),
+    results are the same; afterwards the caller has the same context object, with its
+    settings and flags unchanged (``decimal.localcontext`` works on a copy).
+    """
+    if inspect.isgeneratorfunction(fn):  # the context would leak into the caller's frames
+        raise TypeError(f"in_context cannot wrap the generator function {fn.__qualname__}")
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if decimal.getcontext() is _OURS.get():  # called from an entry point: already in
+            return fn(*args, **kwargs)
+        with decimal.localcontext(CONTEXT) as ours:
+            token = _OURS.set(ours)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _OURS.reset(token)
+    return cast(_F, run)
+
+
+#: The copy of :data:`CONTEXT` the outermost :func:`in_context` call made current.
+_OURS: contextvars.ContextVar[decimal.Context | None] = contextvars.ContextVar(
+    "revrules_decimal_context", default=None)
+
+
 ROUNDING_MODES = {
     "half_even": decimal.ROUND_HALF_EVEN, "half_up": decimal.ROUND_HALF_UP,
     "half_down": decimal.ROUND_HALF_DOWN, "down": decimal.ROUND_DOWN, "up": decimal.ROUND_UP,
@@ -45,7 +83,7 @@ class EvaluationError(Exception):
 @functools.cache
 def exponent(currency: str) -> Decimal:
     """The quantum of a currency's minor unit: EUR → 0.01, JPY → 1, KWD → 0.001."""
-    return Decimal(1).scaleb(-int(get_currency_precision(currency)))
+    return Decimal(1).scaleb(-int(get_currency_precision(currency)), CONTEXT)
 
 
 def quantize(amount: Decimal, currency: str, rounding: str = decimal.ROUND_HALF_EVEN) -> Decimal:

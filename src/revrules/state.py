@@ -192,6 +192,8 @@ class State:
 
 def _evolver(cls: type) -> Any:
     names = [f.name for f in attrs.fields(cls)]
+    # only identifiers reach the generated code (they are our own field names)
+    assert all(name.isidentifier() and name.isascii() for name in names), names
     args = ", ".join(f"get({name!r}, inst.{name})" for name in names)
     source = f"def evolve(inst, changes):\n    get = changes.get\n    return cls({args})\n"
     namespace: dict[str, Any] = {"cls": cls}

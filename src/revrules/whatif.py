@@ -16,7 +16,7 @@ traces — first those whose source changed between the two files.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +27,8 @@ from .ledger import FIELDS, MONEY_FIELDS, Figures
 from .reports import Replay, figures_to_wire, replay
 from .results import Decision, Outcome, Trace
 from .ruleset import Ruleset
-from .runtime import decimal_str, money_str
+from .runtime import decimal_str, in_context, money_str
+from .text import printable, printable_lines
 
 __all__ = ["ChargeChange", "Diff", "SubscriptionChange", "diff", "diff_to_wire", "render_diff"]
 
@@ -53,6 +54,7 @@ class ChargeChange:
         return decision.currency if decision is not None else None
 
     @property
+    @in_context
     def delta(self) -> Decimal:
         return _total(self.new) - _total(self.old)
 
@@ -98,6 +100,7 @@ class Diff:
     outcomes: tuple[tuple[str, bool, bool], ...] = ()
 
     @classmethod
+    @in_context
     def of(cls, before: Replay, after: Replay,
            log: Iterable[Mapping[str, Any] | EventError] = ()) -> Diff:
         """Compare two replays of the same log (``log``: its events, for their times)."""
@@ -125,11 +128,36 @@ class Diff:
             o != n for o, n in self.months.values()))
 
 
-def diff(old: Ruleset, new: Ruleset,
-         events: Iterable[Mapping[str, Any] | EventError]) -> Diff:
-    """Replay ``events`` under ``old`` and ``new`` and compare ledgers and decisions."""
-    log = list(events)
-    return Diff.of(replay(old, log), replay(new, log), log)
+@in_context
+def diff(old: Ruleset, new: Ruleset, events: Iterable[Mapping[str, Any] | EventError],
+         progress: Callable[[int], None] | None = None) -> Diff:
+    """Replay ``events`` under ``old`` and ``new`` and compare ledgers and decisions.
+
+    A what-if asks what each ruleset would have charged, so a payment settles what that
+    ruleset decided: the settled ``amount``, ``currency`` and ``psp`` a payment event
+    may carry (which must match the charge in a real replay) are left out of both runs.
+    ``progress`` is called with the number of events done over both replays.
+    """
+    log = [_as_decided(item) for item in events]
+    first = second = None
+    if progress is not None:
+        def first(n: int) -> None:
+            progress(n)
+
+        def second(n: int) -> None:
+            progress(len(log) + n)
+    return Diff.of(replay(old, log, first), replay(new, log, second), log)
+
+
+_SETTLED = ("amount", "currency", "psp")
+_PAYMENTS = frozenset({"payment_succeeded", "payment_failed", "store_notification"})
+
+
+def _as_decided(item: Mapping[str, Any] | EventError) -> Mapping[str, Any] | EventError:
+    if isinstance(item, Mapping) and item.get("type") in _PAYMENTS and any(
+            key in item for key in _SETTLED):
+        return {key: value for key, value in item.items() if key not in _SETTLED}
+    return item
 
 
 def _at(item: Mapping[str, Any] | EventError | None, a: Outcome,
@@ -265,6 +293,7 @@ def _percent(old: Decimal | int, new: Decimal | int) -> str:
     return f" ({sign}{abs(change)}%)"
 
 
+@in_context
 def render_diff(d: Diff, old_name: str = "old", new_name: str = "new") -> str:
     """A plain-text what-if report: per currency the totals and, month by month, every
     figure that moved; then the subscriptions whose charges changed and why."""
@@ -272,7 +301,7 @@ def render_diff(d: Diff, old_name: str = "old", new_name: str = "new") -> str:
               f"({_ruleset_label(d.new.ruleset)}), {len(d.old.outcomes)} events")]
     if not d.changed:
         lines.append("no figure and no charge changed")
-        return "\n".join(lines)
+        return printable_lines(lines)
     for currency, (old_total, new_total) in d.totals.items():
         lines.append("")
         lines.append(f"{currency}")
@@ -311,7 +340,7 @@ def render_diff(d: Diff, old_name: str = "old", new_name: str = "new") -> str:
         for event, a, b in d.outcomes:
             lines.append(f"  {event}: {old_name} {'ok' if a else 'failed'}, "
                          f"{new_name} {'ok' if b else 'failed'}")
-    return "\n".join(lines)
+    return printable_lines(lines)
 
 
 def _ruleset_label(ruleset: Ruleset) -> str:
@@ -342,6 +371,7 @@ def _moves(month: str, old: Figures, new: Figures, currency: str) -> list[list[s
 
 
 def _grid(headings: list[str], rows: list[list[str]]) -> list[str]:
+    rows = [[printable(c) for c in r] for r in rows]  # escaped before measuring
     widths = [max(len(r[i]) for r in [headings, *rows]) for i in range(len(headings))]
 
     def line(cells: list[str]) -> str:
@@ -351,6 +381,7 @@ def _grid(headings: list[str], rows: list[list[str]]) -> list[str]:
     return [line(headings), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
 
 
+@in_context
 def diff_to_wire(d: Diff) -> dict[str, Any]:
     """The diff as JSON-ready data (money as strings), deterministic."""
     def pair(currency: str, o: Figures, n: Figures) -> dict[str, Any]:

@@ -11,7 +11,8 @@ One module-level :data:`converter` (cattrs) knows every shape. Two dialects shar
 
 Both write dates as ``YYYY-MM-DD`` and datetimes in UTC as ``YYYY-MM-DDTHH:MM:SSZ``
 and never a float. Output is deterministic: the same value always gives the same
-bytes (``json.dumps(..., ensure_ascii=False, separators=(", ", ": "))``).
+bytes (``json.dumps(..., ensure_ascii=False, separators=(", ", ": "))``), and safe on a
+terminal: control, bidi and line-separator characters are always ``\\uXXXX`` escapes.
 
 >>> from decimal import Decimal
 >>> from revrules.results import Decision
@@ -23,27 +24,33 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import typing
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
+import attrs
 import cattrs
 import immutables
 
+from .diagnostics import json_text
 from .events import Event, EventError, parse_event
 from .results import Decision, Error, Outcome, RevenueEvent
-from .runtime import decimal_str, money_str
-from .state import State, Subscription
+from .runtime import decimal_str, in_context, money_str
+from .state import Seen, State, Subscription
+from .text import UNSAFE
 
 __all__ = [
     "DECISION_KEYS",
     "OUTCOME_KEYS",
     "REVENUE_EVENT_EXTRA_KEYS",
     "REVENUE_EVENT_KEYS",
+    "MAX_EVENT_LINE",
     "STATE_FORMAT",
     "StateError",
     "WireError",
+    "bounded_lines",
     "converter",
     "decision_to_wire",
     "dumps",
@@ -81,6 +88,10 @@ _EVENT_MONEY = frozenset({"gross", "discount", "tax", "net", "credit", "amount",
 # extras written whenever they are set, zero included (a zero recurring price is a fact)
 _EVENT_OPTIONAL_MONEY = frozenset({"list", "recurring"})
 
+#: The longest line of an event log, in characters (1 MiB): a longer line is an error
+#: (``line_too_long``) for that line, and reading goes on.
+MAX_EVENT_LINE = 1024 * 1024
+
 #: The first key of a state file; :func:`state_from_json` refuses other formats.
 STATE_FORMAT = "revrules-state/2"
 
@@ -103,7 +114,16 @@ def dumps(obj: Any, *, check_floats: bool = True) -> str:
     """
     if check_floats:
         _refuse_floats(obj, "$")
-    return json.dumps(obj, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
+    text = json.dumps(obj, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
+    if text.isprintable():
+        return text
+    # JSON escapes C0 controls itself; DEL, C1 controls, bidi controls, line separators
+    # and lone surrogates are written as \uXXXX too (the same strings, safe on a terminal)
+    return UNSAFE.sub(_json_escape, text)
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def _refuse_floats(obj: Any, path: str) -> None:
@@ -138,6 +158,7 @@ def _opt_date(day: dt.date | None) -> str | None:
     return _datetime_str(day) if isinstance(day, dt.datetime) else _date_str(day)
 
 
+@in_context
 def decision_to_wire(decision: Decision) -> dict[str, Any]:
     """A decision in WIRE.md's shape and key order (:data:`DECISION_KEYS`)."""
     cur = decision.currency
@@ -159,6 +180,7 @@ def decision_to_wire(decision: Decision) -> dict[str, Any]:
     return out
 
 
+@in_context
 def revenue_event_to_wire(event: RevenueEvent) -> dict[str, Any]:
     """A revenue event: :data:`REVENUE_EVENT_KEYS` always, then the non-default extras."""
     cur = event.currency
@@ -187,6 +209,7 @@ def revenue_event_to_wire(event: RevenueEvent) -> dict[str, Any]:
     return out
 
 
+@in_context
 def outcome_to_wire(outcome: Outcome) -> dict[str, Any]:
     """One outcome line as a dict, in :data:`OUTCOME_KEYS` order; the state is not included.
 
@@ -205,6 +228,7 @@ def outcome_to_wire(outcome: Outcome) -> dict[str, Any]:
     return out
 
 
+@in_context
 def outcome_to_json(outcome: Outcome) -> str:
     """One JSONL line (without the newline) for an outcome."""
     return dumps(outcome_to_wire(outcome), check_floats=False)
@@ -216,39 +240,55 @@ converter = cattrs.Converter()
 """The module's cattrs converter: wire shapes for results, the state dialect for state."""
 
 
+class _BadValue(ValueError):
+    """A value of the wrong shape in a state or results file; its message is for users
+    (values spelt as JSON spells them)."""
+
+
 def _structure_decimal(value: Any, _: type) -> Decimal:
     if isinstance(value, Decimal):
         return value
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise TypeError(f"expected a decimal string like \"12.99\", found {value!r}")
+        raise _BadValue(f"expected a decimal string like \"12.99\", found {json_text(value)}")
     try:
         result = Decimal(value)
     except InvalidOperation:
-        raise ValueError(f"not a decimal: {value!r}") from None
+        raise _BadValue(f"not a decimal: {json_text(value)}") from None
     if not result.is_finite():
-        raise ValueError(f"not a finite decimal: {value!r}")
+        raise _BadValue(f"not a finite decimal: {json_text(value)}")
     return result
 
 
 def _structure_date(value: Any, _: type) -> dt.date:
     if not isinstance(value, str) or len(value) != 10:
-        raise ValueError(f"expected a date YYYY-MM-DD, found {value!r}")
-    return dt.date.fromisoformat(value)
+        raise _BadValue(f"expected a date YYYY-MM-DD, found {json_text(value)}")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise _BadValue(f"expected a date YYYY-MM-DD, found {json_text(value)}") from None
 
 
 def _structure_datetime(value: Any, _: type) -> dt.datetime:
     if not isinstance(value, str):
-        raise TypeError(f"expected a datetime like 2026-11-15T10:00:00Z, found {value!r}")
-    parsed = dt.datetime.fromisoformat(value)
+        raise _BadValue(f"expected a datetime like 2026-11-15T10:00:00Z, found "
+                        f"{json_text(value)}")
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise _BadValue(f"expected a datetime like 2026-11-15T10:00:00Z, found "
+                        f"{json_text(value)}") from None
     if parsed.tzinfo is None:
-        raise ValueError(f"datetime without a UTC offset: {value!r}")
+        raise _BadValue(f"datetime without a UTC offset: {json_text(value)}")
     return parsed.astimezone(dt.UTC)
+
+
+_KIND_WORDS = {str: "a string", int: "a whole number", bool: "true or false"}
 
 
 def _strict(kind: type) -> Callable[[Any, type], Any]:
     def structure(value: Any, _: type) -> Any:
         if type(value) is not kind:
-            raise ValueError(f"expected {kind.__name__}, found {value!r}")
+            raise _BadValue(f"expected {_KIND_WORDS[kind]}, found {json_text(value)}")
         return value
     return structure
 
@@ -280,11 +320,11 @@ def _tuple_structure(t: Any) -> Callable[[Any, Any], tuple[Any, ...]]:
 
     def structure(value: Any, _: Any) -> tuple[Any, ...]:
         if not isinstance(value, (list, tuple)):
-            raise TypeError(f"expected a list, found {value!r}")
+            raise _BadValue(f"expected a list, found {json_text(value)}")
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(converter.structure(v, args[0]) for v in value)
         if args and len(args) != len(value):
-            raise ValueError(f"expected {len(args)} items, found {len(value)}")
+            raise _BadValue(f"expected {len(args)} items, found {len(value)}")
         if not args:
             return tuple(value)
         return tuple(converter.structure(v, a) for v, a in zip(value, args, strict=True))
@@ -316,8 +356,8 @@ def _structure_any(value: Any) -> Any:
         (tag, text), = value.items()
         if tag in _TAGS and isinstance(text, str):
             return _TAGS[tag](text)
-    raise ValueError(f"expected a string, number, true/false, null, {{\"decimal\": …}} or "
-                     f"{{\"date\": …}}, found {value!r}")
+    raise _BadValue(f"expected a string, number, true/false, null, {{\"decimal\": …}} or "
+                    f"{{\"date\": …}}, found {json_text(value)}")
 
 
 def _is_map(t: Any) -> bool:
@@ -343,7 +383,7 @@ def _map_structure(t: Any) -> Callable[[Any, Any], immutables.Map[Any, Any]]:
 
     def structure(value: Any, _: Any) -> immutables.Map[Any, Any]:
         if not isinstance(value, dict):
-            raise TypeError(f"expected an object, found {value!r}")
+            raise _BadValue(f"expected an object, found {json_text(value)}")
         if value_type is Any:
             items = {converter.structure(k, key_type): _structure_any(v) for k, v in value.items()}
         else:
@@ -368,7 +408,7 @@ converter.register_unstructure_hook_func(lambda t: t is Outcome, outcome_to_wire
 def _structure_outcome(value: Any, _: type) -> Outcome:
     """A wire outcome; it carries no state, so ``state`` is an empty :class:`State`."""
     if not isinstance(value, dict):
-        raise TypeError(f"expected an object, found {value!r}")
+        raise _BadValue(f"expected an object, found {json_text(value)}")
     event = value.get("event")
     ok = value.get("ok")
     if not isinstance(event, str) or not isinstance(ok, bool):
@@ -392,14 +432,14 @@ def _unstructure_state(state: State) -> dict[str, Any]:
 
 def _structure_state(value: Any, _: type) -> State:
     if not isinstance(value, dict):
-        raise TypeError(f"expected an object, found {value!r}")
+        raise _BadValue(f"expected an object, found {json_text(value)}")
     body = dict(value)
     found = body.pop("format", None)
     if found == _STATE_FORMAT_1:
         body = _from_format_1(body)
     elif found != STATE_FORMAT:
-        raise ValueError(f"not a revrules state file (format {found!r}, expected "
-                         f"{STATE_FORMAT!r})")
+        raise _BadValue(f"not a revrules state file (format {json_text(found)}, expected "
+                        f"{json_text(STATE_FORMAT)})")
     state = _plain_state_in(body, State)
     validate_state(state)
     return state
@@ -432,7 +472,7 @@ _MAX_DIGITS = 15
 _MAX_COUNT = 1_000_000
 
 
-class StateError(ValueError):
+class StateError(_BadValue):
     """A state that is not internally consistent; the message names the place."""
 
 
@@ -595,6 +635,17 @@ def _check_currency(code: str, where: str) -> None:
 
 
 _plain_state = cattrs.gen.make_dict_unstructure_fn(State, converter)
+_plain_seen_in = cattrs.gen.make_dict_structure_fn(Seen, converter)
+
+
+def _structure_seen(value: Any, _: type) -> Seen:
+    if not isinstance(value, dict):
+        raise _BadValue(f"expected an object {{\"digest\", \"at\", …}}, found "
+                        f"{json_text(value)}")
+    return _plain_seen_in(value, Seen)
+
+
+converter.register_structure_hook(Seen, _structure_seen)
 _plain_state_in = cattrs.gen.make_dict_structure_fn(State, converter)
 converter.register_unstructure_hook(State, _unstructure_state)
 converter.register_structure_hook(State, _structure_state)
@@ -605,9 +656,31 @@ converter.register_structure_hook(State, _structure_state)
 
 def _where(exc: Exception) -> str:
     if isinstance(exc, cattrs.BaseValidationError):
-        messages = cattrs.transform_error(exc)
+        messages = cattrs.transform_error(exc, format_exception=_format_error)
         return "; ".join(messages[:3]) + ("; …" if len(messages) > 3 else "")
     return str(exc)
+
+
+def _format_error(exc: BaseException, kind: type | None) -> str:
+    """One problem in words: the hooks' own message, else what was expected (never a
+    Python type name)."""
+    if isinstance(exc, _BadValue):
+        return str(exc)
+    if isinstance(exc, KeyError):
+        return "required field missing"
+    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        return f"unknown fields {', '.join(sorted(exc.extra_fields))}"
+    return f"expected {_type_words(kind)}"
+
+
+def _type_words(kind: type | None) -> str:
+    words = {**_KIND_WORDS, Decimal: "a decimal string", dt.date: "a date YYYY-MM-DD",
+             dt.datetime: "a datetime", tuple: "a list", immutables.Map: "an object"}
+    if kind in words:
+        return words[kind]
+    if kind is not None and (_is_tuple(kind) or _is_map(kind)):
+        return "a list" if _is_tuple(kind) else "an object"
+    return "an object" if kind is not None and attrs.has(kind) else "another value"
 
 
 def _loads(text: str) -> Any:
@@ -633,11 +706,13 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+@in_context
 def to_json(obj: Outcome | Decision | RevenueEvent | State | Any) -> str:
     """JSON for an :class:`Outcome`, :class:`Decision`, :class:`RevenueEvent` or :class:`State`."""
     return dumps(converter.unstructure(obj))
 
 
+@in_context
 def from_json(text: str, cls: type[T]) -> T:
     """Read what :func:`to_json` wrote; raise :class:`WireError` naming the bad field.
 
@@ -669,11 +744,16 @@ def read_events(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] |
     """Parse JSONL: ``(line number, object)`` per non-blank line, 1-based.
 
     A line that is not a JSON object yields an ``EventError("bad_json", "line N: …")``
-    in place of the object, so one bad line never stops a log.
+    in place of the object, and a line longer than :data:`MAX_EVENT_LINE` characters an
+    ``EventError("line_too_long", …)``, so one bad line never stops a log.
     """
     for number, line in enumerate(lines, 1):
         if number == 1:
             line = line.lstrip("\ufeff")
+        if len(line) > MAX_EVENT_LINE and len(line.rstrip("\r\n")) > MAX_EVENT_LINE:
+            yield number, EventError("line_too_long", f"line {number}: longer than "
+                                     f"{MAX_EVENT_LINE:,} characters, the limit for one event")
+            continue
         if not line.strip():
             continue
         try:
@@ -691,6 +771,23 @@ def read_events(lines: Iterable[str]) -> Iterator[tuple[int, Mapping[str, Any] |
             continue
         yield number, obj
 
+
+
+def bounded_lines(handle: TextIO) -> Iterator[str]:
+    """The lines of a text stream, none held longer than :data:`MAX_EVENT_LINE` + 1
+    characters: of a longer line only its start is kept (for :func:`read_events` to
+    refuse), the rest is read and dropped."""
+    limit = MAX_EVENT_LINE + 1
+    while True:
+        line = handle.readline(limit)
+        if not line:
+            return
+        if len(line) == limit and not line.endswith("\n"):
+            while True:
+                rest = handle.readline(limit)
+                if not rest or rest.endswith("\n"):
+                    break
+        yield line
 
 
 def _json_kind(value: Any) -> str:
