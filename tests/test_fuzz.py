@@ -13,6 +13,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import same_but_remembered
 import revrules
 from revrules import Engine, RulesetError, State
 
@@ -88,7 +89,7 @@ def test_random_events_fail_cleanly(events: list[dict[str, object]], kind: str) 
         event = {"id": f"e{n}", "type": kind, "at": "2027-01-01", "subscription": "s1", **raw}
         outcome = ENGINE.apply(state, event)
         if not outcome.ok:
-            assert outcome.state is state
+            assert same_but_remembered(state, outcome.state)
             assert outcome.error is not None and outcome.error.code and outcome.error.message
             # the safety net is for defects: bad input gets its own code
             assert outcome.error.code != "internal_error", outcome.error

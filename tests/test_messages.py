@@ -148,12 +148,12 @@ def test_a_bad_amount_is_shown_as_json(amount: Any, message: str) -> None:
 
 # -- state files ----------------------------------------------------------------------
 
-STATE = {"format": "revrules-state/1", "subscriptions": {}, "applied": {}}
+STATE = {"format": "revrules-state/2", "subscriptions": {}, "applied": {}}
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"format": None}, 'not a revrules state file (format null, expected "revrules-state/1")'),
-    ({"applied": {"e1": 1}}, "expected true or false, found 1 @ $.applied"),
+    ({"format": None}, 'not a revrules state file (format null, expected "revrules-state/2")'),
+    ({"applied": {"e1": 1}}, 'expected an object {"digest", "at", …}, found 1 @ $.applied'),
     ({"clock": True}, "expected a datetime like 2026-11-15T10:00:00Z, found true @ $.clock"),
     ({"clock": "noon"}, 'expected a datetime like 2026-11-15T10:00:00Z, found "noon" @ $.clock'),
     ({"redemptions": {"bf": None}}, "expected a whole number, found null @ $.redemptions"),

@@ -9,6 +9,7 @@ due through ``tick``.
 
 from __future__ import annotations
 
+from conftest import same_but_remembered
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
@@ -663,7 +664,7 @@ def test_s18_bad_storefront() -> None:
     assert out.error.code == "unknown_storefront"
     assert "web_xx" in out.error.message
     assert "did you mean" in out.error.message
-    assert out.state is before
+    assert same_but_remembered(before, out.state)
     assert out.events == ()
     assert out.decisions == ()
 

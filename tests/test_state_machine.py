@@ -9,6 +9,7 @@ changes nothing.
 
 from __future__ import annotations
 
+from conftest import same_but_remembered
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import revrules
-from revrules import Engine, Ledger, State
+from revrules import Engine, Ledger, State, wire
 
 RULES = revrules.load(Path(__file__).parent.parent / "rulesets" / "streaming.rr")
 ENGINE = Engine(RULES)
@@ -63,7 +64,8 @@ class Lifecycle(RuleBasedStateMachine):
         outcome = ENGINE.apply(self.state, event)
         if not outcome.ok:
             assert outcome.error is not None and outcome.error.code and outcome.error.message
-            assert outcome.state is self.state
+            assert same_but_remembered(self.state, outcome.state)
+            self.state = outcome.state
             assert not outcome.events and not outcome.decisions
             return outcome
         self.applied.append(event)
@@ -163,10 +165,17 @@ class Lifecycle(RuleBasedStateMachine):
     def replay(self, data: st.DataObject) -> None:
         event = data.draw(st.sampled_from(self.applied))
         outcome = ENGINE.apply(self.state, event)
-        assert outcome.ok and outcome.replayed
         assert outcome.state is self.state and not outcome.events and not outcome.decisions
+        assert outcome.ok and outcome.replayed
 
     # -- invariants ---------------------------------------------------------------------
+    @invariant()
+    def the_state_passes_its_own_validation(self) -> None:
+        """Every state the engine makes is one a state file may hold (no false refusals)."""
+        wire.validate_state(self.state)
+        assert ENGINE.verify(self.state) is None
+        assert wire.state_from_json(wire.state_to_json(self.state)) == self.state
+
     @invariant()
     def entitlements_follow_status(self) -> None:
         for sub in self.state.subscriptions.values():

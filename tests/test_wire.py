@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from revrules import wire
 from revrules.events import Event, EventError
 from revrules.results import Decision, Discount, Error, Outcome, RevenueEvent, Trace
-from revrules.state import AttachedPromotion, Charge, Dunning, Payment, State, Subscription
+from revrules.state import (AttachedPromotion, Charge, Dunning, Payment, Seen, State,
+                            Subscription)
 
 ROOT = Path(__file__).resolve().parent.parent
 UTC = dt.UTC
@@ -50,7 +51,7 @@ def subscription(sub_id: str = "s1", **changes: Any) -> Subscription:
                         dt.date(2027, 1, 15), "EUR", Decimal("12.99"), Decimal("2.07")),
         dunning=Dunning("standard", dt.date(2027, 1, 15),
                         (dt.date(2027, 1, 16), dt.date(2027, 1, 18)), dt.date(2027, 1, 25),
-                        dt.date(2027, 1, 25), attempts=1, via="stripe"),
+                        dt.date(2027, 1, 25), attempts=1, via="stripe", scheduled=2),
         entitlements=("hd", "downloads", "family"), started=dt.date(2026, 11, 15),
     )
     fields.update(changes)
@@ -65,7 +66,8 @@ def sample_state() -> State:
         redemptions=immutables.Map({"black_friday": 2}),
         customer_redemptions=immutables.Map({"black_friday\u001fc2": 1,
                                              "black_friday\u001fc1": 1}),
-        applied=immutables.Map({"e2": True, "e10": True, "e1": True}),
+        applied=immutables.Map({e: Seen("0123456789abcdef" * 2, dt.datetime(2027, 1, 2, tzinfo=UTC))
+                                for e in ("e2", "e10", "e1")}),
         clock=dt.datetime(2027, 1, 15, tzinfo=UTC),
     )
 
@@ -88,8 +90,9 @@ def test_empty_state_round_trips() -> None:
 
 
 def test_state_json_sorts_map_keys_whatever_the_insertion_order() -> None:
-    one = State(applied=immutables.Map({"b": True, "a": True, "c": True}))
-    two = State(applied=immutables.Map({"c": True, "a": True, "b": True}))
+    seen = Seen("f" * 32, dt.datetime(2027, 1, 2, tzinfo=UTC))
+    one = State(applied=immutables.Map({"b": seen, "a": seen, "c": seen}))
+    two = State(applied=immutables.Map({"c": seen, "a": seen, "b": seen}))
     assert wire.state_to_json(one) == wire.state_to_json(two)
     assert list(loads(wire.state_to_json(one))["applied"]) == ["a", "b", "c"]
 
@@ -123,9 +126,10 @@ def test_state_keeps_customer_attribute_types() -> None:
     ("{", "not valid JSON"),
     ("[]", "not a valid State"),
     ('{"subscriptions": {}}', "format"),
-    ('{"format": "revrules-state/1", "clock": 1.5}', "clock"),
-    ('{"format": "revrules-state/1", "applied": {"e1": "yes"}}', "applied"),
-    ('{"format": "revrules-state/1", "redemptions": {"bf": NaN}}', "NaN"),
+    ('{"format": "revrules-state/2", "clock": 1.5}', "clock"),
+    ('{"format": "revrules-state/2", "applied": {"e1": "yes"}}', "applied"),
+    ('{"format": "revrules-state/2", "redemptions": {"bf": NaN}}', "NaN"),
+    ('{"format": "revrules-state/3"}', "format"),
 ])
 def test_bad_state_files_raise_wire_error(text: str, fragment: str) -> None:
     with pytest.raises(wire.WireError) as info:
@@ -148,7 +152,8 @@ def test_state_round_trip_property(counts: dict[str, int], applied: list[str], p
                                    clock: dt.datetime) -> None:
     state = State(subscriptions=immutables.Map({"s": subscription("s", price=price)}),
                   redemptions=immutables.Map(counts),
-                  applied=immutables.Map({a: True for a in applied}), clock=clock)
+                  applied=immutables.Map({a: Seen("a" * 32, clock) for a in applied}),
+                  clock=clock)
     text = wire.state_to_json(state)
     again = wire.state_from_json(text)
     assert again == state

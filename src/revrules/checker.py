@@ -174,6 +174,8 @@ class _Checker:
         self.plan_names = sorted(plan_decls)
         self.eligibility_names = sorted(d.name for d in self.decls(n.Eligibility))
         plans = {name: self.check_plan(decl) for name, decl in plan_decls.items()}
+        self.check_former_names("storefront", list(self.storefront_decls.values()))
+        self.check_former_names("plan", list(plan_decls.values()))
         self.plans = {k: v for k, v in plans.items() if v is not None}
         contracts = self.check_contracts()
         eligibilities = self.check_eligibilities()
@@ -277,7 +279,8 @@ class _Checker:
     # -- storefronts and catalogue ---------------------------------------------------
     def check_storefronts(self) -> dict[str, m.Storefront]:
         result = {}
-        for name, decl in self.unique("storefront", self.decls(n.Storefront)).items():
+        self.storefront_decls = self.unique("storefront", self.decls(n.Storefront))
+        for name, decl in self.storefront_decls.items():
             keys = ("channel", "region", "currency", "tax", "psp", "commission", "terms")
             items = self.single_items(f"storefront '{name}'", decl.items, keys)
             ok = True
@@ -306,8 +309,38 @@ class _Checker:
                 self.duration(terms, items["terms"].span, "payment terms")
             result[name] = m.Storefront(
                 name, channel.name, region, currency.name, items["tax"].value == "inclusive",
-                tuple(r.name for r in items["psp"].value), commission / 100, terms, decl.span)
+                tuple(r.name for r in items["psp"].value), commission / 100, terms, decl.span,
+                self.former_names(f"storefront '{name}'", [
+                    i.value for i in decl.items if i.key == "formerly"]))
         return result
+
+    def former_names(self, what: str, refs: Sequence[n.Ref]) -> tuple[str, ...]:
+        """The ``formerly`` names of one declaration, each once."""
+        names: list[str] = []
+        for ref in refs:
+            if ref.name in names:
+                self.error("duplicate", f"{what} says 'formerly {ref.name}' twice", ref.span)
+            else:
+                names.append(ref.name)
+        return tuple(names)
+
+    def check_former_names(self, kind: str, decls: Sequence[Any]) -> None:
+        """A former name is not a current name of its kind, and belongs to one declaration."""
+        current = {d.name for d in decls}
+        claimed: dict[str, Any] = {}
+        for decl in decls:
+            refs = ([i.value for i in decl.items if getattr(i, "key", None) == "formerly"]
+                    if kind == "storefront" else
+                    [i.name for i in decl.items if isinstance(i, n.PlanFormerly)])
+            for ref in refs:
+                if ref.name in current:
+                    self.error("conflict", f"'formerly {ref.name}': '{ref.name}' is a {kind} of "
+                               f"this ruleset; a former name must be out of use", ref.span)
+                elif ref.name in claimed and claimed[ref.name] is not decl:
+                    self.error("duplicate", f"{kind}s '{claimed[ref.name].name}' and "
+                               f"'{decl.name}' both say 'formerly {ref.name}'", ref.span)
+                else:
+                    claimed.setdefault(ref.name, decl)
 
     def check_products(self) -> dict[str, m.Product | n.Bundle]:
         table: dict[str, m.Product | n.Bundle] = {}
@@ -455,7 +488,9 @@ class _Checker:
             return None
         prices.sort(key=lambda p: (p.storefront, p.effective or dt.date.min))
         return m.Plan(name, prods, ents, everies[0].every, trial, tuple(prices),
-                      frozenset(not_sold), tuple(changes), decl.span)
+                      frozenset(not_sold), tuple(changes), decl.span,
+                      self.former_names(f"plan '{name}'", [
+                          i.name for i in decl.items if isinstance(i, n.PlanFormerly)]))
 
     def check_contracts(self) -> tuple[m.Contract, ...]:
         result = []

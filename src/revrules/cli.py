@@ -138,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="parse and check rulesets",
         description="Parse and check each ruleset; print every error and warning.")
     check.add_argument("files", nargs="+", metavar="FILE", help="a .rr file")
+    check.add_argument("--state", metavar="FILE",
+                       help="also list every subscription of this state file that the "
+                            "ruleset cannot serve (exit 1 if any)")
     check.set_defaults(command="check", run=_check)
 
     run = commands.add_parser(
@@ -290,8 +293,38 @@ def _check(args: argparse.Namespace) -> int:
             status = max(status, EXIT_USAGE)
             continue
         _print_warnings(ruleset)
+        if args.state:
+            from .engine import Engine
+            state = _read_state(args.state)
+            _stamp_warning(args.state, state, ruleset)
+            engine = Engine(ruleset)
+            problem = engine.verify(state)
+            if problem is not None:
+                raise UsageError(f"{args.state}: not a consistent state: {problem}")
+            problems = engine.unservable(state)
+            for sub_id, error in problems:
+                _out(printable(f"{args.state}: subscription {sub_id!r}: {error.code}: "
+                                     f"{error.message}"))
+            if problems:
+                _out(printable(f"{file}: cannot serve {len(problems)} of "
+                               f"{len(state.subscriptions)} subscriptions in {args.state}"))
+                status = max(status, EXIT_FAILED)
+                continue
+            _out(printable(f"{file}: ok, serves all {len(state.subscriptions)} subscriptions "
+                           f"in {args.state}"))
+            continue
         _out(printable(f"{file}: ok"))
     return status
+
+
+def _stamp_warning(file: str, state: State, ruleset: Ruleset) -> None:
+    """Warn (stderr) when ``state`` was last written under another ruleset text."""
+    stamp = state.ruleset
+    if stamp is not None and stamp.digest != ruleset.stamp.digest:
+        version = f" version {stamp.version}" if stamp.version is not None else ""
+        _say(f"warning: {file} was written under ruleset {stamp.name}{version} "
+             f"({stamp.digest[:19]}…), not this text of {ruleset.name}; subscriptions it "
+             "cannot serve are refused event by event (see 'revrules check --state')")
 
 
 # -- eval ----------------------------------------------------------------------------
@@ -307,6 +340,11 @@ def _eval(args: argparse.Namespace) -> int:
     ruleset = _load_checked(args.rules)
     state = _read_state(args.state_in) if args.state_in else None
     engine = Engine(ruleset)
+    if state is not None:
+        _stamp_warning(args.state_in, state, ruleset)
+        problem = engine.verify(state)
+        if problem is not None:
+            raise UsageError(f"{args.state_in}: not a consistent state: {problem}")
     current = state if state is not None else State()
     status = EXIT_OK
     for item in _iter_log(args.events):  # streamed: a long log is never held in memory

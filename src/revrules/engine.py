@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import hashlib
+import json
 import os
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -26,7 +28,8 @@ from .diagnostics import did_you_mean, json_text, one_edit_away
 from .events import EVENT_TYPES, Event, EventError, check_date, check_decimal, parse_event
 from .results import Decision, Discount, Error, Outcome, RevenueEvent, Trace
 from .ruleset import Ruleset
-from .state import AttachedPromotion, Charge, Dunning, Payment, State, Subscription, evolve
+from .state import (AttachedPromotion, Charge, Dunning, Payment, Seen, State, Subscription,
+                    evolve)
 
 __all__ = ["Engine"]
 
@@ -79,18 +82,31 @@ class Engine:
     (Decimal('9.99'), Decimal('1.60'), Decimal('8.39'), datetime.date(2027, 2, 28))
     >>> [e.type for e in out.events]
     ['subscription.started', 'entitlement.granted']
-    >>> engine.apply(out.state, {"id": "e1", "type": "tick", "at": "2027-02-01"}).replayed
-    True
+    >>> again = engine.apply(out.state, {
+    ...     "id": "e1", "type": "checkout", "at": "2027-01-31T00:00:00Z", "subscription": "s1",
+    ...     "storefront": "web", "plan": "monthly", "customer": {"id": "c1"}})
+    >>> again.replayed, again.state is out.state
+    (True, True)
+    >>> engine.apply(out.state, {"id": "e1", "type": "tick", "at": "2027-02-01"}).error.code
+    'id_conflict'
     """
 
-    def __init__(self, ruleset: Ruleset, *, payment_tolerance: Decimal = ZERO):
+    #: How far back from the newest applied event ids are remembered (docs/semantics.md).
+    REPLAY_WINDOW = dt.timedelta(days=400)
+
+    def __init__(self, ruleset: Ruleset, *, payment_tolerance: Decimal = ZERO,
+                 replay_window: dt.timedelta | None = None):
         """``payment_tolerance``: how far a payment event's ``amount`` may be from the open
-        charge's total and still settle it (for the decided total); 0 by default."""
+        charge's total and still settle it (for the decided total); 0 by default.
+        ``replay_window``: how long event ids are surely remembered (400 days)."""
         if not isinstance(payment_tolerance, Decimal) or not payment_tolerance.is_finite() \
                 or payment_tolerance < 0:
             raise ValueError("payment_tolerance is a non-negative Decimal")
         self.payment_tolerance = payment_tolerance
         self.rules = ruleset
+        self.replay_window = self.REPLAY_WINDOW if replay_window is None else replay_window
+        if self.replay_window < dt.timedelta(0):
+            raise ValueError("the replay window cannot be negative")
         self.model = ruleset.model
         self.tz = ruleset.model.timezone
         self.rounding = ruleset.rounding
@@ -127,17 +143,120 @@ class Engine:
                 event_id = event.get("id") if isinstance(event, Mapping) else None
                 return Outcome(str(event_id) if event_id is not None else "", False, state,
                                error=Error(exc.code, exc.message))
-        if event.id in state.applied:
-            return Outcome(event.id, True, state, replayed=True)
+        digest = payload_digest(event)
+        seen = state.applied.get(event.id)
+        if seen is not None:
+            if seen.digest and seen.digest != digest:  # "": from a state without digests
+                return Outcome(event.id, False, state, error=Error(
+                    "id_conflict", f"event id '{event.id}' was already used for another "
+                    f"event (at {_when(seen.at)}); a replay must repeat the event exactly"))
+            if seen.code is None:
+                return Outcome(event.id, True, state, replayed=True)
+            return Outcome(event.id, False, state,
+                           error=Error(seen.code, seen.message or seen.code))
+        state = self.adopt(state)
         try:
             # every Decimal operation uses the engine's explicit context, never the caller's
             with decimal.localcontext(rt.CONTEXT):
                 tx = _Tx(self, state, event)
                 tx.run()
-                new_state = tx.commit()
-        except (EventError, rt.EvaluationError) as exc:
+                new_state = tx.commit(digest)
+        except _Unserved as exc:
+            # not remembered: the ruleset, not the event, is at fault, and a version that
+            # serves the subscription (`formerly`) must be able to apply the event
             return Outcome(event.id, False, state, error=Error(exc.code, exc.message))
+        except (EventError, rt.EvaluationError) as exc:
+            error = Error(exc.code, exc.message)
+            # the refusal is remembered, so that a replay of the event is refused the same way
+            return Outcome(event.id, False, self.remember(
+                state, event.id, Seen(digest, event.at, exc.code, exc.message), state.clock),
+                error=error)
         return Outcome(event.id, True, new_state, tuple(tx.decisions), tuple(tx.events))
+
+    def remember(self, state: State, event_id: str, seen: Seen,
+                 clock: dt.datetime | None) -> State:
+        """``state`` with ``event_id`` remembered, pruned to the replay window when it is due."""
+        applied, limit = _remember(state.applied, state.applied_limit, event_id, seen, clock,
+                                   self.replay_window)
+        return evolve(state, applied=applied, applied_limit=limit)
+
+    def adopt(self, state: State) -> State:
+        """``state`` under this ruleset: subscriptions of renamed (``formerly``) plans and
+        storefronts carry the new names, and the state carries this ruleset's stamp."""
+        stamp = self.rules.stamp
+        if state.ruleset is stamp:
+            return state
+        subs = state.subscriptions
+        plans, storefronts = self.rules.former_plans, self.rules.former_storefronts
+        if plans or storefronts:
+            with subs.mutate() as changed:
+                for sub in subs.values():
+                    renamed = _renamed(sub, plans, storefronts)
+                    if renamed is not sub:
+                        changed[sub.id] = renamed
+                subs = changed.finish()
+        return evolve(state, subscriptions=subs, ruleset=stamp)
+
+    def cannot_serve(self, sub: Subscription) -> Error | None:
+        """Why this ruleset cannot serve ``sub`` (an unknown plan, storefront, ...), or None."""
+        rules = self.rules
+        if sub.storefront not in rules.storefronts:
+            return Error("unknown_storefront", f"subscription '{sub.id}' is on storefront "
+                         f"'{sub.storefront}', which ruleset {rules.name} does not have"
+                         f"{did_you_mean(sub.storefront, rules.storefronts)} (a storefront "
+                         f"that replaces it can say 'formerly {sub.storefront}')")
+        for plan in (sub.plan, sub.pending_plan):
+            if plan is not None and plan not in rules.plans:
+                return Error("unknown_plan", f"subscription '{sub.id}' is on plan '{plan}', "
+                             f"which ruleset {rules.name} does not have"
+                             f"{did_you_mean(plan, rules.plans)} (a plan that replaces it "
+                             f"can say 'formerly {plan}')")
+        if sub.dunning is not None and not any(p.name == sub.dunning.policy
+                                               for p, _, _ in rules.dunning):
+            return Error("unknown_dunning", f"subscription '{sub.id}' is in dunning policy "
+                         f"'{sub.dunning.policy}', which ruleset {rules.name} does not have")
+        for promo in sub.promotions:
+            if promo.name not in rules.promotions:
+                return Error("unknown_promotion", f"subscription '{sub.id}' has promotion "
+                             f"'{promo.name}', which ruleset {rules.name} does not have")
+        return None
+
+    def verify(self, state: State) -> str | None:
+        """The first inconsistency between ``state`` and this ruleset, or None: the due
+        index must name exactly the date ``tick`` would find for every subscription the
+        ruleset can serve (:func:`revrules.wire.validate_state` checks the rest)."""
+        state = self.adopt(state)
+        tx = _Tx(self, state, Event("verify", "tick", state.clock or _EPOCH))
+        with decimal.localcontext(rt.CONTEXT):
+            for sub_id in sorted(state.subscriptions.keys()):
+                sub = state.subscriptions[sub_id]
+                if self.cannot_serve(sub) is not None:
+                    continue
+                try:
+                    item = tx.next_due(sub)
+                    upcoming = tx.next_charge(sub)
+                except (ArithmeticError, ValueError, OverflowError, rt.EvaluationError) as exc:
+                    return f"$.subscriptions.{sub_id}: its dates cannot be computed ({exc})"
+                if not _FIRST_DAY <= upcoming <= _LAST_DAY:
+                    return (f"$.subscriptions.{sub_id}.index: the next charge would be on "
+                            f"{upcoming.isoformat()}")
+                expected = item[0] if item is not None else None
+                if state.due.get(sub_id) != expected:
+                    found = state.due.get(sub_id)
+                    return (f"$.due.{sub_id}: {found.isoformat() if found else 'missing'}, but "
+                            f"{'nothing is due' if expected is None else expected.isoformat()}"
+                            " for that subscription")
+        return None
+
+    def unservable(self, state: State) -> list[tuple[str, Error]]:
+        """Every subscription of ``state`` this ruleset cannot serve, by id, with the reason."""
+        state = self.adopt(state)
+        out = []
+        for sub_id in sorted(state.subscriptions.keys()):
+            error = self.cannot_serve(state.subscriptions[sub_id])
+            if error is not None:
+                out.append((sub_id, error))
+        return out
 
     def run(self, events: Iterable[Event | Mapping[str, Any]],
             state: State | None = None) -> tuple[State, list[Outcome]]:
@@ -149,6 +268,90 @@ class Engine:
             current = outcome.state
             outcomes.append(outcome)
         return current, outcomes
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_FIRST_DAY, _LAST_DAY = dt.date(1900, 1, 1), dt.date(2999, 12, 31)  # as a state file holds
+#: ``applied`` is never pruned below this many ids (pruning is a scan: amortised over them)
+_PRUNE_MIN = 4096
+
+
+def _remember(applied: immutables.Map[str, Seen], limit: int, event_id: str, seen: Seen,
+              clock: dt.datetime | None,
+              window: dt.timedelta) -> tuple[immutables.Map[str, Seen], int]:
+    """``applied`` with ``event_id``; when it has grown past ``limit``, the ids of events
+    dated before ``clock - window`` are dropped
+    and the next limit is twice what is left, so the scans cost O(1) per event. An id
+    dated within ``window`` of the newest event is always kept."""
+    applied = applied.set(event_id, seen)
+    if len(applied) <= max(limit, _PRUNE_MIN) or clock is None:
+        return applied, limit
+    cutoff, ahead = clock - window, clock + window
+    with applied.mutate() as kept:
+        for key, value in applied.items():
+            # a refusal dated more than a window after every applied event is dropped too,
+            # or refused events from the far future would be kept for ever
+            if value.at < cutoff or (value.code is not None and value.at > ahead):
+                del kept[key]
+        applied = kept.finish()
+    return applied, max(_PRUNE_MIN, 2 * len(applied))
+
+
+def payload_digest(event: Event) -> str:
+    """The digest of an event's canonical payload: every field but its id, as parsed (so a
+    date and its midnight UTC datetime, or ``"4.0"`` and ``"4.00"``, are the same)."""
+    parts: list[Any] = []
+    for field in attrs.fields(Event):
+        if field.name == "id":
+            continue
+        value = getattr(event, field.name)
+        if value is None:
+            continue
+        parts.append([field.name, _canonical(value)])
+    text = json.dumps(parts, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+                      default=_canonical)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return str(value)
+        sign, digits, exponent = value.as_tuple()
+        assert isinstance(exponent, int)
+        number = "".join(map(str, digits)).lstrip("0")
+        stripped = number.rstrip("0")
+        exponent += len(number) - len(stripped)
+        return f"{'-' if sign else ''}{stripped or '0'}e{exponent if stripped else 0}"
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def _when(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
+def _renamed(sub: Subscription, plans: Mapping[str, str],
+             storefronts: Mapping[str, str]) -> Subscription:
+    plan = plans.get(sub.plan, sub.plan)
+    pending = plans.get(sub.pending_plan, sub.pending_plan) if sub.pending_plan else None
+    storefront = storefronts.get(sub.storefront, sub.storefront)
+    if plan == sub.plan and pending == sub.pending_plan and storefront == sub.storefront:
+        return sub
+    return evolve(sub, plan=plan, pending_plan=pending, storefront=storefront)
+
+
+class _Unserved(EventError):
+    """An event about a subscription the ruleset cannot serve (:meth:`Engine.cannot_serve`)."""
 
 
 def _fail(code: str, message: str) -> EventError:
@@ -207,7 +410,7 @@ class _Tx:
             raise _fail("out_of_order", f"{ev.type} at {_time(ev.at)} is before the last "
                         f"event of subscription '{ev.subscription}', at {_time(last)}")
 
-    def commit(self) -> State:
+    def commit(self, digest: str) -> State:
         ev = self.event
         clock = self.state.clock
         if clock is None or ev.at > clock:
@@ -217,9 +420,10 @@ class _Tx:
         if ev.subscription is not None and ev.subscription in self.subs and \
                 last_event.get(ev.subscription) != ev.at:
             last_event = last_event.set(ev.subscription, ev.at)
-        return State(self.subs, self.redemptions, self.customer_redemptions,
-                     self.state.applied.set(ev.id, True), clock, self.due, last_event,
-                     last_tick)
+        applied, limit = _remember(self.state.applied, self.state.applied_limit, ev.id,
+                                   Seen(digest, ev.at), clock, self.engine.replay_window)
+        return State(self.subs, self.redemptions, self.customer_redemptions, applied, clock,
+                     self.due, last_event, last_tick, self.state.ruleset, limit)
 
     def check_precision(self, amount: Decimal, currency: str) -> None:
         if rt.quantize(amount, currency) != amount:
@@ -279,6 +483,9 @@ class _Tx:
         if sub is None:
             raise _fail("unknown_subscription", f"unknown subscription '{sub_id}'"
                         f"{did_you_mean(sub_id, self._nearby_ids(sub_id))}")
+        error = self.engine.cannot_serve(sub)
+        if error is not None:
+            raise _Unserved(error.code, error.message)
         return sub
 
     def _nearby_ids(self, sub_id: str) -> list[str]:
@@ -999,6 +1206,8 @@ class _Tx:
         pending = []
         # the due index holds only subscriptions with something pending: no full scan
         for sub_id in sorted(k for k, day in self.due.items() if day <= until):
+            if self.engine.cannot_serve(self.subs[sub_id]) is not None:
+                continue  # left as it is: `revrules check --state` lists it
             item = self.due_item(self.subs[sub_id], until)
             if item is not None:
                 pending.append((item, sub_id))
@@ -1006,10 +1215,14 @@ class _Tx:
         # one date keep their kind order (a retry before the `then` action)
         while pending:
             pending.sort(key=lambda p: (p[0][0], p[1], p[0][1]))
-            (day, _, kind), sub_id = pending.pop(0)
-            self.settle_due(self.subs[sub_id], day, kind)
+            settled, sub_id = pending.pop(0)
+            self.settle_due(self.subs[sub_id], settled[0], settled[2])
             item = self.due_item(self.subs[sub_id], until)
             if item is not None:
+                if item == settled:  # settling it changed nothing: it would never end
+                    raise rt.EvaluationError(
+                        "inconsistent_state", f"subscription '{sub_id}': settling its "
+                        f"{settled[2]} of {settled[0].isoformat()} changes nothing")
                 pending.append((item, sub_id))
 
     def settle_due(self, sub: Subscription, day: dt.date, kind: str) -> None:

@@ -270,6 +270,8 @@ def _storefront_item(item: n.StorefrontItem) -> str:
         return f"commission {_digits(value)}%"
     if item.key == "terms" and isinstance(value, n.Duration):
         return f"terms net {_duration(value)}"
+    if item.key == "formerly" and isinstance(value, n.Ref):
+        return f"formerly {value.name}"
     raise ValueError(f"cannot print storefront item {item!r}")
 
 
@@ -292,6 +294,8 @@ def _plan_item(item: n.PlanItem) -> str:
         return text + (" consent required" if item.consent else "")
     if isinstance(item, n.PlanNotSold):
         return f"not sold in {_refs(item.storefronts)}"
+    if isinstance(item, n.PlanFormerly):
+        return f"formerly {item.name.name}"
     if isinstance(item, n.PlanChange):
         text = f"{item.kind} to {item.target.name}"
         if item.timing == "immediate":

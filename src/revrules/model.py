@@ -63,6 +63,7 @@ class Storefront:
     commission: Decimal  # a fraction: 15% → 0.15
     terms: Duration | None
     span: Span = attrs.field(eq=False)
+    formerly: tuple[str, ...] = ()  # earlier names (`formerly`), for states written under them
 
     @property
     def store_managed(self) -> bool:
@@ -117,6 +118,7 @@ class Plan:
     not_sold: frozenset[str]
     changes: tuple[PlanChange, ...]
     span: Span = attrs.field(eq=False)
+    formerly: tuple[str, ...] = ()  # earlier names (`formerly`), for states written under them
 
 
 @attrs.frozen

@@ -180,11 +180,12 @@ class CustomerSchema:
 class StorefrontItem:
     """One ``key value`` of a storefront block.
 
-    ``key`` is one of channel, region, currency, tax, psp, commission, terms; ``value``
-    is a Ref, a str (tax mode), a tuple of Refs (psp), a Decimal percent or a Duration.
+    ``key`` is one of channel, region, currency, tax, psp, commission, terms, formerly;
+    ``value`` is a Ref (formerly: an earlier name), a str (tax mode), a tuple of Refs
+    (psp), a Decimal percent or a Duration.
     """
 
-    key: L["channel", "region", "currency", "tax", "psp", "commission", "terms"]
+    key: L["channel", "region", "currency", "tax", "psp", "commission", "terms", "formerly"]
     value: object
     span: Span = _span()
 
@@ -260,7 +261,16 @@ class PlanChange:
     span: Span = _span()
 
 
-PlanItem = Union[PlanProduct, PlanEvery, PlanTrial, PlanPrice, PlanNotSold, PlanChange]
+@attrs.frozen
+class PlanFormerly:
+    """``formerly NAME``: an earlier name of the plan, for states written under it."""
+
+    name: Ref
+    span: Span = _span()
+
+
+PlanItem = Union[PlanProduct, PlanEvery, PlanTrial, PlanPrice, PlanNotSold, PlanChange,
+                 PlanFormerly]
 
 
 @attrs.frozen

@@ -477,6 +477,9 @@ class _Build(Transformer_NonRecursive[Token, Any]):
     def sf_terms(self, meta: Any, c: list[Any]) -> n.StorefrontItem:
         return self._sf("terms", meta, c[0].value)
 
+    def sf_formerly(self, meta: Any, c: list[Any]) -> n.StorefrontItem:
+        return self._sf("formerly", meta, self._ref(c[0]))
+
     # catalogue
     def product(self, meta: Any, c: list[Any]) -> n.Product:
         return n.Product(str(c[0]), c[1], self._span(meta), self._tspan(c[0]))
@@ -516,6 +519,9 @@ class _Build(Transformer_NonRecursive[Token, Any]):
 
     def consent(self, meta: Any, c: list[Any]) -> bool:
         return True
+
+    def plan_formerly(self, meta: Any, c: list[Any]) -> n.PlanFormerly:
+        return n.PlanFormerly(self._ref(c[0]), self._span(meta))
 
     def plan_not_sold(self, meta: Any, c: list[Any]) -> n.PlanNotSold:
         return n.PlanNotSold(c[0], self._span(meta))

@@ -7,6 +7,7 @@ candidates, contracts per customer) so that a decision does no searching.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from .compiler import CompiledRules, Predicate, compile_model
 from .diagnostics import Diagnostic, RulesetError
 from .parser import parse
 from .runtime import ROUNDING_MODES, in_context
+from .state import RulesetStamp
 
 __all__ = ["Ruleset", "load", "load_text"]
 
@@ -65,6 +67,10 @@ class Ruleset:
     pause_test: Predicate | None = attrs.field(init=False, repr=False)
     rounding: str = attrs.field(init=False, repr=False)
     lines: tuple[str, ...] = attrs.field(init=False, repr=False)
+    stamp: RulesetStamp = attrs.field(init=False, repr=False)
+    # former name (`formerly`) → the plan or storefront that now carries it
+    former_plans: dict[str, str] = attrs.field(init=False, repr=False)
+    former_storefronts: dict[str, str] = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         model, pred = self.model, self.compiled.predicate
@@ -101,6 +107,10 @@ class Ruleset:
         put("rounding", ROUNDING_MODES[model.rounding])
         # lines end at \n only, as the parser counts them for spans
         put("lines", tuple(line.removesuffix("\r") for line in model.source.split("\n")))
+        put("former_plans", {old: p.name for p in model.plans for old in p.formerly})
+        put("former_storefronts", {old: s.name for s in model.storefronts for old in s.formerly})
+        put("stamp", RulesetStamp(model.name, model.version, "sha256:" + hashlib.sha256(
+            model.source.encode("utf-8", "surrogatepass")).hexdigest()))
 
     @property
     def name(self) -> str:

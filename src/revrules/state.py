@@ -17,7 +17,7 @@ import immutables
 from .results import Discount
 
 __all__ = ["State", "Subscription", "Charge", "Payment", "AttachedPromotion", "Dunning",
-           "evolve"]
+           "Seen", "RulesetStamp", "evolve"]
 
 
 _T = TypeVar("_T")
@@ -133,6 +133,30 @@ class Subscription:
     credit_balance: Decimal = Decimal(0)  # granted credit the next charges use up
 
 
+@attrs.frozen
+class Seen:
+    """What the state remembers of an event id (docs/semantics.md "Replays").
+
+    ``digest`` is the digest of the event's canonical payload (everything but its id),
+    ``at`` its time (what the replay window counts from); ``code`` and ``message`` are
+    the error of a refused event, None for an applied one.
+    """
+
+    digest: str
+    at: dt.datetime
+    code: str | None = None
+    message: str | None = None
+
+
+@attrs.frozen
+class RulesetStamp:
+    """The ruleset a state was last written under: name, version and content digest."""
+
+    name: str
+    version: str | None
+    digest: str
+
+
 def _empty_map() -> immutables.Map[Any, Any]:
     return immutables.Map()
 
@@ -144,7 +168,9 @@ class State:
     subscriptions: immutables.Map[str, Subscription] = attrs.field(factory=_empty_map)
     redemptions: immutables.Map[str, int] = attrs.field(factory=_empty_map)  # promo → count
     customer_redemptions: immutables.Map[str, int] = attrs.field(factory=_empty_map)
-    applied: immutables.Map[str, bool] = attrs.field(factory=_empty_map)  # event ids
+    # event id → what became of it (applied, or refused with an error), within the
+    # engine's replay window
+    applied: immutables.Map[str, Seen] = attrs.field(factory=_empty_map)
     clock: dt.datetime | None = None
     # subscription id → the earliest date something falls due for it (a trial end, a
     # retry, a grace end, a period-end cancel, a pause end); only subscriptions with
@@ -155,6 +181,10 @@ class State:
     # with `out_of_order`
     last_event: immutables.Map[str, dt.datetime] = attrs.field(factory=_empty_map)
     last_tick: dt.datetime | None = None
+    # the ruleset the state was last written under (None: a new state)
+    ruleset: RulesetStamp | None = None
+    # `applied` is pruned of ids older than the replay window when it grows past this
+    applied_limit: int = 0
 
     def subscription(self, sub_id: str) -> Subscription | None:
         return self.subscriptions.get(sub_id)
@@ -173,5 +203,5 @@ def _evolver(cls: type) -> Any:
 
 _EVOLVERS: dict[type, Any] = {
     cls: _evolver(cls) for cls in (AttachedPromotion, Charge, Payment, Dunning, Subscription,
-                                   State)
+                                   Seen, State)
 }

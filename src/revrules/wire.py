@@ -38,7 +38,7 @@ from .diagnostics import json_text
 from .events import Event, EventError, parse_event
 from .results import Decision, Error, Outcome, RevenueEvent
 from .runtime import decimal_str, in_context, money_str
-from .state import State
+from .state import Seen, State, Subscription
 from .text import UNSAFE
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "REVENUE_EVENT_KEYS",
     "MAX_EVENT_LINE",
     "STATE_FORMAT",
+    "StateError",
     "WireError",
     "bounded_lines",
     "converter",
@@ -62,6 +63,7 @@ __all__ = [
     "state_from_json",
     "state_to_json",
     "to_json",
+    "validate_state",
 ]
 
 T = TypeVar("T")
@@ -91,7 +93,7 @@ _EVENT_OPTIONAL_MONEY = frozenset({"list", "recurring"})
 MAX_EVENT_LINE = 1024 * 1024
 
 #: The first key of a state file; :func:`state_from_json` refuses other formats.
-STATE_FORMAT = "revrules-state/1"
+STATE_FORMAT = "revrules-state/2"
 
 
 class WireError(ValueError):
@@ -433,13 +435,217 @@ def _structure_state(value: Any, _: type) -> State:
         raise _BadValue(f"expected an object, found {json_text(value)}")
     body = dict(value)
     found = body.pop("format", None)
-    if found != STATE_FORMAT:
+    if found == _STATE_FORMAT_1:
+        body = _from_format_1(body)
+    elif found != STATE_FORMAT:
         raise _BadValue(f"not a revrules state file (format {json_text(found)}, expected "
                         f"{json_text(STATE_FORMAT)})")
-    return _plain_state_in(body, State)
+    state = _plain_state_in(body, State)
+    validate_state(state)
+    return state
+
+
+_STATE_FORMAT_1 = "revrules-state/1"
+
+
+def _from_format_1(body: dict[str, Any]) -> dict[str, Any]:
+    """A ``revrules-state/1`` body: its applied ids (``true``) carry no payload digest
+    (``""``: any payload is a replay) and count as dated at the state's clock."""
+    applied = body.get("applied", {})
+    if isinstance(applied, dict):
+        at = body.get("clock") or "1970-01-01T00:00:00Z"
+        body["applied"] = {key: ({"digest": "", "at": at} if value is True else value)
+                           for key, value in applied.items()}
+    return body
+
+
+# -- validation ----------------------------------------------------------------------
+
+STATUSES = frozenset({"trialing", "active", "past_due", "paused", "unpaid", "canceled"})
+_CHARGE_KINDS = frozenset({"checkout", "renewal", "proration", "retry"})
+_CONSENT = frozenset({"requested", "collected"})
+#: dates a state may hold (events are refused outside a narrower window)
+_FIRST_DAY, _LAST_DAY = dt.date(1900, 1, 1), dt.date(2999, 12, 31)
+#: an amount in a state file has at most this many digits before the point, and 6 after
+_MAX_DIGITS = 15
+#: period counters: 400 years of weekly periods is far beyond what a date window holds
+_MAX_COUNT = 1_000_000
+
+
+class StateError(_BadValue):
+    """A state that is not internally consistent; the message names the place."""
+
+
+def validate_state(state: State) -> None:
+    """Refuse a state that is not internally consistent, naming the first problem.
+
+    Checks what needs no ruleset: every subscription is filed under its own id, the due
+    index names only subscriptions that exist and can still have something due, counters
+    and amounts are in range, charges and dunning are well formed, remembered ids are
+    well formed. :meth:`revrules.Engine.verify` checks the rest against a ruleset.
+    """
+    for key, sub in state.subscriptions.items():
+        _check_subscription(key, sub)
+    for key, day in state.due.items():
+        owner = state.subscriptions.get(key)
+        if owner is None:
+            raise StateError(f"$.due.{key}: no subscription {key!r}")
+        if owner.status in ("canceled", "unpaid"):
+            raise StateError(f"$.due.{key}: a {owner.status} subscription has nothing due")
+        _check_day(day, f"$.due.{key}")
+    for name, counters in (("redemptions", state.redemptions),
+                           ("customer_redemptions", state.customer_redemptions)):
+        for key, count in counters.items():
+            if not key or not 0 <= count <= _MAX_COUNT:
+                raise StateError(f"$.{name}.{key}: a count from 0 to {_MAX_COUNT}, "
+                                 f"found {count}")
+    for key, count in state.customer_redemptions.items():
+        promotion, sep, customer = key.partition("\u001f")
+        if not sep or not promotion or not customer:
+            raise StateError(f"$.customer_redemptions.{key!r}: expected 'promotion\\u001f"
+                             "customer'")
+        if count > state.redemptions.get(promotion, 0):
+            raise StateError(f"$.customer_redemptions.{key!r}: more than the "
+                             f"{state.redemptions.get(promotion, 0)} redemptions of {promotion}")
+    for key, seen in state.applied.items():
+        where = f"$.applied.{key}"
+        if not key:
+            raise StateError(f"{where}: an empty event id")
+        if seen.digest and (len(seen.digest) != 32 or seen.digest.strip("0123456789abcdef")):
+            raise StateError(f"{where}.digest: expected 32 hexadecimal digits (or \"\": "
+                             "unknown, from an earlier format)")
+        _check_day(seen.at, f"{where}.at")
+        if (seen.code is None) != (seen.message is None) or seen.code == "":
+            raise StateError(f"{where}: 'code' and 'message' go together")
+    if state.clock is not None:
+        _check_day(state.clock, "$.clock")
+    if state.applied and state.clock is None and any(
+            seen.code is None for seen in state.applied.values()):
+        raise StateError("$.clock: events were applied but there is no clock")
+    if state.applied_limit < 0:
+        raise StateError("$.applied_limit: cannot be negative")
+
+
+def _check_subscription(key: str, sub: Subscription) -> None:
+    where = f"$.subscriptions.{key}"
+    if sub.id != key:
+        raise StateError(f"{where}.id: {sub.id!r} is filed under {key!r}")
+    for name in ("id", "customer_id", "storefront", "plan"):
+        if not getattr(sub, name):
+            raise StateError(f"{where}.{name}: cannot be empty")
+    if sub.customer.get("id", sub.customer_id) != sub.customer_id:
+        raise StateError(f"{where}.customer.id: differs from customer_id")
+    if sub.status not in STATUSES:
+        raise StateError(f"{where}.status: one of {', '.join(sorted(STATUSES))}, "
+                         f"found {sub.status!r}")
+    for name in ("index", "cycle"):
+        if not 0 <= getattr(sub, name) <= _MAX_COUNT:
+            raise StateError(f"{where}.{name}: from 0 to {_MAX_COUNT}, found "
+                             f"{getattr(sub, name)}")
+    for name in ("anchor", "trial_end", "cancel_at", "paused_at", "resume_by", "started"):
+        value = getattr(sub, name)
+        if value is not None:
+            _check_day(value, f"{where}.{name}")
+    _check_amount(sub.price, f"{where}.price")
+    if sub.consent_price is not None:
+        _check_amount(sub.consent_price, f"{where}.consent_price")
+    if sub.consent is not None and sub.consent not in _CONSENT:
+        raise StateError(f"{where}.consent: requested or collected, found {sub.consent!r}")
+    if sub.pending_plan == "":
+        raise StateError(f"{where}.pending_plan: cannot be empty")
+    for i, promo in enumerate(sub.promotions):
+        if not promo.name or not 0 <= promo.first_cycle <= _MAX_COUNT or (
+                promo.last_cycle is not None
+                and not promo.first_cycle <= promo.last_cycle <= _MAX_COUNT):
+            raise StateError(f"{where}.promotions[{i}]: a name and cycles "
+                             "0 ≤ first ≤ last")
+    charge = sub.charge
+    if charge is not None:
+        cw = f"{where}.charge"
+        if charge.kind not in _CHARGE_KINDS:
+            raise StateError(f"{cw}.kind: one of {', '.join(sorted(_CHARGE_KINDS))}, "
+                             f"found {charge.kind!r}")
+        _check_currency(charge.currency, f"{cw}.currency")
+        _check_day(charge.at, f"{cw}.at")
+        _check_period(charge.period_start, charge.period_end, cw)
+        for name in ("list", "discount", "credit", "tax", "net", "total", "gross_ex"):
+            _check_amount(getattr(charge, name), f"{cw}.{name}")
+        for name in ("discount_ex", "credit_ex"):  # a rounding residue may be negative
+            _check_amount(getattr(charge, name), f"{cw}.{name}", signed=True)
+        for i, d in enumerate(charge.discounts):
+            _check_amount(d.amount, f"{cw}.discounts[{i}].amount")
+    payment = sub.payment
+    if payment is not None:
+        pw = f"{where}.payment"
+        _check_currency(payment.currency, f"{pw}.currency")
+        _check_day(payment.at, f"{pw}.at")
+        _check_period(payment.period_start, payment.period_end, pw)
+        for name in ("total", "tax", "refunded", "base"):
+            _check_amount(getattr(payment, name), f"{pw}.{name}")
+        if payment.refunded > payment.total:
+            raise StateError(f"{pw}.refunded: more than the {payment.total} paid")
+    dunning = sub.dunning
+    if dunning is not None:
+        dw = f"{where}.dunning"
+        if not dunning.policy:
+            raise StateError(f"{dw}.policy: cannot be empty")
+        if sub.charge is None:
+            raise StateError(f"{dw}: dunning without an open charge")
+        for name in ("first_failure", "grace_end", "ends"):
+            value = getattr(dunning, name)
+            if value is not None:
+                _check_day(value, f"{dw}.{name}")
+        for i, day in enumerate(dunning.retries):
+            _check_day(day, f"{dw}.retries[{i}]")
+        if list(dunning.retries) != sorted(dunning.retries):
+            raise StateError(f"{dw}.retries: not in date order")
+        if not 0 <= dunning.attempts <= _MAX_COUNT or not (
+                len(dunning.retries) <= dunning.scheduled <= _MAX_COUNT):
+            raise StateError(f"{dw}: attempts and scheduled out of range")
+    if sub.status == "paused" and sub.paused_at is None:
+        raise StateError(f"{where}.paused_at: a paused subscription needs it")
+
+
+def _check_day(day: dt.date, where: str) -> None:
+    if isinstance(day, dt.datetime):
+        day = day.date()
+    if not _FIRST_DAY <= day <= _LAST_DAY:
+        raise StateError(f"{where}: {day.isoformat()} is outside {_FIRST_DAY.year}–"
+                         f"{_LAST_DAY.year}")
+
+
+def _check_period(start: dt.date, end: dt.date, where: str) -> None:
+    _check_day(start, f"{where}.period_start")
+    _check_day(end, f"{where}.period_end")
+
+
+def _check_amount(amount: Decimal, where: str, *, signed: bool = False) -> None:
+    sign, digits, exponent = amount.as_tuple()
+    if sign and any(digits) and not signed:
+        raise StateError(f"{where}: cannot be negative, found {amount}")
+    assert isinstance(exponent, int)  # finite: the decimal hook refuses the others
+    if exponent < -6 or len(digits) + exponent > _MAX_DIGITS:
+        raise StateError(f"{where}: at most {_MAX_DIGITS} digits and 6 decimals, "
+                         f"found {amount}")
+
+
+def _check_currency(code: str, where: str) -> None:
+    if len(code) != 3 or not code.isascii() or not code.isupper() or not code.isalpha():
+        raise StateError(f"{where}: a 3-letter currency code, found {code!r}")
 
 
 _plain_state = cattrs.gen.make_dict_unstructure_fn(State, converter)
+_plain_seen_in = cattrs.gen.make_dict_structure_fn(Seen, converter)
+
+
+def _structure_seen(value: Any, _: type) -> Seen:
+    if not isinstance(value, dict):
+        raise _BadValue(f"expected an object {{\"digest\", \"at\", …}}, found "
+                        f"{json_text(value)}")
+    return _plain_seen_in(value, Seen)
+
+
+converter.register_structure_hook(Seen, _structure_seen)
 _plain_state_in = cattrs.gen.make_dict_structure_fn(State, converter)
 converter.register_unstructure_hook(State, _unstructure_state)
 converter.register_structure_hook(State, _structure_state)
