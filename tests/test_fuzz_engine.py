@@ -18,6 +18,8 @@ import revrules
 from revrules import Engine, State
 from revrules.testing import event_sequences, events, rulesets
 
+from conftest import same_but_remembered
+
 EXAMPLES = int(os.environ.get("REVRULES_FUZZ_EXAMPLES", "80"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck))
@@ -29,7 +31,7 @@ def run(rules: revrules.Ruleset, log: list[dict[str, Any]]) -> None:
         out = engine.apply(state, event)
         if not out.ok:
             assert out.error is not None and out.error.code != "internal_error", out.error
-            assert out.state is state
+            assert same_but_remembered(state, out.state)
         state = out.state
 
 
