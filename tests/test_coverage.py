@@ -430,3 +430,31 @@ def test_coverage_build_gives_the_same_outcomes(data: st.DataObject) -> None:
     assert len(report.conditions) == generated_source(rules.model, coverage=True).count(
         "cov_hit(")
     assert report.to_json() == cov.report().to_json()
+
+
+# -- the documentation -----------------------------------------------------------------
+
+
+def test_the_documented_example_is_what_the_command_prints(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    docs = (ROOT / "docs" / "coverage.md").read_text("utf-8")
+    command = "$ revrules coverage small.rr small.jsonl --threshold 80\n"
+    start = docs.index(command) + len(command)
+    expected = docs[start:docs.index("```", start)]
+    (tmp_path / "small.rr").write_text(SMALL, encoding="utf-8")
+    (tmp_path / "small.jsonl").write_text("".join(json.dumps(e) + "\n" for e in LOG),
+                                          encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["coverage", "small.rr", "small.jsonl", "--threshold", "80"]) == 1
+    out, err = capsys.readouterr()
+    assert out + err == expected
+
+
+def test_the_documented_python_runs(monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    docs = (ROOT / "docs" / "coverage.md").read_text("utf-8")
+    start = docs.index("```python\n") + len("```python\n")
+    monkeypatch.chdir(ROOT)
+    exec(compile(docs[start:docs.index("```", start)], "coverage.md", "exec"), {})  # noqa: S102
+    assert capsys.readouterr().out.startswith("coverage of streaming (rulesets/streaming.rr)")
