@@ -23,7 +23,7 @@ from revrules import Engine, State
 from revrules.cli import main
 from revrules.compiler import compile_model, generated_source
 from revrules.coverage import Coverage
-from revrules.testing import event_sequences, rulesets
+from revrules.testing import event_sequences, events, rulesets
 from revrules.wire import outcome_to_json, state_to_json
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -430,6 +430,38 @@ def test_coverage_build_gives_the_same_outcomes(data: st.DataObject) -> None:
     assert len(report.conditions) == generated_source(rules.model, coverage=True).count(
         "cov_hit(")
     assert report.to_json() == cov.report().to_json()
+
+
+@settings(max_examples=max(1, EXAMPLES // 2), deadline=None, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_coverage_build_gives_the_same_outcomes_for_random_events(data: st.DataObject) -> None:
+    rules = revrules.load_text(data.draw(rulesets(), label="ruleset"), "gen.rr")
+    life = data.draw(event_sequences(rules, max_size=6), label="life")
+    log = data.draw(st.lists(events(rules), max_size=8), label="events")
+    cov = Coverage(rules)
+    plain, instrumented = Engine(rules), cov.engine()
+    a = b = State()
+    for event in life + sorted(log, key=lambda e: e["at"]):
+        out_a, out_b = plain.apply(a, event), instrumented.apply(b, event)
+        assert outcome_to_json(out_b) == outcome_to_json(out_a)
+        cov.observe(out_b)
+        a, b = out_a.state, out_b.state
+
+
+def test_hostile_names_stay_escaped_in_every_report() -> None:
+    name = "x\x1b[31m\n\u202e.rr"
+    # a bidi override in a string literal of a condition, and in a promotion code
+    text = SMALL.replace('"HELLO"', '"HE\\u202eLLO"').replace(
+        'customer.country == "DE"\n}', 'customer.country == "D\u202eE"\n}')
+    cov = covered([{**e, "customer": {**e["customer"], "country": "D\u202eE"}}
+                   if e["id"] == "e1" else e for e in LOG], revrules.load_text(text, name))
+    report = cov.report()
+    for output in (report.to_text(), report.to_html()):
+        assert "\x1b" not in output and "\u202e" not in output
+    assert report.to_text().startswith("coverage of small (x\\x1b[31m\\n\\u202e.rr)")
+    assert json.loads(report.to_json())["file"] == name
+    assert "\x1b" not in report.to_json() and "\u202e" not in report.to_json()
 
 
 # -- the documentation -----------------------------------------------------------------

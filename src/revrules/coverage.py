@@ -54,6 +54,7 @@ from .parser import parse
 from .results import Outcome
 from .ruleset import Ruleset
 from .runtime import in_context
+from .state import State
 from .text import printable
 
 __all__ = ["ConditionCoverage", "Coverage", "CoverageReport", "ItemCoverage", "Missing"]
@@ -182,12 +183,16 @@ class CoverageReport:
 
     def to_html(self) -> str:
         """A self-contained page: the source with each line marked covered, partly
-        covered or not covered (lines with nothing to cover stay plain)."""
+        covered or not covered (lines with nothing to cover stay plain). Control, bidi
+        and separator characters are shown escaped, as on a terminal."""
+        def esc(value: str) -> str:
+            return html.escape(printable(value))
+
         per_line: dict[int, list[tuple[int, int, str]]] = {}
-        for line, done, of, title in self._marks:
-            per_line.setdefault(line, []).append((done, of, title))
+        for at, done, of, title in self._marks:
+            per_line.setdefault(at, []).append((done, of, title))
         rows = []
-        for number, text in enumerate(self.source.split("\n"), 1):
+        for number, line in enumerate(self.source.split("\n"), 1):
             marks = per_line.get(number)
             css, title = "", ""
             if marks:
@@ -195,13 +200,13 @@ class CoverageReport:
                 of = sum(o for _, o, _ in marks)
                 css = "covered" if done == of else "partly" if done else "not"
                 title = "\n".join(t for _, _, t in marks)
-            rows.append(f'<tr class="{css}" title="{html.escape(title)}"><td class="n">'
-                        f"{number}</td><td><pre>{html.escape(text)}</pre></td></tr>")
+            rows.append(f'<tr class="{css}" title="{esc(title)}"><td class="n">'
+                        f"{number}</td><td><pre>{esc(line)}</pre></td></tr>")
         missing = "".join(
-            f"<li><code>{html.escape(x.location)}</code> {html.escape(x.kind)}: "
-            f"{html.escape(x.name)}{' never ' + x.outcome if x.outcome else ''}</li>"
+            f"<li><code>{esc(x.location)}</code> {esc(x.kind)}: "
+            f"{esc(x.name)}{' never ' + x.outcome if x.outcome else ''}</li>"
             for x in self.missing)
-        title = html.escape(f"coverage of {self.ruleset}")
+        title = esc(f"coverage of {self.ruleset}")
         return (
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{title}</title><style>"
@@ -212,7 +217,7 @@ class CoverageReport:
             "tr.covered{background:#dcf5dc}tr.partly{background:#fff3c4}"
             "tr.not{background:#f9d6d5}"
             "</style></head><body>\n"
-            f"<h1>{title}</h1>\n<p>{html.escape(self.file)}: <strong>{self.percent}%</strong>"
+            f"<h1>{title}</h1>\n<p>{esc(self.file)}: <strong>{self.percent}%</strong>"
             f" ({self.covered} of {self.total} outcomes). Lines: "
             "<span style=\"background:#dcf5dc\">covered</span>, "
             "<span style=\"background:#fff3c4\">partly covered</span>, "
@@ -261,11 +266,9 @@ class Coverage:
         it decides exactly as the plain engine and records every condition it evaluates."""
         return Engine(self._covered, **options)
 
-    def run(self, events: Iterable[Event | Mapping[str, Any]], state: Any = None,
+    def run(self, events: Iterable[Event | Mapping[str, Any]], state: State | None = None,
             engine: Engine | None = None) -> list[Outcome]:
         """Apply ``events`` in order from ``state`` (empty) and observe every outcome."""
-        from .state import State
-
         engine = engine or self.engine()
         current = State() if state is None else state
         outcomes = []
