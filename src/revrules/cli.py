@@ -565,9 +565,9 @@ def _coverage(args: argparse.Namespace) -> int:
     cov = Coverage(ruleset)
     engine = cov.engine()
     state: Any = None
-    refused = applied = 0
+    refused = total = 0
     for item in _iter_log(args.events):
-        applied += 1
+        total += 1
         if isinstance(item, EventError):
             refused += 1
             continue
@@ -579,7 +579,7 @@ def _coverage(args: argparse.Namespace) -> int:
     if args.html:
         _write_text(args.html, report.to_html(), "HTML coverage report")
     if refused:
-        _say(f"{refused} of {applied} events did not apply (what they exercised before "
+        _say(f"{refused} of {total} events did not apply (what they exercised before "
              "they were refused is counted); `revrules eval` shows each")
     if args.threshold is not None and not report.passes(args.threshold):
         _say(f"coverage {report.percent}% is below the threshold of {args.threshold}%")
