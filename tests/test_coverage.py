@@ -313,6 +313,13 @@ def test_html_marks_lines() -> None:
     assert line(22).startswith('<tr class="partly"')  # the tax condition: 5 of 6, and a rate
     assert line(1).startswith('<tr class=""')  # nothing to cover
     assert "customer.country == &quot;DE&quot;" in line(14)
+    # one line of the tooltip per condition and item, in column order
+    assert line(22).split('title="')[1].split('"')[0].split("&#10;") == [
+        "tax vat 19% (used 1)",  # the rate line, from column 3
+        "tax vat: customer.country == &quot;DE&quot; and not customer.vip (true 1, false 1)",
+        "tax vat: customer.country == &quot;DE&quot; (true 1, false 1)",
+        "tax vat: not customer.vip (true 1, false 0)",
+    ]
 
 
 # -- the command line ----------------------------------------------------------------

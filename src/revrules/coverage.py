@@ -117,9 +117,9 @@ class CoverageReport:
     covered: int
     total: int
     source: str = attrs.field(default="", repr=False)
-    # (line, kind of mark, title) for the HTML view
-    _marks: tuple[tuple[int, int, int, str], ...] = attrs.field(default=(), repr=False,
-                                                                alias="marks")
+    # (line, column, outcomes covered, outcomes, what) for the HTML view
+    _marks: tuple[tuple[int, int, int, int, str], ...] = attrs.field(
+        default=(), repr=False, alias="marks")
 
     @property
     def percent(self) -> Decimal:
@@ -189,7 +189,7 @@ class CoverageReport:
             return html.escape(printable(value))
 
         per_line: dict[int, list[tuple[int, int, str]]] = {}
-        for at, done, of, title in self._marks:
+        for at, _, done, of, title in self._marks:
             per_line.setdefault(at, []).append((done, of, title))
         rows = []
         for number, line in enumerate(self.source.split("\n"), 1):
@@ -199,8 +199,8 @@ class CoverageReport:
                 done = sum(d for d, _, _ in marks)
                 of = sum(o for _, o, _ in marks)
                 css = "covered" if done == of else "partly" if done else "not"
-                title = "\n".join(t for _, _, t in marks)
-            rows.append(f'<tr class="{css}" title="{esc(title)}"><td class="n">'
+                title = "&#10;".join(esc(t) for _, _, t in marks)
+            rows.append(f'<tr class="{css}" title="{title}"><td class="n">'
                         f"{number}</td><td><pre>{esc(line)}</pre></td></tr>")
         missing = "".join(
             f"<li><code>{esc(x.location)}</code> {esc(x.kind)}: "
@@ -373,7 +373,7 @@ class Coverage:
         items = tuple(ItemCoverage(self._items[i].kind, self._items[i].name,
                                    str(self._items[i].span), self._hits[i]) for i in order)
         missing: list[tuple[Any, Missing]] = []
-        marks: list[tuple[int, int, int, str]] = []
+        marks: list[tuple[int, int, int, int, str]] = []
         for (key, i), c in entries:
             span = self._conditions[i][1].span
             for outcome, seen in (("true", c.true), ("false", c.false)):
@@ -381,14 +381,14 @@ class Coverage:
                     missing.append(((key, "condition", f"{c.rule}: {c.text}", outcome),
                                     Missing("condition", f"{c.rule}: {c.text}", c.location,
                                             outcome)))
-            marks.append((span.line, (c.true > 0) + (c.false > 0), 2,
+            marks.append((span.line, span.column, (c.true > 0) + (c.false > 0), 2,
                           f"{c.rule}: {c.text} (true {c.true}, false {c.false})"))
         for i in order:
             item = self._items[i]
             if not self._hits[i]:
                 missing.append(((_key(item.span), item.kind, item.name, ""),
                                 Missing(item.kind, item.name, str(item.span))))
-            marks.append((item.span.line, int(self._hits[i] > 0), 1,
+            marks.append((item.span.line, item.span.column, int(self._hits[i] > 0), 1,
                           f"{item.kind} {item.name} (used {self._hits[i]})"))
         missing.sort(key=lambda e: e[0])
         covered = sum((c.true > 0) + (c.false > 0) for c in conditions) + sum(
@@ -397,7 +397,7 @@ class Coverage:
         model = rules.model
         return CoverageReport(model.name, model.version, model.file, conditions, items,
                               tuple(x for _, x in missing), covered, total, model.source,
-                              marks=tuple(sorted(marks)))
+                              marks=tuple(sorted(marks, key=lambda k: k[:2])))
 
     # -- the items of a ruleset --------------------------------------------------------
     def _add(self, kind: str, name: str, span: n.Span) -> int:
