@@ -239,7 +239,7 @@ def test_nothing_to_cover_is_full_coverage() -> None:
                                'tax inclusive psp stripe }\n', "e.rr")
     report = Coverage(rules).report()
     assert (report.covered, report.total, report.percent, report.missing) == (
-        0, 0, Decimal("100.00"), ())
+        0, 0, Decimal("100.00"), [])
     assert report.passes(100)
 
 

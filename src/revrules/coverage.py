@@ -113,7 +113,7 @@ class CoverageReport:
     file: str
     conditions: tuple[ConditionCoverage, ...]
     items: tuple[ItemCoverage, ...]
-    missing: tuple[Missing, ...]
+    missing: list[Missing]  # sorted by location, then kind, name and outcome
     covered: int
     total: int
     source: str = attrs.field(default="", repr=False)
@@ -396,7 +396,7 @@ class Coverage:
         total = 2 * len(conditions) + len(self._hits)
         model = rules.model
         return CoverageReport(model.name, model.version, model.file, conditions, items,
-                              tuple(x for _, x in missing), covered, total, model.source,
+                              [x for _, x in missing], covered, total, model.source,
                               marks=tuple(sorted(marks, key=lambda k: k[:2])))
 
     # -- the items of a ruleset --------------------------------------------------------
