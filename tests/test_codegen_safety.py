@@ -74,6 +74,7 @@ def test_hostile_file_names_never_reach_code(tmp_path: Path, name: str, text: st
     rules = revrules.load(path)
     assert rules.model.file == str(path)
     assert_clean(rules.compiled.source)
+    assert_clean(generated_source(rules.model, coverage=True))
 
 
 @pytest.mark.parametrize("name", [*HOSTILE_NAMES, "nul\x00import os\x00.rr"])
@@ -83,6 +84,7 @@ def test_hostile_file_names_through_load_text(tmp_path: Path, monkeypatch: pytes
     for text in (RULES, PLAIN):
         rules = revrules.load_text(text, name)
         assert_clean(rules.compiled.source)
+        assert_clean(generated_source(rules.model, coverage=True))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -98,6 +100,7 @@ def test_hostile_string_literals_are_escaped() -> None:
     text = text.replace('"AT"', '"\u2028\u2029\u0085\x0c\x0b\u00e9\U0001f600"')
     rules = revrules.load_text(text, "s.rr")
     assert_clean(rules.compiled.source)
+    assert_clean(generated_source(rules.model, coverage=True))
 
 
 # -- generated rulesets ---------------------------------------------------------------
@@ -157,6 +160,7 @@ def test_generated_source_of_generated_rulesets_is_printable_ascii(text: str, fi
         assert all(d.code != "internal" for d in exc.diagnostics)
         return
     assert_clean(generated_source(rules.model))
+    assert_clean(generated_source(rules.model, coverage=True))  # the coverage build's too
 
 
 @pytest.mark.parametrize(("condition", "denied"), [

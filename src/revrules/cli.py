@@ -10,6 +10,10 @@
     when every event applied, 1 when any gave ``ok: false`` (every line is still
     printed), 2 when the ruleset does not check or a file cannot be read.
 
+``revrules coverage RULES EVENTS.jsonl [--threshold N] [--format text|json] [--html FILE]``
+    Replay the log with coverage: conditions seen true and false, table items never
+    exercised (docs/coverage.md). Exit 1 below the threshold.
+
 ``revrules replay|diff|explain|reconcile|growth|generate …``
     Measure revenue: the ledger report (table, JSON, CSV, HTML), what-if diffs, one
     event explained rule by rule, reconciliation of decided charges against payments
@@ -31,6 +35,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -243,6 +248,23 @@ def _parser() -> argparse.ArgumentParser:
                      help="table (default) or json")
     gro.set_defaults(command="growth", run=_growth)
 
+    cov = commands.add_parser(
+        "coverage", help="which conditions and table items an event log exercises",
+        description="Replay the log with coverage and report, per rule and per condition, "
+                    "how often each was seen true and false, and the prices, promotions, "
+                    "routes, tax rates, eligibility denials, dunning steps and lifecycle "
+                    "rules never exercised (docs/coverage.md). Exit 0, or 1 when the "
+                    "coverage is below --threshold; 2 when the ruleset does not check.")
+    cov.add_argument("rules", metavar="RULES", help="the .rr ruleset")
+    cov.add_argument("events", metavar="EVENTS", help="a JSONL file of events, or - for stdin")
+    cov.add_argument("--threshold", type=_percentage, default=None, metavar="N",
+                     help="exit 1 when less than N%% of the outcomes are covered (0-100)")
+    cov.add_argument("--format", choices=("text", "json"), default="text",
+                     help="text (default) or json")
+    cov.add_argument("--html", metavar="FILE",
+                     help="also write a self-contained HTML page marking the source lines")
+    cov.set_defaults(command="coverage", run=_coverage)
+
     fmt = commands.add_parser(
         "fmt", help="print rulesets in the canonical layout",
         description="Print a ruleset in the canonical layout (only parsing is needed, not "
@@ -265,6 +287,16 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number ≥ 0, found {value}")
+    return value
+
+
+def _percentage(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        value = Decimal("NaN")
+    if not value.is_finite() or not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected a percentage from 0 to 100, found {text!r}")
     return value
 
 
@@ -522,6 +554,36 @@ def _generate(args: argparse.Namespace) -> int:
         _write_text(args.output, text, "events")
     else:
         sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    from .coverage import Coverage
+    from .events import EventError
+
+    ruleset = _load_checked(args.rules)
+    cov = Coverage(ruleset)
+    engine = cov.engine()
+    state: Any = None
+    refused = total = 0
+    for item in _iter_log(args.events):
+        total += 1
+        if isinstance(item, EventError):
+            refused += 1
+            continue
+        (outcome,) = cov.run([item], state, engine)
+        state = outcome.state
+        refused += not outcome.ok
+    report = cov.report()
+    _out(report.to_json() if args.format == "json" else report.to_text())
+    if args.html:
+        _write_text(args.html, report.to_html(), "HTML coverage report")
+    if refused:
+        _say(f"{refused} of {total} events did not apply (what they exercised before "
+             "they were refused is counted); `revrules eval` shows each")
+    if args.threshold is not None and not report.passes(args.threshold):
+        _say(f"coverage {report.percent}% is below the threshold of {args.threshold}%")
+        return EXIT_FAILED
     return EXIT_OK
 
 

@@ -23,7 +23,7 @@ from . import model as m
 from . import nodes as n
 from . import runtime as rt
 
-__all__ = ["Ctx", "Predicate", "compile_model", "generated_source"]
+__all__ = ["Ctx", "Predicate", "Recorder", "compile_model", "generated_source"]
 
 
 class Ctx:
@@ -51,6 +51,8 @@ class Ctx:
 
 
 Predicate = Callable[[Ctx], bool]
+#: What a coverage build calls for each boolean sub-condition: ``(index, value) -> value``.
+Recorder = Callable[[int, Any], Any]
 
 _FIELD_CODE = {
     ("storefront", "name"): "c.storefront.name",
@@ -83,6 +85,8 @@ class CompiledRules:
     source: str
     filename: str
     predicates: dict[int, Predicate] = attrs.field(repr=False)
+    # a coverage build only: the recorded sub-conditions, by index (rule, expression)
+    conditions: tuple[tuple[m.Rule, n.Expr], ...] = attrs.field(default=(), repr=False)
 
     def predicate(self, rule: m.Rule | None) -> Predicate | None:
         if rule is None or rule.when is None:
@@ -90,9 +94,18 @@ class CompiledRules:
         return self.predicates[id(rule)]
 
 
-def compile_model(model: m.Model) -> CompiledRules:
-    """Generate, compile and load the rule functions of a model."""
-    gen = _Generator(model)
+def compile_model(model: m.Model, *, coverage: Recorder | None = None) -> CompiledRules:
+    """Generate, compile and load the rule functions of a model.
+
+    With ``coverage``, a separate variant is generated (the normal code is untouched):
+    every boolean sub-condition of a rule -- the whole condition, and each operand of
+    an ``and`` / ``or`` chain (a ``not`` is recorded as itself, not its operand) --
+    is wrapped in ``cov_hit(i, ...)``, which calls ``coverage(i, value)`` and must
+    return the value; ``CompiledRules.conditions[i]`` says which rule and expression
+    ``i`` is. Short-circuiting is unchanged: an operand that is not evaluated is not
+    recorded.
+    """
+    gen = _Generator(model, cover=coverage is not None)
     names: dict[int, str] = {}
     for rule in _rules(model):
         if rule.when is not None:
@@ -107,13 +120,21 @@ def compile_model(model: m.Model) -> CompiledRules:
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict[str, Any] = {h: getattr(rt, h) for h in _HELPERS}
     namespace.update(gen.constants)
+    if coverage is not None:
+        namespace["cov_hit"] = coverage
     exec(code, namespace)  # noqa: S102 - our own generated code, from checked rules only
-    return CompiledRules(source, filename, {k: namespace[v] for k, v in names.items()})
+    return CompiledRules(source, filename, {k: namespace[v] for k, v in names.items()},
+                         tuple(gen.recorded))
 
 
-def generated_source(model: m.Model) -> str:
-    """The Python source the compiler generates for a model (for inspection and tests)."""
-    return compile_model(model).source
+def generated_source(model: m.Model, *, coverage: bool = False) -> str:
+    """The Python source the compiler generates for a model (for inspection and tests);
+    ``coverage``: the coverage variant's."""
+    return compile_model(model, coverage=_no_record if coverage else None).source
+
+
+def _no_record(index: int, value: Any) -> Any:
+    return value
 
 
 def _rules(model: m.Model) -> list[m.Rule]:
@@ -132,8 +153,11 @@ def _rules(model: m.Model) -> list[m.Rule]:
 
 
 class _Generator:
-    def __init__(self, model: m.Model):
+    def __init__(self, model: m.Model, cover: bool = False):
         self.model = model
+        self.cover = cover
+        self.recorded: list[tuple[m.Rule, n.Expr]] = []
+        self._rule: m.Rule | None = None
         # Nothing from outside reaches this source except ascii() of a value (a string
         # literal, a file name) or a name that matched the grammar's NAME token; ascii()
         # escapes every control character, so no newline can end a comment early.
@@ -152,10 +176,20 @@ class _Generator:
         self.count += 1
         where = f"line {rule.span.line}:{rule.span.column}"
         self.lines.append(f"def {name}(c):  # {where} {ascii(rule.name)}")
+        self._rule = rule
         # the checker proved the condition is a bool: no bool() wrapper needed
-        self.lines.append(f"    return {self.expr(rule.when)}")
+        self.lines.append(f"    return {self.covered(rule.when)}")
         self.lines.append("")
         return name
+
+    def covered(self, e: n.Expr) -> str:
+        """``e``'s code; in a coverage build, wrapped to record its value."""
+        if not self.cover:
+            return self.expr(e)
+        assert self._rule is not None
+        index = len(self.recorded)
+        self.recorded.append((self._rule, e))
+        return f"cov_hit({index!r}, {self.expr(e)})"
 
     def constant(self, value: Any) -> str:
         if isinstance(value, str):
@@ -243,7 +277,7 @@ class _Generator:
             raise ValueError(f"not an operator: {op!r}")
         lt, rt_ = self.type(e.left), self.type(e.right)
         if op in ("and", "or"):  # one flat n-ary expression for a whole chain
-            return "(" + f" {op} ".join(self.expr(x) for x in _operands(e)) + ")"
+            return "(" + f" {op} ".join(self.covered(x) for x in _operands(e)) + ")"
         temporal = {lt.kind, rt_.kind} == {"date", "datetime"}
         left = self.expr(e.left, want_datetime=temporal)
         right = self.expr(e.right, want_datetime=temporal)
