@@ -59,9 +59,12 @@ def test_readme_opens_with_the_two_commands() -> None:
 
 
 def test_every_error_code_is_documented() -> None:
-    sources = "".join((ROOT / "src" / "revrules" / name).read_text("utf-8")
-                      for name in ("engine.py", "events.py", "wire.py", "runtime.py"))
-    codes = set(re.findall(r'(?:_fail|EventError|EvaluationError)\("([a-z_]+)"', sources))
+    package = ROOT / "src" / "revrules"
+    files = [package / name for name in ("engine.py", "transaction.py", "pricing.py",
+                                         "events.py", "wire.py", "runtime.py")]
+    files += sorted((package / "transitions").glob("*.py"))
+    sources = "".join(path.read_text("utf-8") for path in files)
+    codes = set(re.findall(r'(?:\b_?fail|EventError|EvaluationError)\("([a-z_]+)"', sources))
     assert {"unknown_storefront", "not_due", "currency_mismatch"} <= codes
     docs = (ROOT / "docs" / "wire.md").read_text("utf-8")
     assert sorted(c for c in codes if f"`{c}`" not in docs) == []
