@@ -109,8 +109,8 @@ def on_checkout(tx: Tx) -> None:
         return
     start, end = tx.period(sub, 0)
     sub = payments.open_charge(tx, sub, quote, "checkout", start, end, trace[0].rule,
-                           trace[0].source, index=1, cycle=1,
-                           entitlements=plan.entitlements)
+                               trace[0].source, index=1, cycle=1,
+                               entitlements=plan.entitlements)
     tx.put(sub)
     tx.decision(sub, "charge", quote, due=due, reasons=tuple(reasons), charge=charge_id)
 

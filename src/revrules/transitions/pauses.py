@@ -28,7 +28,7 @@ def on_pause_requested(tx: Tx) -> None:
                        f"(this one is {sub.status}"
                        f"{' with an unpaid charge' if sub.charge else ''})", trace)
     sub = evolve(sub, status="paused", paused_at=tx.day,
-                       resume_by=rt.add(tx.day, policy.pause_max))
+                 resume_by=rt.add(tx.day, policy.pause_max))
     tx.emit("subscription.paused", sub, rule=rule.name, source=rule.span,
             date=sub.resume_by)
     sub = tx.put(tx.set_entitlements(sub, (), rule.name, rule.span))
@@ -64,7 +64,7 @@ def resume(tx: Tx, sub: Subscription, day: dt.date, at: dt.datetime) -> None:
     tx.emit("subscription.resumed", sub, at=at, rule=rule.name if rule else None,
             source=rule.span if rule else None, date=tx.next_charge(sub))
     sub = tx.put(tx.set_entitlements(sub, plan.entitlements, f"plan {plan.name}",
-                                         plan.span, at))
+                                     plan.span, at))
     tx.decision(sub, "none")
 
 
@@ -119,7 +119,7 @@ def on_consent_declined(tx: Tx) -> None:
         raise fail("no_consent_pending", f"subscription '{sub.id}' has no price change "
                    "waiting for consent")
     sub = tx.put(evolve(sub, consent=None, consent_price=None,
-                                cancel_at=tx.next_charge(sub)))
+                        cancel_at=tx.next_charge(sub)))
     tx.decision(sub, "none", reasons=(f"consent declined: cancels at period end, "
                                       f"{sub.cancel_at}",))
 

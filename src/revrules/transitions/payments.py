@@ -48,7 +48,7 @@ def open_charge(tx: Tx, sub: Subscription, quote: Quote, kind: str, start: dt.da
                 end: dt.date, rule: str, source: Any, **changes: Any) -> Subscription:
     """Record a decided charge (settled at once when it is zero); apply ``changes``.
 
-    The charge gets the id :meth:`charge_id` gave before it was opened."""
+    The charge gets the id :func:`charge_id` gave before it was opened."""
     charge = Charge(kind, tx.event.at, start, end, quote.currency, quote.list,
                     quote.discount, quote.credit, quote.tax, quote.net, quote.total,
                     quote.psp, quote.gross_ex, quote.discount_ex, quote.credit_ex, rule,
@@ -56,7 +56,7 @@ def open_charge(tx: Tx, sub: Subscription, quote: Quote, kind: str, start: dt.da
     changes["charge_count"] = sub.charge_count + 1
     if quote.total == 0:
         return settle(tx, evolve(sub, **changes) if changes else sub, charge,
-                           tx.event.at, quote.psp)
+                      tx.event.at, quote.psp)
     return evolve(sub, charge=charge, **changes)
 
 
@@ -67,6 +67,7 @@ def charge_id(tx: Tx, sub: Subscription) -> str:
 
 def settle(tx: Tx, sub: Subscription, charge: Charge, at: dt.datetime,
            psp: str | None) -> Subscription:
+    """``sub`` with ``charge`` paid at ``at`` (through ``psp``, else the charge's PSP)."""
     sf = tx.rules.storefronts[sub.storefront]
     commission = rt.percent_of(charge.net, sf.commission, sf.currency, tx.rounding)
     tx.emit("payment.succeeded", sub, at=at, rule=charge.rule, source=charge.source,
@@ -91,14 +92,14 @@ def on_payment_succeeded(tx: Tx) -> None:
     # customer asked for (paused_at set) stays a pause
     recovers = sub.status in ("past_due", "unpaid") or (
         sub.status == "paused" and sub.paused_at is None)
-    charge_id = sub.charge.id
+    paid = sub.charge.id
     sub = settle(tx, sub, sub.charge, tx.event.at, tx.event.psp)
     if recovers:
         sub = evolve(sub, status="active")
         plan = tx.rules.plans[sub.plan]
         sub = tx.set_entitlements(sub, plan.entitlements, f"plan {plan.name}", plan.span)
     tx.put(sub)
-    tx.decision(sub, "none", charge=charge_id)
+    tx.decision(sub, "none", charge=paid)
 
 
 def dunning_policy(tx: Tx, sub: Subscription) -> tuple[m.DunningPolicy | None, Any]:
@@ -181,5 +182,5 @@ def dunning_end(tx: Tx, sub: Subscription, at: dt.datetime) -> None:
     assert sub.dunning is not None
     policy = next(p for p, _, _ in tx.rules.dunning if p.name == sub.dunning.policy)
     pauses.cancel(tx, sub, at, f"dunning {policy.name}", policy.span,
-                status={"cancel": "canceled", "pause": "paused",
-                        "unpaid": "unpaid"}[policy.then])
+                  status={"cancel": "canceled", "pause": "paused",
+                          "unpaid": "unpaid"}[policy.then])

@@ -81,7 +81,7 @@ def prorated_change(tx: Tx, sub: Subscription, change: m.PlanChange,
                      credit_used + balance_used, sub.cycle, [*trace, price])
     charge_id = payments.charge_id(tx, sub)
     sub = change_plan(tx, sub, change.target, tx.event.at, tx.day,
-                           **emission.charged(quote, charge_id))
+                      **emission.charged(quote, charge_id))
     if new_cadence:
         sub = evolve(sub, anchor=tx.day, index=1)
     credit_ex = quote.credit_ex if not balance_used else rt.prorate(
@@ -92,7 +92,7 @@ def prorated_change(tx: Tx, sub: Subscription, change: m.PlanChange,
     if balance_used:
         notes.append(tx.credit_note(balance_used, sub))
     sub = payments.open_charge(tx, sub, quote, "proration", tx.day, end, trace[0].rule,
-                           trace[0].source)
+                               trace[0].source)
     tx.put(sub)
     kind = "charge" if credit <= charge else "credit"
     if credit > charge:

@@ -66,7 +66,8 @@ def renew(tx: Tx, sub: Subscription, day: dt.date) -> None:
     charge_id = payments.charge_id(tx, sub)
     tx.emit("subscription.renewed", sub, at=at, rule=trace[0].rule, source=trace[0].source,
             date=start, recurring=quote.recurring, **emission.charged(quote, charge_id))
-    sub = payments.open_charge(tx, sub, quote, "renewal", start, end, trace[0].rule, trace[0].source)
+    sub = payments.open_charge(tx, sub, quote, "renewal", start, end, trace[0].rule,
+                               trace[0].source)
     tx.put(sub)
     sf = rules.storefronts[sub.storefront]
     due = rt.add(day, sf.terms) if sf.terms else None
@@ -119,7 +120,7 @@ def renewal_price(tx: Tx, sub: Subscription, day: dt.date, at: dt.datetime,
     tx.emit("price.changed", sub, at=at, rule=rule, source=entry.span,
             **tx.price_figures(sub, entry.amount))
     return evolve(sub, price=entry.amount, contract=None, consent=None,
-                        consent_price=None), entry.amount
+                  consent_price=None), entry.amount
 
 
 def require_renewable(tx: Tx, sub: Subscription) -> None:

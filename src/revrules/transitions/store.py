@@ -72,7 +72,7 @@ def store_grace_over(tx: Tx, sub: Subscription) -> None:
     sf = tx.rules.storefronts[sub.storefront]
     rule = f"dunning {policy.name}" if policy else f"storefront {sf.name}"
     pauses.cancel(tx, sub, tx.event.at, rule, policy.span if policy else sf.span,
-                status={"cancel": "canceled", "pause": "paused", "unpaid": "unpaid"}[then])
+                  status={"cancel": "canceled", "pause": "paused", "unpaid": "unpaid"}[then])
 
 
 def store_expired(tx: Tx, sub: Subscription) -> None:
