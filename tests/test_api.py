@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import revrules
+from revrules import grammars
 
 ROOT = Path(__file__).parent.parent
 
@@ -27,9 +28,14 @@ def test_exports_are_the_documented_ones() -> None:
 
 
 def test_package_ships_its_grammar_and_py_typed() -> None:
+    # the grammar is in the top-level grammar/ folder, found from a checkout; that an
+    # installed wheel carries it inside the package is tested in test_wheel.py
     package = Path(revrules.__file__).parent
     assert (package / "py.typed").exists()
-    assert (package / "grammar" / "revrules.lark").exists()
+    assert (ROOT / "grammar" / "revrules.lark").exists()
+    assert Path(str(grammars.grammar_path("revrules"))) == ROOT / "grammar" / "revrules.lark"
+    assert "revrules" in grammars.grammar_names()
+    assert "start:" in grammars.grammar_text("revrules")
 
 
 def test_readme_python_examples_run(monkeypatch: pytest.MonkeyPatch) -> None:
