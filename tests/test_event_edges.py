@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from conftest import same_but_remembered
 import datetime as dt
+import inspect
 import json
 import os
 import re
@@ -18,12 +19,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import revrules
-from revrules import Engine, State, engine as engine_module, runtime as rt, wire
+from revrules import Engine, State, emission, pricing, transaction, wire
+from revrules import engine as engine_module, runtime as rt
+from revrules.transitions import (checkout, pauses, payments, plan_changes, refunds, renewals,
+                                  store)
 from revrules.events import EventError, parse_event
 from revrules.nodes import Duration
 from revrules.results import Decision
 
 ROOT = Path(__file__).resolve().parent.parent
+FAMILIES = (checkout, payments, renewals, plan_changes, pauses, refunds, store)
 STREAMING = revrules.load(str(ROOT / "rulesets" / "streaming.rr"))
 ENGINE = Engine(STREAMING)
 
@@ -379,16 +384,33 @@ def _safety_pairs() -> list[tuple[State, dict[str, Any]]]:
 
 
 def _targets() -> list[tuple[Any, str]]:
+    """Every step of ``apply``: the transaction's methods, the functions of pricing,
+    emission and every family of transitions (not their private helpers for messages),
+    the runtime helpers, and the constructors
+    and ``evolve`` each module calls, patched where they are looked up."""
     tx = engine_module._Tx
     names = sorted(name for name, value in vars(tx).items() if callable(value))
     targets: list[tuple[Any, str]] = [(tx, name) for name in names]
+    for module in (pricing, emission, *FAMILIES):
+        targets += [(module, name) for name, value in sorted(vars(module).items())
+                    if inspect.isfunction(value) and value.__module__ == module.__name__
+                    and not name.startswith("_")]
     targets += [(rt, name) for name in ("quantize", "money_str", "add", "add_periods",
                                         "percent_of", "prorate", "split_inclusive",
                                         "local_date", "start_of")]
-    targets += [(engine_module, name) for name in ("evolve", "parse_event", "Decision",
-                                                   "RevenueEvent", "Charge", "Payment",
-                                                   "State", "_where")]
+    targets += [(module, name) for module, used in (
+        (engine_module, ("evolve", "parse_event")),
+        (transaction, ("evolve", "Decision", "State")),
+        (emission, ("RevenueEvent",)),
+        (pricing, ("Quote",)),
+        (payments, ("evolve", "Charge", "Payment")),
+        *((family, ("evolve",)) for family in FAMILIES if family is not payments),
+    ) for name in used]
     return targets
+
+
+def _step(owner: Any, name: str) -> str:
+    return f"{getattr(owner, '__name__', owner)}.{name}"
 
 
 class Boom(Exception):
@@ -408,14 +430,15 @@ def test_every_failure_inside_apply_becomes_internal_error(
         def boom(*args: Any, **kwargs: Any) -> Any:
             raise Boom("injected")
         with monkeypatch.context() as patch:
-            patch.setattr(owner, name, boom)
-            if owner is engine_module._Tx and name.startswith("on_"):
+            if name.startswith("on_") and engine_module._HANDLERS.get(name[3:]) is getattr(
+                    owner, name):
                 patch.setitem(engine_module._HANDLERS, name[3:], boom)
+            patch.setattr(owner, name, boom)
             for (state, event), expected in zip(pairs, normal, strict=True):
                 outcome = ENGINE.apply(state, event)
                 if outcome.error is not None and outcome.error.code == "internal_error":
                     faults += 1
-                    hit[name] = hit.get(name, 0) + 1
+                    hit[_step(owner, name)] = hit.get(_step(owner, name), 0) + 1
                     assert outcome.ok is False
                     assert outcome.state is state
                     assert outcome.event == event["id"]
@@ -424,9 +447,9 @@ def test_every_failure_inside_apply_becomes_internal_error(
                     assert "Traceback" not in outcome.error.message
                     assert "\n" not in outcome.error.message
                 else:
-                    assert outcome == expected, (name, event)
+                    assert outcome == expected, (_step(owner, name), event)
     # every step was reached by some event, and each injection was caught
-    missing = sorted(n for _, n in _targets() if n not in hit)
+    missing = sorted(_step(o, n) for o, n in _targets() if _step(o, n) not in hit)
     assert missing == [], missing
     assert faults > 1000, faults
     print(f"faults injected: {faults} over {len(_targets())} steps and {len(pairs)} events")

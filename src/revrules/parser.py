@@ -1,9 +1,9 @@
 """Parse ``.rr`` text into :mod:`revrules.nodes`.
 
-Lark (LALR(1), contextual lexer) reads the grammar in ``grammar/revrules.lark``; a
-mechanical Transformer builds AST nodes with spans. Nothing here judges meaning:
-that is :mod:`revrules.checker`'s job. Syntax errors become :class:`Diagnostic` values
-that say what was expected in words, not in token names.
+Lark (LALR(1), contextual lexer) reads the grammar ``grammar/revrules.lark`` (found by
+:mod:`revrules.grammars`); a mechanical Transformer builds AST nodes with spans. Nothing
+here judges meaning: that is :mod:`revrules.checker`'s job. Syntax errors become
+:class:`Diagnostic` values that say what was expected in words, not in token names.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import functools
 import re
 from collections.abc import Callable
 from decimal import Decimal
-from importlib import resources
 from typing import Any, Literal, cast
 
 import lark
@@ -24,15 +23,15 @@ from lark.lexer import PatternStr
 from . import nodes as n
 from .diagnostics import Diagnostic, RulesetError
 from .diagnostics import line_starts as source_line_starts
+from .grammars import grammar_text
 
 __all__ = ["MAX_DATE", "MAX_DEPTH", "MAX_DIGITS", "MIN_DATE", "parse", "parse_expression"]
 
 
 @functools.cache
 def _parser(start: str = "start") -> lark.Lark:
-    grammar = resources.files("revrules").joinpath("grammar/revrules.lark").read_text("utf-8")
     return lark.Lark(
-        grammar,
+        grammar_text("revrules"),
         parser="lalr",
         lexer="contextual",
         propagate_positions=True,
