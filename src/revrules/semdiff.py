@@ -80,6 +80,7 @@ class Example:
     steps: tuple[str, ...]
     old: str
     new: str
+    found_by: str = "boundaries"  # or "hypothesis"
 
 
 @attrs.frozen
@@ -124,7 +125,8 @@ class StaticDiff:
                 "example": None if c.example is None else {
                     "events": [dict(e) for e in c.example.events],
                     "steps": list(c.example.steps),
-                    "old": c.example.old, "new": c.example.new},
+                    "old": c.example.old, "new": c.example.new,
+                    "found_by": c.example.found_by},
             } for c in self.changes],
         }
 
@@ -149,7 +151,8 @@ class StaticDiff:
                 lines.append(f"  no input found whose outcome differs (searched {c.searched} "
                              f"input{'s' if c.searched != 1 else ''})")
                 continue
-            lines.append("  example:")
+            lines.append("  example:" if c.example.found_by == "boundaries"
+                         else f"  example (found by {c.example.found_by}):")
             lines.extend(f"    {step}" for step in c.example.steps)
             lines.append(f"  old: {c.example.old}")
             lines.append(f"  new: {c.example.new}")
@@ -735,7 +738,7 @@ def _hypothesis(kind: str, name: str, old: Ruleset, new: Ruleset, space: _Space,
             phases=(Phase.generate,), suppress_health_check=list(HealthCheck)))
     except NoSuchExample:
         return None, tried
-    return (found[0] if found else None), tried
+    return (attrs.evolve(found[0], found_by="hypothesis") if found else None), tried
 
 
 @in_context
