@@ -54,11 +54,12 @@ __all__ = ["Change", "Example", "StaticDiff", "static_diff"]
 
 #: How many events (each applied under both rulesets) the boundary search may apply
 #: per change, and how many hypothesis examples follow when it finds nothing.
-MAX_EVENTS = 6000
-HYPOTHESIS_EXAMPLES = 100
+MAX_EVENTS = 3000
+HYPOTHESIS_EXAMPLES = 50
 #: Renewals a scenario runs at most (``subscription.cycle >= 12`` needs 11).
 MAX_RENEWALS = 13
 _FALLBACK_DAY = dt.date(2027, 1, 1)
+_ABSENT = object()  # a customer attribute left out: its default applies
 _CUSTOMER_ID = "c1"
 _SUB = "s1"
 
@@ -81,6 +82,9 @@ class Example:
     old: str
     new: str
     found_by: str = "boundaries"  # or "hypothesis"
+    #: 0: the outcomes differ and cite the changed rule; 1: they differ without citing
+    #: it; 2: only reasons differ (a rule's text). The search goes on while above 0.
+    rank: int = attrs.field(default=0, eq=False, repr=False)
 
 
 @attrs.frozen
@@ -358,6 +362,8 @@ def _space(old: Ruleset, new: Ruleset) -> _Space:
             continue
         values: list[object] = _near([v for v in [a.default, *compared.get(
             f"customer.{a.name}", [])] if v is not None])
+        absent = [_ABSENT] if any(x.name == a.name and x.default is not None
+                                  for r in models for x in r.attributes) else []
         if a.type == "string":
             values = [*(v for v in values if isinstance(v, str)), "other"]
         elif a.type == "bool":
@@ -367,7 +373,7 @@ def _space(old: Ruleset, new: Ruleset) -> _Space:
         elif a.type in ("int", "decimal"):
             values = [v for v in values if isinstance(v, (int, Decimal))
                       and not isinstance(v, bool)] or [0]
-        unique: list[object] = []
+        unique: list[object] = [*absent]
         for v in values:
             if v not in unique:
                 unique.append(v)
@@ -375,18 +381,22 @@ def _space(old: Ruleset, new: Ruleset) -> _Space:
     combos = 1
     for _, values in choices:
         combos *= len(values)
+    if not choices:
+        combos = 1
     customers: list[dict[str, Any]] = []
-    if combos <= 256:
-        for picked in itertools.product(*(values for _, values in choices)):
-            customers.append({name: _wire_value(v) for (name, _), v in zip(
-                choices, picked, strict=True)})
+    sizes = tuple(len(values) for _, values in choices)
+    if combos <= 256:  # every combination, the nearest to the first values first
+        for index in _diagonal(sizes):
+            customers.append({name: _wire_value(values[i]) for (name, values), i in zip(
+                choices, index, strict=True) if values[i] is not _ABSENT})
     else:  # the first value of each, then one attribute at a time
-        base = {name: values[0] for name, values in choices}
-        customers.append({k: _wire_value(v) for k, v in base.items()})
-        for name, values in choices:
-            for v in values[1:]:
-                customers.append({k: _wire_value(v if k == name else b)
-                                  for k, b in base.items()})
+        for index in _diagonal(sizes):
+            if sum(1 for i in index if i) > 1:
+                continue
+            customers.append({name: _wire_value(values[i]) for (name, values), i in zip(
+                choices, index, strict=True) if values[i] is not _ABSENT})
+            if len(customers) > 256:
+                break
 
     offers = sorted({(plan.name, sf.name) for model in models for plan in model.plans
                      for sf in model.storefronts if sf.name not in plan.not_sold})
@@ -422,7 +432,7 @@ class _Scenario:
     code: str | None = None
     renewals: int = 0
     action: str | None = None  # payment_failed | refund_requested | cancel_requested | ...
-    reason: str | None = None
+    reason: str | None = None  # a failure's reason; the target of a plan change
     offset: int = 0
 
 
@@ -430,15 +440,17 @@ class _Scenario:
 _LOCATION = re.compile(r" ?\([^()\s]+:\d+:\d+\)")
 
 
-def _observed(outcome: Outcome) -> tuple[Any, ...]:
+def _observed(outcome: Outcome, reasons: bool = True) -> tuple[Any, ...]:
     def decision(d: Decision) -> tuple[Any, ...]:
         return (d.subscription, d.kind, d.currency, d.list, d.discounts, d.credit, d.tax,
                 d.net, d.total, d.psp, d.trial_days, d.next_charge, d.due, d.retry_at,
-                d.grace_ends, tuple(_LOCATION.sub("", r) for r in d.reasons), d.charge)
+                d.grace_ends, tuple(_LOCATION.sub("", r) for r in d.reasons if reasons),
+                d.charge)
 
     def event(e: RevenueEvent) -> tuple[Any, ...]:
         return (e.type, e.at, e.gross, e.discount, e.credit, e.tax, e.net, e.amount,
-                e.commission, e.psp, tuple(_LOCATION.sub("", r) for r in e.reasons),
+                e.commission, e.psp, tuple(_LOCATION.sub("", r) for r in e.reasons
+                                           if reasons),
                 e.entitlements, e.date, e.list, e.recurring)
 
     return (outcome.ok, outcome.error.code if outcome.error else None,
@@ -453,7 +465,7 @@ class _Runner:
 
     applied = 0  # events applied (under both rulesets), over every run
 
-    def run(self, sc: _Scenario) -> Example | None:
+    def run(self, sc: _Scenario, cites: Callable[[str], bool] | None = None) -> Example | None:
         """Apply the scenario under both rulesets; the example up to the first event
         whose outcome differs, or None."""
         states = [State(), State()]
@@ -472,7 +484,12 @@ class _Runner:
             b = self.engines[1].apply(states[1], event)
             states[0], states[1] = a.state, b.state
             if _observed(a) != _observed(b):
-                return Example(tuple(events), tuple(steps), *_describe(a, b))
+                if _observed(a, False) == _observed(b, False):
+                    rank = 2
+                else:
+                    rank = 0 if cites is None or any(cites(rule) for rule in (
+                        *_cited(a), *_cited(b))) else 1
+                return Example(tuple(events), tuple(steps), *_describe(a, b), rank=rank)
             return a, b
 
         customer = {"id": sc.customer_id, **sc.customer}
@@ -519,6 +536,11 @@ class _Runner:
                           f"renewal due on {due.isoformat()}")
             if isinstance(result, Example):
                 return result
+        if sc.action == "plan_change_requested" and sc.reason is not None:
+            day = last_charge + dt.timedelta(days=sc.offset)
+            return _example(step({"type": sc.action, "at": day.isoformat(),
+                                  "subscription": _SUB, "plan": sc.reason},
+                                 f"change to plan {sc.reason} requested on {day.isoformat()}"))
         if sc.action in ("refund_requested", "cancel_requested", "pause_requested"):
             day = last_charge + dt.timedelta(days=sc.offset)
             words = sc.action.removesuffix("_requested")
@@ -526,6 +548,25 @@ class _Runner:
                                   "subscription": _SUB}, f"{words} requested on "
                                  f"{day.isoformat()}"))
         return None
+
+
+def _cited(outcome: Outcome) -> Iterator[str]:
+    for d in outcome.decisions:
+        yield from (t.rule for t in d.trace)
+    yield from (e.rule for e in outcome.events if e.rule)
+
+
+def _citation(kind: str, name: str) -> Callable[[str], bool] | None:
+    """Whether a traced rule name belongs to the change (None: any difference counts)."""
+    exact = {"price": f"price {name}", "contract": f"contract {name}", "promotion": name,
+             "eligibility": name, "tax": f"tax {name}"}
+    if kind in exact:
+        return exact[kind].__eq__
+    prefix = {"route": ("route ",), "dunning": (f"dunning {name}",),
+              "lifecycle": ("lifecycle",), "plan": (f"plan {name} ", f"price {name} ")}
+    if kind in prefix:
+        return lambda rule: rule.startswith(prefix[kind])
+    return None
 
 
 def _example(result: tuple[Outcome, Outcome] | Example) -> Example | None:
@@ -553,7 +594,7 @@ def _outcome_text(outcome: Outcome, events: bool = False) -> str:
         error = outcome.error
         return f"refused ({error.code}): {error.message}" if error else "refused"
     parts = [_decision_text(d) for d in outcome.decisions]
-    if events or not parts:
+    if events or all(d.kind == "none" for d in outcome.decisions):
         types = ", ".join(e.type for e in outcome.events)
         parts.append(f"events {types}" if types else "no revenue event")
     return "; ".join(parts)
@@ -612,11 +653,15 @@ def _scenarios(kind: str, name: str, old: Ruleset, new: Ruleset,
         offers = [o for o in offers if o == (plan, storefront)] or [(plan, storefront)]
     elif kind == "plan":
         offers = [o for o in offers if o[0] == name]
+        targets = sorted({c.target for r in (old, new) if name in r.plans
+                          for c in r.plans[name].changes})
+        actions = [(None, None, 0), *(("plan_change_requested", t, k) for k in (1, 0)
+                                      for t in targets)]
     elif kind == "promotion":
         promos = [r.promotions[name] for r in (old, new) if name in r.promotions]
-        plans = _union(*(p.plans for p in promos))
+        sold = _union(*(p.plans for p in promos))
         fronts = _union(*(p.storefronts for p in promos))
-        offers = [o for o in offers if (plans is None or o[0] in plans)
+        offers = [o for o in offers if (sold is None or o[0] in sold)
                   and (fronts is None or o[1] in fronts)]
         own = [p.code for p in promos if p.code]
         codes = [*dict.fromkeys(own), None] if own else [None]
@@ -633,27 +678,43 @@ def _scenarios(kind: str, name: str, old: Ruleset, new: Ruleset,
             within = r.model.lifecycle.refund_within
             if within is not None and within.unit == "day":
                 offsets.update((within.count - 1, within.count, within.count + 1))
-        actions = [*((a, None, k) for a in ("refund_requested", "cancel_requested")
-                     for k in sorted(offsets)), ("pause_requested", None, 1)]
+        # each kind of request early, then the other offsets
+        actions = [(a, None, k) for k in sorted(offsets) for a in (
+            "refund_requested", "cancel_requested", *(("pause_requested",) if k == 1 else ()))]
     elif kind == "product":
         offers = [o for o in offers if any(
             name in r.plans[o[0]].products for r in (old, new) if o[0] in r.plans)]
     elif kind == "storefront":
         offers = [o for o in offers if o[1] == name]
-    periods = {p.every for r in (old, new) for p in r.model.plans}
+    plans = {**old.plans, **new.plans}
+    periods = {p.every for p in plans.values()}
     shifted = {add_periods(d, every, -1) for d in space.dates for every in periods}
     days = [*space.dates, *sorted(shifted - set(space.dates))]  # renewals land on a date
-    dims: tuple[Sequence[Any], ...] = (offers, actions, codes, days, space.customers,
-                                       customer_ids)
-    return [_stage(count, dims) for count in renewals]
+    if kind in ("dunning", "lifecycle"):  # one plan per storefront and cadence
+        seen: set[tuple[str, n.Duration]] = set()
+        spread = []
+        for plan, storefront in offers:
+            if (storefront, plans[plan].every) not in seen:
+                seen.add((storefront, plans[plan].every))
+                spread.append((plan, storefront))
+        offers = spread
+    dims: tuple[Sequence[Any], ...] = (codes, days, space.customers, customer_ids)
+    return [_stage(count, offers, actions, dims) for count in renewals]
 
 
-def _stage(count: int, dims: tuple[Sequence[Any], ...]) -> Iterator[_Scenario]:
+def _stage(count: int, offers: Sequence[tuple[str, str]],
+           actions: Sequence[tuple[str | None, str | None, int]],
+           dims: tuple[Sequence[Any], ...]) -> Iterator[_Scenario]:
+    """Every plan × storefront and every follow-up for each point of the other
+    dimensions, in diagonal order."""
     for index in _diagonal(tuple(len(d) for d in dims)):
-        (plan, storefront), (action, reason, offset), code, day, customer, cid = (
-            d[i] for d, i in zip(dims, index, strict=True))
-        yield _Scenario(plan, storefront, day, customer, cid, code, count, action, reason,
-                        offset)
+        code, day, customer, cid = (d[i] for d, i in zip(dims, index, strict=True))
+        for action, reason, offset in actions:
+            for plan, storefront in offers:
+                if action == "plan_change_requested" and reason == plan:
+                    continue  # a change to the plan it is on
+                yield _Scenario(plan, storefront, day, customer, cid, code, count, action,
+                                reason, offset)
 
 
 def _diagonal(sizes: tuple[int, ...]) -> Iterator[tuple[int, ...]]:
@@ -679,22 +740,30 @@ def _compositions(level: int, sizes: tuple[int, ...]) -> Iterator[tuple[int, ...
 def _search(kind: str, name: str, old: Ruleset, new: Ruleset, space: _Space,
             runner: _Runner, budget: int) -> tuple[Example | None, int]:
     searched = 0
+    best: Example | None = None
+    cites = _citation(kind, name)
     start = runner.applied
     stages = _scenarios(kind, name, old, new, space)
     for number, stage in enumerate(stages):
-        # the events left are shared by the depths left; a depth that needs less leaves
-        # the rest to the next
-        until = runner.applied + (budget - (runner.applied - start)) // (len(stages) - number)
+        # half the events go to the shortest scenarios, the rest is shared by the other
+        # depths; a depth that needs less leaves the rest to the next
+        left = budget - (runner.applied - start)
+        until = runner.applied + (left if number == len(stages) - 1 else
+                                  left // 2 if number == 0 else left // (len(stages) - number))
         for scenario in stage:
             if runner.applied >= until:
                 break
             searched += 1
             try:
-                found = runner.run(scenario)
+                found = runner.run(scenario, cites)
             except (ValueError, OverflowError):  # a date past the calendar: not an input
                 continue
-            if found is not None:
+            if found is not None and found.rank == 0:
                 return found, searched
+            if found is not None and (best is None or found.rank < best.rank):
+                best = found
+    if best is not None:
+        return best, searched
     example, more = _hypothesis(kind, name, old, new, space, runner)
     return example, searched + more
 
@@ -710,8 +779,8 @@ def _hypothesis(kind: str, name: str, old: Ruleset, new: Ruleset, space: _Space,
         from .testing import customers
     except ImportError:  # the test extra is not installed
         return None, 0
-    scenarios = [sc for stage in _scenarios(kind, name, old, new, space)
-                 for sc in itertools.islice(stage, 16)]
+    scenarios = [sc for stage in _scenarios(kind, name, old, new, space)[:2]
+                 for sc in itertools.islice(stage, 32)]
     if not scenarios:
         return None, 0
     both = {a.name for a in old.model.attributes} & {a.name for a in new.model.attributes}
