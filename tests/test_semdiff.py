@@ -13,9 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import revrules
-from revrules import Engine, State
+from revrules import Engine, State, wire
 from revrules.cli import main
 from revrules.semdiff import _diagonal, _observed, static_diff
+from revrules.testing import rulesets
 
 ROOT = Path(__file__).resolve().parent.parent
 STREAMING = (ROOT / "rulesets" / "streaming.rr").read_text("utf-8")
@@ -397,3 +398,25 @@ def test_each_kind_of_change_has_its_example(  # type: ignore[no-untyped-def]
     example = example_lines(out)
     assert example[1] == "    " + first_step
     assert example[-2:] == ["  " + old_line, "  " + new_line]
+
+
+@settings(max_examples=int(os.environ.get("REVRULES_SEMDIFF_EXAMPLES", "8")), deadline=None)
+@given(rulesets(), rulesets())
+def test_generated_rulesets_diff_cleanly_and_examples_reproduce(a: str, b: str) -> None:
+    old, new = revrules.load_text(a, "old.rr"), revrules.load_text(b, "new.rr")
+    assert static_diff(old, old, budget=20, fallback=False).changes == ()
+    d = static_diff(old, new, budget=20, fallback=False)
+    wire.dumps(d.to_wire())
+    assert d.render().startswith("semantic diff: old.rr")
+    engines = Engine(old), Engine(new)
+    for change in d.changes:
+        assert (change.old is None) == (change.status == "added")
+        assert (change.new is None) == (change.status == "removed")
+        if change.example is None:
+            continue
+        states = [State(), State()]
+        events = change.example.events
+        for i, event in enumerate(events):
+            x, y = engines[0].apply(states[0], event), engines[1].apply(states[1], event)
+            states = [x.state, y.state]
+            assert (_observed(x) != _observed(y)) == (i == len(events) - 1)

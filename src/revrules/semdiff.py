@@ -46,7 +46,7 @@ from . import nodes as n
 from .engine import Engine
 from .results import Decision, Outcome, RevenueEvent
 from .ruleset import Ruleset
-from .runtime import add_periods, in_context, money_str
+from .runtime import EvaluationError, add_periods, in_context, money_str
 from .state import State
 from .text import printable_lines
 
@@ -688,7 +688,8 @@ def _scenarios(kind: str, name: str, old: Ruleset, new: Ruleset,
         offers = [o for o in offers if o[1] == name]
     plans = {**old.plans, **new.plans}
     periods = {p.every for p in plans.values()}
-    shifted = {add_periods(d, every, -1) for d in space.dates for every in periods}
+    shifted = {e for d in space.dates for every in periods
+               if (e := _earlier(d, every)) is not None}
     days = [*space.dates, *sorted(shifted - set(space.dates))]  # renewals land on a date
     if kind in ("dunning", "lifecycle"):  # one plan per storefront and cadence
         seen: set[tuple[str, n.Duration]] = set()
@@ -700,6 +701,13 @@ def _scenarios(kind: str, name: str, old: Ruleset, new: Ruleset,
         offers = spread
     dims: tuple[Sequence[Any], ...] = (codes, days, space.customers, customer_ids)
     return [_stage(count, offers, actions, dims) for count in renewals]
+
+
+def _earlier(day: dt.date, every: n.Duration) -> dt.date | None:
+    try:
+        return add_periods(day, every, -1)
+    except EvaluationError:  # before the calendar: no such checkout
+        return None
 
 
 def _stage(count: int, offers: Sequence[tuple[str, str]],
@@ -738,7 +746,7 @@ def _compositions(level: int, sizes: tuple[int, ...]) -> Iterator[tuple[int, ...
 
 
 def _search(kind: str, name: str, old: Ruleset, new: Ruleset, space: _Space,
-            runner: _Runner, budget: int) -> tuple[Example | None, int]:
+            runner: _Runner, budget: int, fallback: bool) -> tuple[Example | None, int]:
     searched = 0
     best: Example | None = None
     cites = _citation(kind, name)
@@ -762,7 +770,7 @@ def _search(kind: str, name: str, old: Ruleset, new: Ruleset, space: _Space,
                 return found, searched
             if found is not None and (best is None or found.rank < best.rank):
                 best = found
-    if best is not None:
+    if best is not None or not fallback:
         return best, searched
     example, more = _hypothesis(kind, name, old, new, space, runner)
     return example, searched + more
@@ -812,11 +820,13 @@ def _hypothesis(kind: str, name: str, old: Ruleset, new: Ruleset, space: _Space,
 
 @in_context
 def static_diff(old: Ruleset, new: Ruleset, *, budget: int = MAX_EVENTS,
+                fallback: bool = True,
                 progress: Callable[[int], None] | None = None) -> StaticDiff:
     """Compare two rulesets without an event log (see the module's docstring).
 
-    ``budget`` bounds the boundary search per change (events applied); ``progress`` is
-    called with the number of changes done."""
+    ``budget`` bounds the boundary search per change (events applied); ``fallback``
+    runs hypothesis when the boundaries find nothing; ``progress`` is called with the
+    number of declarations compared."""
     before, after = _items(old.model), _items(new.model)
     order = {k: i for i, k in enumerate(_KIND_ORDER)}
     keys = sorted(set(before) | set(after), key=lambda k: (order.get(k[0], 99), k))
@@ -828,7 +838,8 @@ def static_diff(old: Ruleset, new: Ruleset, *, budget: int = MAX_EVENTS,
         if a is not None and b is not None and a.value == b.value:
             continue
         status = "added" if a is None else "removed" if b is None else "changed"
-        example, searched = _search(key[0], key[1], old, new, space, runner, budget)
+        example, searched = _search(key[0], key[1], old, new, space, runner, budget,
+                                    fallback)
         changes.append(Change(key[0], key[1], status,
                               _side(old, a) if a is not None else None,
                               _side(new, b) if b is not None else None, example, searched))
