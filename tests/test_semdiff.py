@@ -299,6 +299,10 @@ def test_json_example_reproduces_under_the_engine(capsys: pytest.CaptureFixture[
         ("promotion", "black_friday", "changed")]
     assert data["changes"][0]["old"] == {"source": "rulesets/streaming.rr:41:3",
                                          "text": "price ios      USD 14.99"}
+    example = data["changes"][0]["example"]
+    assert example["found_by"] == "boundaries"
+    assert [example[f"{side}_outcome"]["decisions"][0]["total"] for side in ("old", "new")] == [
+        "14.99", "15.99"]
     old = Engine(revrules.load("rulesets/streaming.rr"))
     new = Engine(revrules.load("examples/streaming-price-rise.rr"))
     for change in data["changes"]:

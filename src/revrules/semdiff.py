@@ -49,6 +49,7 @@ from .ruleset import Ruleset
 from .runtime import EvaluationError, add_periods, in_context, money_str
 from .state import State
 from .text import printable_lines
+from .wire import outcome_to_wire
 
 __all__ = ["Change", "Example", "StaticDiff", "static_diff"]
 
@@ -82,6 +83,9 @@ class Example:
     old: str
     new: str
     found_by: str = "boundaries"  # or "hypothesis"
+    #: the last event's outcome under each ruleset, as WIRE.md outcome lines
+    old_outcome: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    new_outcome: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
     #: 0: the outcomes differ and cite the changed rule; 1: they differ without citing
     #: it; 2: only reasons differ (a rule's text). The search goes on while above 0.
     rank: int = attrs.field(default=0, eq=False, repr=False)
@@ -130,7 +134,9 @@ class StaticDiff:
                     "events": [dict(e) for e in c.example.events],
                     "steps": list(c.example.steps),
                     "old": c.example.old, "new": c.example.new,
-                    "found_by": c.example.found_by},
+                    "found_by": c.example.found_by,
+                    "old_outcome": dict(c.example.old_outcome),
+                    "new_outcome": dict(c.example.new_outcome)},
             } for c in self.changes],
         }
 
@@ -489,7 +495,8 @@ class _Runner:
                 else:
                     rank = 0 if cites is None or any(cites(rule) for rule in (
                         *_cited(a), *_cited(b))) else 1
-                return Example(tuple(events), tuple(steps), *_describe(a, b), rank=rank)
+                return Example(tuple(events), tuple(steps), *_describe(a, b), rank=rank,
+                               old_outcome=outcome_to_wire(a), new_outcome=outcome_to_wire(b))
             return a, b
 
         customer = {"id": sc.customer_id, **sc.customer}
