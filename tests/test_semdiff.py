@@ -424,3 +424,12 @@ def test_generated_rulesets_diff_cleanly_and_examples_reproduce(a: str, b: str) 
             x, y = engines[0].apply(states[0], event), engines[1].apply(states[1], event)
             states = [x.state, y.state]
             assert (_observed(x) != _observed(y)) == (i == len(events) - 1)
+
+
+def test_identical_rulesets_as_json(capsys: pytest.CaptureFixture[str], at_root: None) -> None:
+    status, out, _ = run(capsys, "diff", "rulesets/streaming.rr", "rulesets/streaming.rr",
+                         "--format", "json")
+    assert status == 0
+    assert json.loads(out) == {
+        "old": "rulesets/streaming.rr (streaming 2026.11.2)",
+        "new": "rulesets/streaming.rr (streaming 2026.11.2)", "differs": False, "changes": []}
