@@ -439,3 +439,10 @@ def test_identical_rulesets_as_json(capsys: pytest.CaptureFixture[str], at_root:
     assert json.loads(out) == {
         "old": "rulesets/streaming.rr (streaming 2026.11.2)",
         "new": "rulesets/streaming.rr (streaming 2026.11.2)", "differs": False, "changes": []}
+
+
+def test_the_docs_show_the_real_output() -> None:
+    doc = (ROOT / "docs" / "ledger.md").read_text("utf-8")
+    start = doc.index("$ revrules diff rulesets/streaming.rr examples/streaming-price-rise.rr\n")
+    shown = doc[start:doc.index("\n…\n", start)].split("\n", 1)[1]
+    assert PRICE_RISE.startswith(shown + "\n\n")
