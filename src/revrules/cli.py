@@ -176,17 +176,25 @@ def _parser() -> argparse.ArgumentParser:
     rep.set_defaults(command="replay", run=_replay)
 
     dif = commands.add_parser(
-        "diff", help="what-if: replay one log under two rulesets and compare",
-        description="Replay the same event log under OLD and NEW rules and show, per "
-                    "currency and month, how every ledger figure moves, and which "
-                    "subscriptions were charged differently and by which rules. Exit 0 "
-                    "whether or not anything changed, 1 when an event failed under either "
-                    "ruleset, 2 when a ruleset does not check.")
+        "diff", help="compare two rulesets: by example, or by replaying a log",
+        description="Without EVENTS, a static semantic diff: every plan, price, "
+                    "promotion, contract, tax table, route, eligibility, dunning and "
+                    "lifecycle rule added, removed or changed, with both source "
+                    "locations and texts, and for each a concrete input (events applied "
+                    "under both rulesets) whose outcome differs. Exit 0 when no outcome "
+                    "differs, 1 when some does (like git diff --exit-code), 2 when a "
+                    "ruleset does not check. With EVENTS, a what-if: replay the same "
+                    "event log under OLD and NEW rules and show, per currency and month, "
+                    "how every ledger figure moves, and which subscriptions were charged "
+                    "differently and by which rules. Exit 0 whether or not anything "
+                    "changed, 1 when an event failed under either ruleset, 2 when a "
+                    "ruleset does not check.")
     dif.add_argument("old", metavar="OLD", help="the current .rr ruleset")
     dif.add_argument("new", metavar="NEW", help="the proposed .rr ruleset")
-    dif.add_argument("events", metavar="EVENTS", help="a JSONL file of events, or - for stdin")
+    dif.add_argument("events", metavar="EVENTS", nargs="?", default=None,
+                     help="a JSONL file of events, or - for stdin (omit for the static diff)")
     dif.add_argument("--format", choices=("table", "json"), default="table",
-                     help="table (default) or json")
+                     help="table (default, text) or json")
     dif.set_defaults(command="diff", run=_diff)
 
     gen = commands.add_parser(
@@ -422,6 +430,8 @@ def _diff(args: argparse.Namespace) -> int:
 
     old = _load_checked(args.old)
     new = _load_checked(args.new)
+    if args.events is None:
+        return _static_diff(old, new, args.format)
     items = _read_log(args.events)
     with _progress(2 * len(items), "comparing") as tick:
         result = diff(old, new, items, tick)
@@ -431,6 +441,15 @@ def _diff(args: argparse.Namespace) -> int:
         _out(render_diff(result, args.old, args.new))
     return max(_report_failures(result.old.outcomes, f"{args.old}: "),
                _report_failures(result.new.outcomes, f"{args.new}: "))
+
+
+def _static_diff(old: Ruleset, new: Ruleset, form: str) -> int:
+    from .semdiff import static_diff
+    from .wire import dumps
+
+    result = static_diff(old, new)
+    _out(dumps(result.to_wire()) if form == "json" else result.render())
+    return EXIT_FAILED if result.differs else EXIT_OK
 
 
 # -- explain -------------------------------------------------------------------------
