@@ -15,6 +15,7 @@ Every code is listed in docs/codes.md, with a bad and a good example.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
@@ -43,6 +44,8 @@ WARNINGS = {
 }
 
 _MAX_TERMS = 256  # a condition with more conjunctions than this is not analysed
+_BUDGET = 2_000_000  # literals one lint run may build; past it, lint stops (no warning)
+_spent: contextvars.ContextVar[list[int]] = contextvars.ContextVar("lint_budget")
 _SCAN_START = dt.date(2027, 1, 1)
 _SCAN_DAYS = 4 * 365 + 1  # four years, one of them a leap year
 
@@ -67,7 +70,7 @@ class Atom:
     path: str
     op: str
     value: Any
-    kind: str  # string, number, bool, date, opaque
+    kind: str  # string, int, number (a decimal), bool, opaque
     optional: bool = False
     expr: Any = attrs.field(default=None, eq=False, hash=False, repr=False)
 
@@ -137,12 +140,12 @@ def _path(expr: n.Expr, scope: Scope) -> tuple[str, str, bool] | Value | None:
             return ("customer.id", "string", False)
         for attr in scope.model.attributes:
             if attr.name == name:
-                kind = {"int": "number", "decimal": "number"}.get(attr.type, attr.type)
+                kind = {"decimal": "number", "date": "int"}.get(attr.type, attr.type)
                 return (f"customer.{name}", kind, attr.default is None)
         return None
-    kinds = {"subscription.cycle": ("number", False), "subscription.status": ("string", False),
+    kinds = {"subscription.cycle": ("int", False), "subscription.status": ("string", False),
              "event.type": ("string", False), "payment.reason": ("string", True),
-             "payment.attempt": ("number", False), "payment.psp": ("string", False)}
+             "payment.attempt": ("int", False), "payment.psp": ("string", False)}
     key = f"{root}.{name}"
     if key in kinds:
         return (key, *kinds[key])
@@ -212,17 +215,14 @@ def _comparison(expr: n.Binary, scope: Scope) -> Formula | None:
         path, kind, optional = left
         if kind == "money":
             kind = "number"
-        if kind == "date":
-            kind = "number"
         if op in ("in", "not in"):
             if not isinstance(rc, frozenset):
                 return None
-            atom = Atom(path, "in", rc, kind, optional, expr)
-            return atom if op == "in" else Not(atom)
+            return Atom(path, op, rc, kind, optional, expr)
         if isinstance(rc, frozenset):
             return None
-        if op == "!=":
-            return Not(Atom(path, "==", rc, kind, optional, expr))
+        # `!=` and `not in` are atoms of their own: like every comparison they are
+        # false for an absent attribute, where `not (x == v)` is true
         return Atom(path, op, rc, kind, optional, expr)
     if lc is None or rc is None:
         return None
@@ -270,7 +270,11 @@ Literal_ = tuple[Atom, bool]
 
 
 class TooLarge(Exception):
-    pass
+    """A formula with too many conjunctions to analyse."""
+
+
+class OutOfBudget(Exception):
+    """The lint run has done as much work as it may."""
 
 
 def dnf(f: Formula, positive: bool = True) -> list[list[Literal_]]:
@@ -287,10 +291,15 @@ def dnf(f: Formula, positive: bool = True) -> list[list[Literal_]]:
         result = [c for p in parts for c in p]
     else:
         result = [[]]
+        spent = _spent.get(None)
         for p in parts:
             result = [a + b for a in result for b in p]
             if len(result) > _MAX_TERMS:
                 raise TooLarge
+            if spent is not None:
+                spent[0] += sum(map(len, result))
+                if spent[0] > _BUDGET:
+                    raise OutOfBudget
     if len(result) > _MAX_TERMS:
         raise TooLarge
     return result
@@ -361,12 +370,20 @@ def _candidates(literals: list[Literal_]) -> list[Any]:
     result: list[Any]
     if kind == "bool":
         result = [True, False]
-    elif kind == "number":
+    elif kind in ("number", "int"):
         numbers = sorted({c for c in constants if isinstance(c, Decimal)})
-        result = list(numbers)
-        for c in numbers:
-            result += [c + 1, c - 1]
-        result += [(a + b) / 2 for a, b in zip(numbers, numbers[1:], strict=False)]
+        if kind == "int":  # a whole number: the nearest ones around each constant
+            result = sorted({w for c in numbers for w in (
+                c.to_integral_value(rounding="ROUND_FLOOR") - 1,
+                c.to_integral_value(rounding="ROUND_FLOOR"),
+                c.to_integral_value(rounding="ROUND_CEILING"),
+                c.to_integral_value(rounding="ROUND_CEILING") + 1)})
+            result = [*numbers, *(w for w in result if w not in numbers)]
+        else:
+            result = list(numbers)
+            for c in numbers:
+                result += [c + 1, c - 1]
+            result += [(a + b) / 2 for a, b in zip(numbers, numbers[1:], strict=False)]
         result += [Decimal(0)]
     else:
         strings = sorted({c for c in constants if isinstance(c, str)})
@@ -446,13 +463,18 @@ class _Linter:
         if not scopes or any(solve(formula(expr, s)) is not None for s in scopes):
             return False
         self.warn("RR105", f"this condition never holds, so {who} never applies"
-                  f"{self.contradiction(expr, scopes[0])}", expr.span)
+                  f"{self.contradiction(expr, scopes)}", expr.span)
         return True
 
-    def contradiction(self, expr: n.Expr, scope: Scope) -> str:
-        """``: a and b contradict`` for the first two atoms that cannot both hold."""
+    def contradiction(self, expr: n.Expr, scopes: list[Scope]) -> str:
+        """``: a and b cannot both be true`` for the first two atoms that cannot, or
+        where the storefront alone makes the condition false."""
+        if all(formula(expr, s) is False for s in scopes):
+            names = list(dict.fromkeys(s.storefront.name for s in scopes))
+            return (f": it is false at storefront{'s' if len(names) > 1 else ''} "
+                    f"{_join(names)}")
         try:
-            terms = dnf(formula(expr, scope))
+            terms = dnf(formula(expr, scopes[0]))
         except TooLarge:
             return ""
         if len(terms) != 1:
@@ -482,8 +504,8 @@ class _Linter:
         for i, (when, span, psp) in enumerate(rules):
             if when is not None and self.never_holds(when, self.scopes(), f"this {what}"):
                 continue
-            if any(w is None and (p is None or p == psp) for w, _, p in rules[:i]):
-                continue  # an earlier line always matches: reported by the checker
+            if psp is None and any(w is None for w, _, _ in rules[:i]):
+                continue  # a rate after one without 'when': the checker reports it
             reached = False
             first_example = None
             for scope in self.scopes():
@@ -726,6 +748,10 @@ class _Linter:
         return self.found
 
 
+def _join(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def _discount(p: m.Promotion, amount: Decimal, currency: str, rounding: str) -> Decimal:
     if p.kind == "percent":
         return rt.percent_of(amount, p.value, currency, rt.ROUNDING_MODES[rounding])
@@ -734,8 +760,19 @@ def _discount(p: m.Promotion, amount: Decimal, currency: str, rounding: str) -> 
 
 @rt.in_context
 def lint(model: m.Model, module: n.Module) -> list[Diagnostic]:
-    """The warnings of a ruleset that checks without error."""
-    return _Linter(model, module).run()
+    """The warnings of a ruleset that checks without error.
+
+    The work is bounded: on a very large ruleset lint stops after a fixed amount of
+    work and gives the warnings found so far (the same ones on every run)."""
+    linter = _Linter(model, module)
+    token = _spent.set([0])
+    try:
+        linter.run()
+    except OutOfBudget:
+        pass
+    finally:
+        _spent.reset(token)
+    return linter.found
 
 
 _ALLOW = re.compile(r"#\s*revrules:\s*allow\s+([A-Za-z0-9_, ]+)")
