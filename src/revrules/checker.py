@@ -475,10 +475,12 @@ class _Checker:
                            f"'not sold in {sf_name}'")
         for sf_name in priced:
             if all(p.effective is not None for p in prices if p.storefront == sf_name):
-                first = min(p.effective for p in prices if p.storefront == sf_name)  # type: ignore[type-var]
+                first = min(p.effective or dt.date.min for p in prices
+                            if p.storefront == sf_name)
+                before = first - dt.timedelta(days=1) if first > dt.date.min else first
                 self.warning("RR107", f"plan '{name}' has no price in '{sf_name}' before "
                              f"{first}: for example a checkout of plan {name} at storefront "
-                             f"{sf_name} on {first - dt.timedelta(days=1)} finds no price",
+                             f"{sf_name} on {before} finds no price",
                              decl.name_span, f"add a base price without 'from': 'price "
                              f"{sf_name} {self.storefronts[sf_name].currency} …'")
         changes = []

@@ -200,7 +200,7 @@ def formula(expr: n.Expr | None, scope: Scope) -> Formula:
 
 
 def _comparison(expr: n.Binary, scope: Scope) -> Formula | None:
-    op = expr.op
+    op: str = expr.op
     left, right = _path(expr.left, scope), _path(expr.right, scope)
     lc = left if left is not None and not isinstance(left, tuple) else _constant(expr.left, scope)
     rc = right if right is not None and not isinstance(right, tuple) else _constant(expr.right,
@@ -245,7 +245,7 @@ def _compare(a: Any, op: str, b: Any) -> bool:
         return bool(a != b)
     if isinstance(a, bool) or isinstance(b, bool) or isinstance(a, str) != isinstance(b, str):
         raise TypeError
-    return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+    return bool({"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op])
 
 
 def _not(f: Formula) -> Formula:
@@ -634,7 +634,7 @@ class _Linter:
                       f"goes to dunning '{by.name}'", decl.name_span)
 
     def grace(self, decl: n.Dunning, grace_item: n.DunningItem,
-              retries: Sequence[m.Duration]) -> None:
+              retries: Sequence[n.Duration]) -> None:
         grace = grace_item.value[0]  # type: ignore[index]
         if not retries:
             return
