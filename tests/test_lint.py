@@ -467,3 +467,16 @@ def test_strict_passes_a_clean_file_and_an_allowed_warning(capsys: pytest.Captur
     out, err = capsys.readouterr()
     assert err == ""
     assert out == f"{path}: ok\n{ROOT / 'rulesets' / 'streaming.rr'}: ok\n"
+
+
+def test_lint_work_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # on a ruleset too large to analyse, each analysis stops after its budget and gives
+    # the warnings found so far: the same ones on every run, never an exception
+    import revrules.lint as lint
+    snippet = ('tax v {\n' + "".join(f'  rate 1% when customer.trials_used > {i}\n'
+                                     for i in range(40, 0, -1))
+               + '  rate 2% when customer.trials_used > 20\n  rate 0%\n}\n'
+               + "dunning d {\n  retry after 10 days\n  grace 1 week\n}\n")
+    assert [d.code for d in warnings(snippet)] == ["RR101", "RR106"]
+    monkeypatch.setattr(lint, "_BUDGET", 0)  # the grace check does no solver work
+    assert [d.code for d in warnings(snippet)] == ["RR106"]

@@ -44,7 +44,9 @@ WARNINGS = {
 }
 
 _MAX_TERMS = 256  # a condition with more conjunctions than this is not analysed
-_BUDGET = 2_000_000  # literals one lint run may build; past it, lint stops (no warning)
+_BUDGET = 200_000  # work one analysis may do (formulas, terms, values tried); past it,
+# that analysis stops and gives the warnings found so far
+_DEBUG: list[int] | None = None
 _spent: contextvars.ContextVar[list[int]] = contextvars.ContextVar("lint_budget")
 _SCAN_START = dt.date(2027, 1, 1)
 _SCAN_DAYS = 4 * 365 + 1  # four years, one of them a leap year
@@ -176,16 +178,43 @@ def _constant(expr: n.Expr, scope: Scope) -> Value | frozenset[Any] | None:
     return None
 
 
+_cache: contextvars.ContextVar[dict[tuple[int, str, str | None], Formula]] = \
+    contextvars.ContextVar("lint_formulas")
+
+
 def formula(expr: n.Expr | None, scope: Scope) -> Formula:
-    """The formula of a condition in a scope (None: always true)."""
+    """The formula of a condition in a scope (None: always true), built once per lint
+    run for each condition, storefront and plan."""
+    if expr is None:
+        return True
+    cache = _cache.get(None)
+    if cache is None:
+        return _formula(expr, scope)
+    key = (id(expr), scope.storefront.name, scope.plan)
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = _formula(expr, scope)
+        _charge(1)
+    return found
+
+
+def _charge(work: int) -> None:
+    spent = _spent.get(None)
+    if spent is not None:
+        spent[0] += work
+        if spent[0] > _BUDGET:
+            raise OutOfBudget
+
+
+def _formula(expr: n.Expr | None, scope: Scope) -> Formula:
     if expr is None:
         return True
     if isinstance(expr, n.Literal) and expr.kind == "bool":
         return bool(expr.value)
     if isinstance(expr, n.Unary) and expr.op == "not":
-        return _not(formula(expr.operand, scope))
+        return _not(_formula(expr.operand, scope))
     if isinstance(expr, n.Binary) and expr.op in ("and", "or"):
-        left, right = formula(expr.left, scope), formula(expr.right, scope)
+        left, right = _formula(expr.left, scope), _formula(expr.right, scope)
         return _and([left, right]) if expr.op == "and" else _or([left, right])
     if isinstance(expr, n.Binary) and expr.op in ("==", "!=", "<", "<=", ">", ">=", "in",
                                                     "not in"):
@@ -279,6 +308,7 @@ class OutOfBudget(Exception):
 
 def dnf(f: Formula, positive: bool = True) -> list[list[Literal_]]:
     """The formula as a disjunction of conjunctions of (atom, positive)."""
+    _charge(1)
     if isinstance(f, bool):
         return [[]] if f == positive else []
     if isinstance(f, Atom):
@@ -291,15 +321,11 @@ def dnf(f: Formula, positive: bool = True) -> list[list[Literal_]]:
         result = [c for p in parts for c in p]
     else:
         result = [[]]
-        spent = _spent.get(None)
         for p in parts:
             result = [a + b for a in result for b in p]
             if len(result) > _MAX_TERMS:
                 raise TooLarge
-            if spent is not None:
-                spent[0] += sum(map(len, result))
-                if spent[0] > _BUDGET:
-                    raise OutOfBudget
+            _charge(len(result))
     if len(result) > _MAX_TERMS:
         raise TooLarge
     return result
@@ -317,6 +343,7 @@ def solve(f: Formula) -> Witness | None:
         terms = dnf(f)
     except TooLarge:
         return {}
+    _charge(len(terms))
     for term in terms:
         w = _solve_term(term)
         if w is not None:
@@ -347,7 +374,9 @@ _NONE = object()
 
 def _value_for(literals: list[Literal_]) -> Any:
     """A value of one field meeting every literal, or _NONE."""
-    for value in _candidates(literals):
+    candidates = _candidates(literals)
+    _charge(len(candidates) * len(literals))
+    for value in candidates:
         if all(_meets(value, atom, positive) for atom, positive in literals):
             return value
     return _NONE
@@ -715,6 +744,7 @@ class _Linter:
             return None
         theirs = {(p.name, s.name) for p, s in reach[b.name]}
         for plan, sf in reach[a.name]:
+            _charge(1)
             if (plan.name, sf.name) not in theirs:
                 continue
             scope = Scope(self.model, sf, plan.name)
@@ -740,11 +770,18 @@ class _Linter:
 
     # prices ---------------------------------------------------------------------------
     def run(self) -> list[Diagnostic]:
-        self.taxes()
-        self.route()
-        self.eligibility()
-        self.dunning()
-        self.promotions()
+        """Each analysis in turn, each within its own budget of work."""
+        for analysis in (self.taxes, self.route, self.eligibility, self.dunning,
+                         self.promotions):
+            token = _spent.set([0])
+            try:
+                analysis()
+            except OutOfBudget:
+                pass
+            finally:
+                if _DEBUG is not None:
+                    _DEBUG.append(_spent.get()[0])
+                _spent.reset(token)
         return self.found
 
 
@@ -765,13 +802,11 @@ def lint(model: m.Model, module: n.Module) -> list[Diagnostic]:
     The work is bounded: on a very large ruleset lint stops after a fixed amount of
     work and gives the warnings found so far (the same ones on every run)."""
     linter = _Linter(model, module)
-    token = _spent.set([0])
+    formulas = _cache.set({})
     try:
         linter.run()
-    except OutOfBudget:
-        pass
     finally:
-        _spent.reset(token)
+        _cache.reset(formulas)
     return linter.found
 
 
