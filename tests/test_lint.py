@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 import revrules
 from revrules import Diagnostic
 from revrules.cli import main
+from revrules.testing import rulesets
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -409,7 +411,8 @@ def test_allow_comment_on_the_line_before() -> None:
 
 @pytest.mark.parametrize("comment", [
     "  # revrules: allow RR105",               # another code
-    '  # "# revrules: allow RR106"',            # quoted, not the comment itself
+    "  # revrules: allow RR1060",
+    "  # revrules allow RR106",                # not the form
 ])
 def test_allow_comment_for_another_code_does_not_silence(comment: str) -> None:
     assert [d.code for d in warnings(GRACE.replace("{}", comment))] == ["RR106"]
@@ -480,3 +483,35 @@ def test_lint_work_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [d.code for d in warnings(snippet)] == ["RR101", "RR106"]
     monkeypatch.setattr(lint, "_BUDGET", 0)  # the grace check does no solver work
     assert [d.code for d in warnings(snippet)] == ["RR106"]
+
+
+def test_allow_comment_after_another_comment() -> None:
+    assert warnings(GRACE.replace("{}", "  # short on purpose; revrules: allow RR106")) == ()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rulesets())
+def test_allow_comment_silences_exactly_its_warning(text: str) -> None:
+    result = revrules.check(revrules.parse(text, "g.rr"))
+    again = revrules.check(revrules.parse(text, "g.rr"))
+    assert result.diagnostics == again.diagnostics  # deterministic
+    if not result.ok:
+        return
+    lines = text.split("\n")
+    for w in result.diagnostics:
+        edited = list(lines)
+        edited[w.span.line - 1] += f"  # revrules: allow {w.code}"
+        after = revrules.check(revrules.parse("\n".join(edited), "g.rr")).diagnostics
+        same_line = [d for d in result.diagnostics
+                     if (d.span.line, d.code) == (w.span.line, w.code)]
+        assert [d for d in result.diagnostics if d not in same_line] == list(after)
+
+
+def test_a_condition_that_is_always_false() -> None:
+    d = only("tax v {\n  rate 5% when false\n  rate 0%\n}\n")
+    assert d.code == "RR105"
+    at(d, 1, 16)
+    assert d.message == "this condition never holds, so this rate never applies: it is always false"
+    d = only("dunning d {\n  retry after 1 day\n  no retry when 2 > 3\n}\n")
+    assert d.message == ("this condition never holds, so the 'no retry' of dunning 'd' never "
+                         "applies: it is always false")

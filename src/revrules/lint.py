@@ -499,6 +499,8 @@ class _Linter:
         """``: a and b cannot both be true`` for the first two atoms that cannot, or
         where the storefront alone makes the condition false."""
         if all(formula(expr, s) is False for s in scopes):
+            if not _mentions_scope(expr):
+                return ": it is always false"
             names = list(dict.fromkeys(s.storefront.name for s in scopes))
             return (f": it is false at storefront{'s' if len(names) > 1 else ''} "
                     f"{_join(names)}")
@@ -636,7 +638,7 @@ class _Linter:
                 conditional.append(decl)
             if "no_retry" in items:
                 self.never_holds(items["no_retry"].value, self.scopes(plan=True),  # type: ignore[arg-type]
-                                 f"dunning '{decl.name}''s 'no retry'")
+                                 f"the 'no retry' of dunning '{decl.name}'")
             if "grace" in items and "retry" in items:
                 self.grace(decl, items["grace"], items["retry"].value)  # type: ignore[arg-type]
 
@@ -785,6 +787,25 @@ class _Linter:
         return self.found
 
 
+def _mentions_scope(expr: Any) -> bool:
+    """Whether an expression names the storefront or the plan (what a scope decides)."""
+    if isinstance(expr, n.Name):
+        return expr.name in ("storefront", "plan")
+    if isinstance(expr, n.Field):
+        return _mentions_scope(expr.obj) or (
+            isinstance(expr.obj, n.Name) and expr.obj.name == "subscription"
+            and expr.name in ("storefront", "plan"))
+    if isinstance(expr, n.Unary):
+        return _mentions_scope(expr.operand)
+    if isinstance(expr, n.Binary):
+        return _mentions_scope(expr.left) or _mentions_scope(expr.right)
+    if isinstance(expr, n.Call):
+        return any(_mentions_scope(a) for a in expr.args)
+    if isinstance(expr, n.SetLit):
+        return any(_mentions_scope(i) for i in expr.items)
+    return False
+
+
 def _join(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
@@ -810,7 +831,7 @@ def lint(model: m.Model, module: n.Module) -> list[Diagnostic]:
     return linter.found
 
 
-_ALLOW = re.compile(r"#\s*revrules:\s*allow\s+([A-Za-z0-9_, ]+)")
+_ALLOW = re.compile(r"\brevrules:\s*allow\s+([A-Za-z0-9_, ]+)")
 
 
 def _comment(line: str) -> str | None:
@@ -844,7 +865,7 @@ def allowed(diagnostic: Diagnostic, source: str) -> bool:
         comment = _comment(text)
         if comment is None or (own_line and text[:len(text) - len(comment)].strip()):
             continue
-        match = _ALLOW.match(comment)
+        match = _ALLOW.search(comment)
         if match and diagnostic.code in re.split(r"[\s,]+", match.group(1).strip()):
             return True
     return False
