@@ -515,3 +515,16 @@ def test_a_condition_that_is_always_false() -> None:
     d = only("dunning d {\n  retry after 1 day\n  no retry when 2 > 3\n}\n")
     assert d.message == ("this condition never holds, so the 'no retry' of dunning 'd' never "
                          "applies: it is always false")
+
+
+def test_route_example_with_a_plan_and_a_total() -> None:
+    # on web_eu a total in USD is not known (EUR), so only web_us decides
+    d = only("route {\n  stripe when total >= USD 5.00\n"
+             "  stripe when storefront == web_us and plan == monthly and total > USD 10.00\n"
+             "  stripe otherwise\n}\n")
+    assert d.code == "RR101"
+    at(d, 2, 3)
+    assert d.message == (
+        "this route line never applies: an earlier route line matches first wherever it "
+        "holds; for example a charge of plan monthly at storefront web_us with total = "
+        f"USD 11.00 matches the route line at t.rr:{NEXT + 1}:3 first")

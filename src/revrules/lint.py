@@ -473,6 +473,7 @@ class _Linter:
     def example(self, sf: m.Storefront, witness: Witness, plan: str | None = None,
                 what: str = "a checkout", day: dt.date | None = None) -> str:
         parts = [what]
+        plan = plan if plan is not None else witness.get("plan")
         if plan is not None:
             parts.append(f"of plan {plan}")
         parts.append(f"at storefront {sf.name}")
@@ -480,8 +481,6 @@ class _Linter:
             parts.append(f"on {day}")
         shown = describe({k: v for k, v in witness.items() if k != "plan"}, self.model,
                          sf.currency)
-        if "plan" in witness and plan is None:
-            parts.append(f"of plan {witness['plan']}")
         if shown:
             parts.append(f"with {shown}")
         return " ".join(parts)
