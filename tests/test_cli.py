@@ -70,7 +70,7 @@ def test_check_warnings_do_not_fail(capsys: pytest.CaptureFixture[str], write) -
     status, out, err = run(capsys, "check", path)
     assert status == 0
     assert out == f"{path}: ok\n"
-    assert "warning:" in err
+    assert "warning[RR101]:" in err
     assert f"{path}:6:3" in err
     assert "^" in err
 
@@ -82,7 +82,7 @@ def test_check_errors_fail_with_rendered_diagnostics(capsys: pytest.CaptureFixtu
     status, out, err = run(capsys, "check", good, bad)
     assert status == 1
     assert out == f"{good}: ok\n"  # the clean file is still reported
-    assert f"{bad}:4:27: error: unknown channel 'webb' (did you mean 'web'?)" in err
+    assert f"{bad}:4:27: error[unknown_channel]: unknown channel 'webb' (did you mean 'web'?)" in err
     assert "^^^^" in err
     assert "1 error found" in err
 

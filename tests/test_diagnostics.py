@@ -303,7 +303,7 @@ def test_load_text_reports_a_literal_error_with_a_caret() -> None:
     with pytest.raises(RulesetError) as info:
         revrules.load_text(text, "t.rr")
     rendered = str(info.value)
-    assert rendered.startswith(f"t.rr:{NEXT}:30: error: '2026-02-30' is not a valid date\n")
+    assert rendered.startswith(f"t.rr:{NEXT}:30: error[literal]: '2026-02-30' is not a valid date\n")
     assert "^^^^^^^^^^" in rendered and "^^^^^^^^^^^" not in rendered
 
 
@@ -639,8 +639,11 @@ def test_future_only_price_is_a_warning_not_an_error() -> None:
     result = check(text)
     assert result.ok
     (w,) = result.diagnostics
-    assert_diag(w, text, "plan 'monthly' has no price in 'web_us' before 2027-01-01",
-                "monthly", severity="warning")
+    assert w.code == "RR107"
+    assert_diag(w, text, "plan 'monthly' has no price in 'web_us' before 2027-01-01: for "
+                "example a checkout of plan monthly at storefront web_us on 2026-12-31 finds "
+                "no price", "monthly", severity="warning")
+    assert w.hint == "add a base price without 'from': 'price web_us USD …'"
 
 
 # -- customer attributes and types -------------------------------------------------------
@@ -925,6 +928,7 @@ FIVE_EXPECTED = [
     (24, 24, "EUR 5.00 + USD 1.00", "cannot mix EUR and USD in one expression"),
     (26, 52, "customer.country == 3", "cannot compare string with int"),
 ]
+FIVE_CODES = ["unknown_storefront", "currency", "unknown_attribute", "currency", "type"]
 
 
 def test_check_reports_all_five_mistakes_with_positions() -> None:
@@ -943,8 +947,8 @@ def test_ruleset_error_carries_every_diagnostic() -> None:
     assert [(d.span.line, d.span.column, d.message) for d in err.diagnostics] == [
         (line, col, msg) for line, col, _, msg in FIVE_EXPECTED]
     rendered = str(err)
-    for line, col, _covered, msg in FIVE_EXPECTED:
-        assert f"t.rr:{line}:{col}: error: {msg}\n" in rendered
+    for (line, col, _covered, msg), code in zip(FIVE_EXPECTED, FIVE_CODES, strict=True):
+        assert f"t.rr:{line}:{col}: error[{code}]: {msg}\n" in rendered
         assert f" {line} | {FIVE.splitlines()[line - 1]}\n" in rendered
     assert rendered.endswith("5 errors found")
 
@@ -971,12 +975,12 @@ def test_renderer_format() -> None:
     with pytest.raises(RulesetError) as info:
         revrules.load_text(RENDER, "t.rr")
     assert str(info.value) == (
-        "t.rr:9:9: error: unknown storefront 'web_xx' (did you mean 'web_eu'?)\n"
+        "t.rr:9:9: error[unknown_storefront]: unknown storefront 'web_xx' (did you mean 'web_eu'?)\n"
         "   |\n"
         " 9 |   price web_xx USD 6.99\n"
         "   |         ^^^^^^\n"
         "\n"
-        "t.rr:12:17: warning: this rate never applies: the rate at t.rr:12:9 always matches first\n"
+        "t.rr:12:17: warning[RR101]: this rate never applies: the rate at t.rr:12:9 always matches first\n"
         "    |\n"
         " 12 | tax v { rate 5% rate 6% }\n"
         "    |                 ^^^^^^^\n"
@@ -1004,7 +1008,7 @@ def test_renderer_puts_the_caret_under_the_span(case: int) -> None:
     d = result.errors[case]
     rendered = d.render(FIVE)
     head, *_ = rendered.splitlines()
-    assert head == f"t.rr:{line}:{col}: error: {msg}"
+    assert head == f"t.rr:{line}:{col}: error[{FIVE_CODES[case]}]: {msg}"
     assert _caret_under(rendered, FIVE.splitlines()[line - 1]) == (col, len(covered))
 
 
@@ -1017,7 +1021,7 @@ def test_renderer_shows_the_hint() -> None:
 
 def test_render_without_source_is_one_line() -> None:
     d = only_error(BASE + "route { stripee otherwise }\n")
-    assert d.render() == f"t.rr:{NEXT}:9: error: unknown psp 'stripee' (did you mean 'stripe'?)"
+    assert d.render() == f"t.rr:{NEXT}:9: error[unknown_psp]: unknown psp 'stripee' (did you mean 'stripe'?)"
 
 
 # -- clean files and warnings ------------------------------------------------------------
@@ -1042,7 +1046,7 @@ def test_unreachable_tax_rate_is_a_warning_and_load_succeeds() -> None:
     result = check(text)
     assert result.ok and result.model is not None
     (w,) = result.diagnostics
-    assert w.code == "unreachable"
+    assert w.code == "RR101"
     assert_diag(w, text, f"this rate never applies: the rate at t.rr:{NEXT + 1}:3 always "
                 "matches first", "rate 7%", covers='rate 7% when customer.country == "DE"',
                 severity="warning")

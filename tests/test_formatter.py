@@ -404,7 +404,7 @@ def test_fmt_bad_input(write, capsys, tmp_path) -> None:  # type: ignore[no-unty
     good = write("good.rr", CANONICAL)
     assert main(["fmt", "--check", broken, good]) == 1
     _out, err = capsys.readouterr()
-    assert "broken.rr:2:12: error: unexpected '{'; expected a name" in err
+    assert "broken.rr:2:12: error[syntax]: unexpected '{'; expected a name" in err
     assert " 2 | storefront { }" in err and "Traceback" not in err
     assert main(["fmt", str(tmp_path / "missing.rr")]) == 2
     assert "revrules: cannot read" in capsys.readouterr().err

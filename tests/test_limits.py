@@ -218,7 +218,7 @@ def test_only_newline_breaks_lines_for_carets(brk: str) -> None:
     (d,) = diagnostics(text)
     assert (d.span.line, d.span.column) == (3, 26)
     lines = str(RulesetError([d], {"l.rr": text})).splitlines()
-    assert lines[0].startswith("l.rr:3:26: error: unknown channel 'webb'")
+    assert lines[0].startswith("l.rr:3:26: error[unknown_channel]: unknown channel 'webb'")
     assert lines[2] == " 3 | storefront web { channel webb currency EUR tax inclusive psp stripe }"
     assert lines[3] == "   |                          ^^^^"
     assert all(c.isprintable() for line in lines for c in line)
@@ -320,7 +320,8 @@ def test_check_reports_every_syntax_error(capsys: pytest.CaptureFixture[str],
     assert main(["check", str(path)]) == 1
     out, err = capsys.readouterr()
     assert out == ""
-    assert [line.split(": error: ")[0] for line in err.splitlines() if ": error: " in line] == [
+    assert [line.split(": error[syntax]: ")[0] for line in err.splitlines()
+            if ": error[syntax]: " in line] == [
         f"{path}:{LINE + 2}:11", f"{path}:{LINE + 7}:1", f"{path}:{LINE + 12}:8"]
     assert err.count("; expected ") == 3
     assert err.rstrip().endswith("3 errors found")

@@ -20,6 +20,7 @@ from . import model as m
 from . import nodes as n
 from .diagnostics import Diagnostic, did_you_mean, suggest
 from .events import EventError, check_date, check_decimal, check_int
+from .lint import allowed, lint
 from .runtime import in_context
 
 __all__ = ["CheckResult", "check"]
@@ -198,7 +199,12 @@ class _Checker:
             eligibilities=eligibilities, promotions=promotions, taxes=taxes, route=route,
             dunning=dunning, lifecycle=lifecycle, types=self.types, source=self.module.source,
         )
-        return CheckResult(model, tuple(self.diagnostics))
+        # lint only a ruleset without errors; `# revrules: allow RR1xx` silences a warning
+        self.diagnostics.extend(lint(model, self.module))
+        source = self.module.source
+        found = sorted((d for d in self.diagnostics if not allowed(d, source)),
+                       key=lambda d: (d.span.line, d.span.column, d.code, d.message))
+        return CheckResult(model, tuple(found))
 
     def header(self) -> n.Header | None:
         headers = self.decls(n.Header)
@@ -469,9 +475,14 @@ class _Checker:
                            f"'not sold in {sf_name}'")
         for sf_name in priced:
             if all(p.effective is not None for p in prices if p.storefront == sf_name):
-                first = min(p.effective for p in prices if p.storefront == sf_name)  # type: ignore[type-var]
-                self.warning("coverage", f"plan '{name}' has no price in '{sf_name}' before "
-                             f"{first}", decl.name_span)
+                first = min(p.effective or dt.date.min for p in prices
+                            if p.storefront == sf_name)
+                before = first - dt.timedelta(days=1) if first > dt.date.min else first
+                self.warning("RR107", f"plan '{name}' has no price in '{sf_name}' before "
+                             f"{first}: for example a checkout of plan {name} at storefront "
+                             f"{sf_name} on {before} finds no price",
+                             decl.name_span, f"add a base price without 'from': 'price "
+                             f"{sf_name} {self.storefronts[sf_name].currency} …'")
         changes = []
         for item in decl.items:
             if isinstance(item, n.PlanChange):
@@ -654,7 +665,7 @@ class _Checker:
             closed = None
             for r in decl.rates:
                 if closed is not None:
-                    self.warning("unreachable", f"this rate never applies: the rate at "
+                    self.warning("RR101", f"this rate never applies: the rate at "
                                  f"{closed.span} always matches first", r.span)
                 if not Decimal(0) <= r.rate <= Decimal(100):
                     self.error("range", "a tax rate must be between 0% and 100%", r.span)
@@ -722,7 +733,7 @@ class _Checker:
                 self.condition(decl.when, "dunning")
                 applies = m.Rule(f"dunning {name}", decl.when, decl.span)
             elif fallback is not None:
-                self.warning("unreachable", f"dunning '{name}' never applies: '{fallback.name}' "
+                self.warning("RR101", f"dunning '{name}' never applies: '{fallback.name}' "
                              "has no 'for' condition and comes first", decl.name_span)
             else:
                 fallback = decl

@@ -3,7 +3,8 @@
 ``revrules check FILE...``
     Parse and check each ruleset; diagnostics (errors and warnings) go to stderr,
     ``FILE: ok`` to stdout for each file without errors. Exit 0 when every file
-    checks (warnings allowed), 1 when any has errors, 2 when a file cannot be read.
+    checks (warnings allowed), 1 when any has errors (or, with ``--strict``, warnings),
+    2 when a file cannot be read. Every diagnostic shows its code (docs/codes.md).
 
 ``revrules eval RULES EVENTS.jsonl [--state-in FILE] [--state-out FILE]``
     Apply each event in order and print one outcome line per event (WIRE.md). Exit 0
@@ -143,6 +144,8 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="parse and check rulesets",
         description="Parse and check each ruleset; print every error and warning.")
     check.add_argument("files", nargs="+", metavar="FILE", help="a .rr file")
+    check.add_argument("--strict", action="store_true",
+                       help="treat warnings as errors: a file with a warning fails (exit 1)")
     check.add_argument("--state", metavar="FILE",
                        help="also list every subscription of this state file that the "
                             "ruleset cannot serve (exit 1 if any)")
@@ -333,6 +336,12 @@ def _check(args: argparse.Namespace) -> int:
             status = max(status, EXIT_USAGE)
             continue
         _print_warnings(ruleset)
+        if args.strict and ruleset.warnings:
+            count = len(ruleset.warnings)
+            _err(printable(f"{file}: {count} warning{'s' if count != 1 else ''} found "
+                           "(--strict makes warnings errors)"))
+            status = max(status, EXIT_FAILED)
+            continue
         if args.state:
             from .engine import Engine
             state = _read_state(args.state)

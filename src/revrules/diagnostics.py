@@ -3,7 +3,7 @@
 Every stage reports problems as :class:`Diagnostic` values; one renderer shows them
 as ``file:line:col``, the source line and a caret under the span::
 
-    streaming.rr:25:9: error: unknown storefront 'web_xx' (did you mean 'web_eu'?)
+    streaming.rr:25:9: error[unknown_storefront]: unknown storefront 'web_xx' (did you mean 'web_eu'?)
         |
      25 |   price web_xx   EUR 6.99
         |         ^^^^^^
@@ -27,7 +27,11 @@ Severity = Literal["error", "warning"]
 
 @attrs.frozen
 class Diagnostic:
-    """One problem found in a ruleset, with a stable ``code`` for tools."""
+    """One problem found in a ruleset, with a stable ``code`` for tools.
+
+    Error codes are names (``unknown_storefront``, ``unlisted_psp``, like the engine's
+    event error codes); warning codes are ``RR1xx`` (docs/codes.md). Both show in the
+    rendered head: ``file:line:col: warning[RR101]: …``."""
 
     severity: Severity
     code: str
@@ -37,7 +41,7 @@ class Diagnostic:
 
     def render(self, source: str | None = None) -> str:
         """The diagnostic as text, with the source line and a caret if ``source`` is given."""
-        head = f"{self.span}: {self.severity}: {self.message}"
+        head = f"{self.span}: {self.severity}[{self.code}]: {self.message}"
         lines = [printable(head)]
         if source is not None and self.span.line > 0:
             lines.extend(_excerpt(source, self.span))
