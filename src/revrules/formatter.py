@@ -194,8 +194,9 @@ def format_module(module: n.Module) -> str:
     source = module.source if module.comments else ""
     comments = [c for c in module.comments if c.span.line > 0] if source else []
     starts = source_line_starts(source)
-    regions = _verbatim_regions(source, starts, comments, module.decls)
+    regions = _verbatim_regions(source, comments, module.decls)
     units: list[_Unit] = []
+    source_lines = source.split("\n")
     decls = iter(module.decls)
     pending = next(decls, None)
     for first, last in regions + [(sys.maxsize, sys.maxsize)]:
@@ -206,13 +207,13 @@ def format_module(module: n.Module) -> str:
             break
         while pending is not None and pending.span.line <= last:
             pending = next(decls, None)  # inside the region: printed as it stands
-        lines = source.split("\n")[first - 1:last]
+        lines = source_lines[first - 1:last]
         begin = starts[first - 1]
         end = starts[last] - 1 if last < len(starts) else len(source)
         units.append(_Unit(None, [_Line("\n".join(lines), begin, end)]))
     kept = [c for c in comments
             if not any(first <= c.span.line <= last for first, last in regions)]
-    return _render(units, _place_comments(kept, units, source, starts), source)
+    return _render(units, _place_comments(kept, units, source, starts))
 
 
 @attrs.frozen
@@ -247,7 +248,7 @@ _FMT_OFF = re.compile(r"#\s*fmt:\s*off")
 _FMT_ON = re.compile(r"#\s*fmt:\s*on")
 
 
-def _verbatim_regions(source: str, starts: tuple[int, ...], comments: list[n.Comment],
+def _verbatim_regions(source: str, comments: list[n.Comment],
                       decls: tuple[n.Decl, ...]) -> list[tuple[int, int]]:
     """The line ranges (1-based, inclusive) that ``# fmt: off`` keeps as they stand.
 
@@ -303,7 +304,8 @@ def _decl_unit(decl: n.Decl, source: str, starts: tuple[int, ...], located: bool
     brace = _open_brace(source, head_end)
     lines = [_Line(texts[0], begin, brace + 1)]
     lines += [_Line(text, _offset(starts, item.span.line, item.span.column),
-                    _end_offset(starts, item.span)) for text, item in zip(texts[1:-1], items)]
+                    _end_offset(starts, item.span))
+              for text, item in zip(texts[1:-1], items, strict=True)]
     lines.append(_Line(texts[-1], end - 1, end))
     return _Unit(decl, lines)
 
@@ -372,7 +374,7 @@ def _place_comments(comments: list[n.Comment], units: list[_Unit], source: str,
     return placed
 
 
-def _render(units: list[_Unit], placed: list[_Placed], source: str) -> str:
+def _render(units: list[_Unit], placed: list[_Placed]) -> str:
     out: list[str] = []
     before: dict[int, list[_Placed]] = {}
     trailing: dict[int, str] = {}
