@@ -9,6 +9,7 @@ idempotent, means the same, and keeps the list of comment texts unchanged.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -206,10 +207,12 @@ _WORDS = st.sampled_from(["", "note", "TODO: raise in 2027", "price {", "}", '"q
 
 @st.composite
 def commented(draw: st.DrawFn) -> str:
-    """A generated ruleset with comments at random line ends and between lines."""
+    """A generated ruleset with comments at random line ends and between lines, and
+    some lines broken in two (so that comments fall inside items)."""
     lines = draw(rulesets()).split("\n")
     out: list[str] = []
     for line in lines + [""]:
+        line = _split(draw, line)
         for _ in range(draw(st.integers(0, 2))):
             if draw(st.integers(0, 3)) == 0:
                 out.append(draw(st.sampled_from(["", "   ", "\t"])))
@@ -220,6 +223,22 @@ def commented(draw: st.DrawFn) -> str:
             line += f"{draw(st.sampled_from([' ', '  ', '']))}# {draw(_WORDS)}"
         out.append(line)
     return "\n".join(out).rstrip("\n") + draw(st.sampled_from(["", "\n", "\n\n"]))
+
+
+def _split(draw: st.DrawFn, line: str) -> str:
+    """``line`` broken at some spaces between tokens, a comment maybe at each break.
+
+    Never inside a string, and never after a currency code (``EUR 12.99`` is one
+    token only with a space or a tab between).
+    """
+    spaces = [i for i, ch in enumerate(line) if ch == " " and i > 0 and line[i - 1] != " "
+              and line[:i].count('"') % 2 == 0 and not re.search(r"\b[A-Z]{3}$", line[:i])]
+    if not spaces or not draw(st.integers(0, 4)) == 0:
+        return line
+    for i in sorted(draw(st.sets(st.sampled_from(spaces), max_size=3)), reverse=True):
+        comment = draw(st.sampled_from(["", "  # split", " #"]))
+        line = line[:i] + comment + "\n" + draw(st.sampled_from(["", "    "])) + line[i + 1:]
+    return line
 
 
 @settings(max_examples=int(os.environ.get("REVRULES_FMT_EXAMPLES", "60")), deadline=None,
