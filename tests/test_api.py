@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import io
 import re
+import tokenize
 from decimal import Decimal
 from pathlib import Path
 
@@ -38,18 +41,126 @@ def test_package_ships_its_grammar_and_py_typed() -> None:
     assert "start:" in grammars.grammar_text("revrules")
 
 
-def test_readme_python_examples_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    readme = (ROOT / "README.md").read_text("utf-8")
-    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
-    assert blocks, "the README shows Python code"
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```[ \t]*$", re.S | re.M)
+
+
+def samples(path: Path) -> list[tuple[str, int, str]]:
+    """The fenced code blocks of a Markdown file: (info string, first line, text)."""
+    text = path.read_text("utf-8")
+    return [(m[1].strip(), text.count("\n", 0, m.start()) + 2, m[2])
+            for m in FENCE.finditer(text)]
+
+
+def run_python(code: str, where: str, namespace: dict[str, object]) -> None:
+    """Run a sample statement by statement; ``expr  # value`` checks the value.
+
+    A comment holding ``...``, or one that is not a Python expression, is prose.
+    """
+    tree = ast.parse(code, where)
+    lines = code.split("\n")
+    for stmt in tree.body:
+        exec(compile(ast.Module([stmt], []), where, "exec"), namespace)  # noqa: S102
+        if not isinstance(stmt, ast.Expr) or stmt.end_lineno is None:
+            continue
+        line = lines[stmt.end_lineno - 1]
+        comments = [t.string for t in tokenize.generate_tokens(io.StringIO(line).readline)
+                    if t.type == tokenize.COMMENT]
+        claim = comments[0][1:].strip() if comments else ""
+        if not claim or "..." in claim:
+            continue
+        try:
+            expected = eval(claim, {"Decimal": Decimal})  # noqa: S307
+        except (SyntaxError, NameError):
+            continue
+        actual = eval(compile(ast.Expression(stmt.value), where, "eval"), namespace)  # noqa: S307
+        assert actual == expected, f"{where}:{stmt.lineno}: {actual!r} != {claim}"
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
+def test_python_samples_in_the_docs_run(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
-    namespaces = []
-    for block in blocks:
-        namespace: dict[str, object] = {}
-        exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102
-        namespaces.append(namespace)
-    decision = namespaces[0]["decision"]
-    assert (decision.total, decision.tax) == (Decimal("12.99"), Decimal("2.07"))  # type: ignore[attr-defined]
+    namespace: dict[str, object] = {}  # the blocks of one file build on each other
+    for info, line, code in samples(path):
+        if info.split()[:1] == ["python"]:
+            run_python(code, f"{path.name}:{line}", namespace)
+    if path.name == "README.md":
+        decision = namespace["decision"]
+        assert (decision.total, decision.tax) == (Decimal("12.99"), Decimal("2.07"))  # type: ignore[attr-defined]
+
+
+def test_readme_and_ledger_docs_show_python() -> None:
+    for name in ("README.md", "ledger.md"):
+        path = next(p for p in DOCS if p.name == name)
+        assert any(info == "python" for info, _, _ in samples(path)), name
+
+
+def test_a_false_claim_in_a_python_sample_fails() -> None:
+    run_python("x = 2\nx + 1   # 3\nx   # ... anything\nx  # not python\n", "t", {})
+    with pytest.raises(AssertionError, match="t:2: 3 != 4"):
+        run_python("x = 2\nx + 1   # 4\n", "t", {})
+
+
+_STREAMING = ROOT / "rulesets" / "streaming.rr"
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: p.name)
+def test_ruleset_samples_in_the_docs_are_what_their_fence_says(path: Path) -> None:
+    """``rr`` loads, ``rr fragment`` parses, ``rr bad`` fails in streaming.rr's place,
+    and a plain or ``text`` block is not a ruleset (docs/architecture.md)."""
+    for info, line, code in samples(path):
+        where = f"{path.name}:{line}"
+        kind = info.split()
+        if kind == ["rr"]:
+            revrules.load_text(code, where)
+        elif kind == ["rr", "fragment"]:
+            revrules.parse(code, where)
+        elif kind == ["rr", "bad"]:
+            with pytest.raises(revrules.RulesetError):
+                revrules.load_text(_in_streaming(code), where)
+        elif kind[:1] == ["rr"]:
+            pytest.fail(f"{where}: unknown sample kind {info!r}")
+        elif kind in ([], ["text"]):
+            try:
+                module = revrules.parse(code, where)
+            except revrules.RulesetError:
+                continue
+            assert not module.decls, f"{where}: a ruleset sample needs a ```rr fence"
+
+
+def _in_streaming(code: str) -> str:
+    """``rulesets/streaming.rr`` with the sample's declarations in place of theirs."""
+    sample = revrules.parse(code)
+    base = revrules.parse(_STREAMING.read_text("utf-8"))
+
+    def key(decl: object) -> tuple[str, object]:
+        return type(decl).__name__, getattr(decl, "name", None)
+
+    replaced = {key(d) for d in sample.decls}
+    source = base.source
+    lines = source.split("\n")
+    keep = [d for d in base.decls if key(d) not in replaced]
+    kept = ["\n".join(lines[d.span.line - 1:d.span.end_line]) for d in keep]
+    return "\n\n".join(kept) + "\n\n" + code
+
+
+def test_a_bad_sample_must_fail() -> None:
+    assert revrules.load_text(_in_streaming("route { stripe when storefront.channel == web\n"
+                                            "  carrier otherwise }"))
+    with pytest.raises(revrules.RulesetError):
+        revrules.load_text(_in_streaming("route { paypal otherwise }"))
+
+
+def test_every_grammar_keyword_is_in_the_language_reference() -> None:
+    grammar = (ROOT / "src" / "revrules" / "grammar" / "revrules.lark").read_text("utf-8")
+    keywords = set(re.findall(r'"([a-z_]+)"', re.sub(r"//[^\n]*", "", grammar)))
+    assert {"ruleset", "storefront", "promotion", "stackable", "period_end", "weeks"} <= keywords
+    reference = (ROOT / "docs" / "language.md").read_text("utf-8")
+    shown = re.findall(r"`([^`\n]+)`", reference)  # inline code
+    shown += [code for info, _, code in samples(ROOT / "docs" / "language.md")
+              if info.split()[:1] == ["rr"]]
+    words = {w for text in shown for w in re.findall(r"[a-z_]+", text)}
+    assert sorted(keywords - words) == []
 
 
 def test_readme_opens_with_the_two_commands() -> None:

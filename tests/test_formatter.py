@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 STREAMING = ROOT / "rulesets" / "streaming.rr"
 
 # Every construct of the grammar, written unevenly on purpose (extra spaces, items on
-# one line, redundant parentheses, [ ] sets, `50%`, plural/singular slips, comments).
+# one line, redundant parentheses, [ ] sets, `50%`, plural/singular slips, a comment).
 EVERYTHING = r"""
-# a comment the formatter drops
+# a comment the formatter keeps
 ruleset everything version "1.0 \"beta\"\\x"
 rounding half_up
 timezone "Europe/Berlin"
@@ -187,8 +187,9 @@ def test_everything_uses_every_item_kind() -> None:
 
 def test_canonical_layout() -> None:
     text = format_module(parse(EVERYTHING))
-    assert text.startswith('ruleset everything version "1.0 \\"beta\\"\\\\x"\n\nrounding')
-    assert "#" not in text  # comments are not in the AST
+    assert text.startswith('# a comment the formatter keeps\n'
+                           'ruleset everything version "1.0 \\"beta\\"\\\\x"\n\nrounding')
+    assert text.count("#") == 1  # the comment, once
     assert ("storefront web_eu { channel web  region EU  currency EUR  tax inclusive  "
             "psp adyen, stripe  commission 0.5%  terms net 30 days }\n") in text
     assert "storefront empty {}\n" in text
@@ -367,7 +368,7 @@ def test_chains_of_and_or_take_one_shape() -> None:
 
 # -- revrules fmt ------------------------------------------------------------------------
 
-CANONICAL = 'ruleset tiny version "1"\n\nstorefront web { channel web  psp stripe }\n'
+CANONICAL = '# tiny\nruleset tiny version "1"\n\nstorefront web { channel web  psp stripe }\n'
 MESSY = '# tiny\nruleset   tiny version "1"\nstorefront web {\n  channel web\n  psp stripe\n}\n'
 
 
@@ -376,7 +377,7 @@ def test_fmt_prints_one_file(write, capsys) -> None:  # type: ignore[no-untyped-
     assert main(["fmt", path]) == 0
     out, err = capsys.readouterr()
     assert out == CANONICAL
-    assert "comment" in err  # the dropped comment is reported
+    assert err == ""  # comments are kept: nothing to warn about
     assert Path(path).read_text("utf-8") == MESSY  # untouched
 
 
@@ -409,5 +410,5 @@ def test_fmt_bad_input(write, capsys, tmp_path) -> None:  # type: ignore[no-unty
     assert main(["fmt", str(tmp_path / "missing.rr")]) == 2
     assert "revrules: cannot read" in capsys.readouterr().err
     assert main(["fmt", good, good]) == 2  # printing is for one file
-    assert "--write or --check" in capsys.readouterr().err
+    assert "--write, --check or --diff" in capsys.readouterr().err
     assert main(["fmt", "--check", "--write", good]) == 2

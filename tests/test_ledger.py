@@ -27,7 +27,7 @@ from revrules.generator import generate
 from revrules.ledger import FIELDS, MONEY_FIELDS, Figures
 from revrules.reports import render_csv, render_html, render_json, replay
 from revrules.results import RevenueEvent
-from revrules.whatif import diff
+from revrules.whatif import _text, diff
 
 ROOT = Path(__file__).resolve().parent.parent
 STREAMING = ROOT / "rulesets" / "streaming.rr"
@@ -376,7 +376,7 @@ def test_render_functions_are_deterministic() -> None:
 @cache
 def dearer() -> revrules.Ruleset:
     text = STREAMING.read_text(encoding="utf-8").replace(
-        "price web_us   USD 13.99", "price web_us   USD 14.99").replace(
+        "price web_us USD 13.99", "price web_us USD 14.99").replace(
         'version "2026.11.2"', 'version "2027.1.0"')
     return revrules.load_text(text, "dearer.rr")
 
@@ -404,7 +404,7 @@ def test_whatif_same_rules_changes_nothing() -> None:
 def test_diff_command(capsys: pytest.CaptureFixture[str], l1_log: str, tmp_path: Path) -> None:
     new = tmp_path / "dearer.rr"
     new.write_text(STREAMING.read_text(encoding="utf-8").replace(
-        "price web_us   USD 13.99", "price web_us   USD 14.99"), encoding="utf-8")
+        "price web_us USD 13.99", "price web_us USD 14.99"), encoding="utf-8")
     status, out, err = cli(capsys, "diff", str(STREAMING), str(new), l1_log)
     assert status == 0, err
     assert "2027-03  gross" in out and "+1.00 (+7.1%)" in out
@@ -677,3 +677,17 @@ def test_growth_conversion_retention_and_promotions(
     status, out, err = cli(capsys, "growth", str(STREAMING), str(path))
     assert status == 0, err
     assert "black_friday  USD" in out and "50.0%" in out
+
+
+def test_whatif_does_not_count_a_comment_as_a_change() -> None:
+    commented = STREAMING.read_text(encoding="utf-8").replace(
+        "  rate 0%  # everyone else: no tax charged here", "  rate 0%  # a new note").replace(
+        'deny "trial already used" when', 'deny "trial #1 already used" when')
+    assert "a new note" in commented and "trial #1" in commented
+    new = revrules.load_text(commented, "commented.rr")
+    texts = {line: (_text(rules(), f"s.rr:{line}:3"), _text(new, f"c.rr:{line}:3"))
+             for line in (76, 102)}
+    assert texts[102] == ("rate 0%", "rate 0%")
+    assert texts[76] == ('deny "trial already used" when customer.trials_used > 0',
+                         'deny "trial #1 already used" when customer.trials_used > 0')
+    assert _text(rules(), "s.rr:98:1") == _text(new, "c.rr:98:1")  # the block, comments aside

@@ -316,7 +316,7 @@ def store_log(*notifications: tuple[str, str]) -> list[dict[str, Any]]:
 def test_a_store_expiry_cites_its_rule_and_source() -> None:
     outcomes = run(STREAMING, store_log(("2026-12-01", "SUBSCRIBED"), ("2027-01-02", "EXPIRED")))
     canceled = next(e for e in outcomes[-1].events if e.type == "subscription.canceled")
-    assert (canceled.rule, canceled.source) == ("storefront ios", "streaming.rr:13:1")
+    assert (canceled.rule, canceled.source) == ("storefront ios", "streaming.rr:12:1")
     assert all(e.source is not None for e in outcomes[-1].events)
 
 

@@ -332,12 +332,12 @@ STREAMING = (Path(__file__).resolve().parent.parent / "rulesets" / "streaming.rr
 
 
 def _declarations(text: str) -> list[list[int]]:
-    """The line numbers of each top-level declaration's lines without a comment."""
+    """The line numbers of each top-level declaration's lines of code."""
     decls: list[list[int]] = []
     for number, line in enumerate(text.split("\n"), 1):
         if line[:1].isalpha():
             decls.append([])
-        if decls and line.strip() and "#" not in line:
+        if decls and line.strip() and not line.lstrip().startswith("#"):
             decls[-1].append(number)
     return decls
 
@@ -349,8 +349,11 @@ def test_one_syntax_error_per_broken_declaration(data: st.DataObject) -> None:
     chosen = data.draw(st.sets(st.integers(0, len(decls) - 1), min_size=1, max_size=6))
     lines = STREAMING.split("\n")
     broken = sorted(data.draw(st.sampled_from(decls[i])) for i in chosen)
-    for number in broken:
-        lines[number - 1] += " @"
+    columns = []
+    for number in broken:  # an '@' after the code, before a trailing comment
+        code, hash_, comment = lines[number - 1].partition("  #")
+        lines[number - 1] = code + " @" + hash_ + comment
+        columns.append(len(code) + 2)
     found = diagnostics("\n".join(lines))
     assert [(d.code, d.span.line, d.span.column) for d in found] == [
-        ("syntax", number, len(lines[number - 1])) for number in broken]
+        ("syntax", number, column) for number, column in zip(broken, columns, strict=True)]

@@ -279,13 +279,18 @@ def _parser() -> argparse.ArgumentParser:
     fmt = commands.add_parser(
         "fmt", help="print rulesets in the canonical layout",
         description="Print a ruleset in the canonical layout (only parsing is needed, not "
-                    "checking). Comments are not kept. Without options, print the one FILE "
-                    "to stdout; --write rewrites the files that change, --check lists them "
-                    "and exits 1 if there is any.")
-    fmt.add_argument("files", nargs="+", metavar="FILE", help="a .rr file")
+                    "checking). Comments are kept in their order; lines between '# fmt: "
+                    "off' and '# fmt: on' stay as they are. A directory stands for the .rr "
+                    "files under it. Without options, print the one FILE to stdout; "
+                    "--write rewrites the files that change, --check lists them and "
+                    "--diff shows how they would change; both exit 1 if there is any.")
+    fmt.add_argument("files", nargs="+", metavar="FILE|DIR",
+                     help="a .rr file, or a directory of them")
     fmt_mode = fmt.add_mutually_exclusive_group()
     fmt_mode.add_argument("--check", action="store_true",
                           help="change nothing; list the files that would change")
+    fmt_mode.add_argument("--diff", action="store_true",
+                          help="change nothing; print a unified diff of the changes")
     fmt_mode.add_argument("--write", action="store_true", help="rewrite the files in place")
     fmt.set_defaults(command="fmt", run=_fmt)
     return parser
@@ -510,15 +515,21 @@ def _reconcile(args: argparse.Namespace) -> int:
 
 
 def _fmt(args: argparse.Namespace) -> int:
-    import re
+    import difflib
 
     from .formatter import format_module
     from .parser import parse
 
-    if not (args.check or args.write) and len(args.files) > 1:
-        raise UsageError("fmt prints one file; use --write or --check for several")
+    files: list[str] = []
     status = EXIT_OK
-    for file in args.files:
+    for given in args.files:
+        if os.path.isdir(given):
+            files += _rule_files(given)
+        else:
+            files.append(given)
+    if not (args.check or args.write or args.diff) and len(files) > 1:
+        raise UsageError("fmt prints one file; use --write, --check or --diff for several")
+    for file in files:
         try:
             text = _read_text(file, "ruleset", MAX_RULESET_BYTES)
             formatted = format_module(parse(text, file))
@@ -530,15 +541,17 @@ def _fmt(args: argparse.Namespace) -> int:
             _say(str(exc))
             status = max(status, EXIT_USAGE)
             continue
-        # strings may contain '#': skip them when counting comments
-        comments = sum(1 for m in re.finditer(r'"(?:[^"\\\n]|\\.)*"|#', text)
-                       if m[0] == "#")
-        if comments and not args.check:
-            _say(f"{file}: {comments} comment{'s' if comments != 1 else ''} dropped "
-                 "(fmt does not keep comments)")
-        if args.check:
+        if args.check or args.diff:
             if formatted != text:
-                _out(printable(f"{file}: would reformat"))
+                if args.check:
+                    _out(printable(f"{file}: would reformat"))
+                else:
+                    for line in difflib.unified_diff(_diff_lines(text),
+                                                     _diff_lines(formatted),
+                                                     f"a/{file}", f"b/{file}"):
+                        _out(printable(line.removesuffix("\n")))
+                        if not line.endswith("\n"):
+                            _out("\\ No newline at end of file")
                 status = max(status, EXIT_FAILED)
         elif args.write:
             if formatted != text:
@@ -552,6 +565,24 @@ def _fmt(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(formatted)
     return status
+
+
+def _rule_files(directory: str) -> list[str]:
+    """The ``*.rr`` files under ``directory``, in sorted order (symbolic links to
+    directories are not followed)."""
+    found: list[str] = []
+    for root, dirs, names in os.walk(directory):
+        dirs.sort()
+        found += [os.path.join(root, name) for name in sorted(names)
+                  if name.endswith(".rr") and os.path.isfile(os.path.join(root, name))]
+    return sorted(found, key=lambda path: Path(path).parts)
+
+
+def _diff_lines(text: str) -> list[str]:
+    """The lines of ``text`` with their newlines, split at newlines only."""
+    lines = [line + "\n" for line in text.split("\n")]
+    lines[-1] = lines[-1].removesuffix("\n")
+    return lines if lines[-1] else lines[:-1]
 
 
 # -- growth --------------------------------------------------------------------------

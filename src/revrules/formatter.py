@@ -13,19 +13,26 @@ one thing, one is chosen: sets use braces, ``grace`` always says ``keep`` or
 promotion's percentage is a bare number (``percent 50 off``), durations agree in
 number (``1 month``, ``14 days``) and datetimes are printed in UTC.
 
-Comments (``# …``) are not part of the AST, so they are **lost**, and so is any
-alignment of the source.
+Comments (``# …``, collected by the parser in ``Module.comments``) are kept, in their
+order: an own-line comment stands before the item it precedes, a trailing comment at
+the end of its item's line. Lines between ``# fmt: off`` and ``# fmt: on`` are copied
+as they stand. Any other alignment of the source is not kept.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import re
+import sys
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
+
+import attrs
 
 from . import nodes as n
+from .diagnostics import line_starts as source_line_starts
 from .runtime import in_context
 
 __all__ = ["format_expression", "format_module"]
@@ -180,18 +187,241 @@ def format_module(module: n.Module) -> str:
 
     Declarations keep their source order, one blank line apart, except that a run of
     one-line declarations of the same kind (storefronts, products, bundles) stays
-    together, as people write them. Comments are not in the AST and are not printed.
+    together, as people write them. Comments stay, in their order (see
+    :func:`_place_comments`), and a ``# fmt: off`` … ``# fmt: on`` region is copied
+    as it stands.
     """
-    parts: list[str] = []
-    previous: n.Decl | None = None
-    for decl in module.decls:
-        text = _decl(decl)
-        if parts and not (type(decl) is type(previous) and "\n" not in text
-                          and "\n" not in parts[-1] and isinstance(decl, _ONE_LINERS)):
-            parts.append("")
-        parts.append(text)
-        previous = decl
-    return "\n".join(parts) + "\n" if parts else ""
+    source = module.source if module.comments else ""
+    comments = [c for c in module.comments if c.span.line > 0] if source else []
+    starts = source_line_starts(source)
+    regions = _verbatim_regions(source, comments, module.decls)
+    units: list[_Unit] = []
+    source_lines = source.split("\n")
+    decls = iter(module.decls)
+    pending = next(decls, None)
+    for first, last in regions + [(sys.maxsize, sys.maxsize)]:
+        while pending is not None and pending.span.line < first:
+            units.append(_decl_unit(pending, source, starts, bool(comments)))
+            pending = next(decls, None)
+        if first == sys.maxsize:
+            break
+        while pending is not None and pending.span.line <= last:
+            pending = next(decls, None)  # inside the region: printed as it stands
+        lines = source_lines[first - 1:last]
+        begin = starts[first - 1]
+        end = starts[last] - 1 if last < len(starts) else len(source)
+        units.append(_Unit(None, [_Line("\n".join(lines), begin, end)]))
+    kept = [c for c in comments
+            if not any(first <= c.span.line <= last for first, last in regions)]
+    return _render(units, _place_comments(kept, units, source, starts))
+
+
+@attrs.frozen
+class _Line:
+    """One printed line (a verbatim region: several) and the source it prints."""
+
+    text: str
+    start: int  # source offsets, end exclusive; 0, 0 when there are no comments
+    end: int
+
+
+@attrs.frozen
+class _Unit:
+    """A top-level declaration or ``fmt: off`` region as printed lines."""
+
+    decl: n.Decl | None  # None for a verbatim region
+    lines: list[_Line]
+
+
+@attrs.frozen
+class _Placed:
+    """A comment, where it goes, and the blank lines around it in the source."""
+
+    text: str
+    line: int  # index of the printed line it stands before, or is at the end of
+    trailing: bool
+    blank_before: bool
+    blank_after: bool
+
+
+_FMT_OFF = re.compile(r"#\s*fmt:\s*off")
+_FMT_ON = re.compile(r"#\s*fmt:\s*on")
+
+
+def _verbatim_regions(source: str, comments: list[n.Comment],
+                      decls: tuple[n.Decl, ...]) -> list[tuple[int, int]]:
+    """The line ranges (1-based, inclusive) that ``# fmt: off`` keeps as they stand.
+
+    A region runs from the line of ``# fmt: off`` to the line of the next
+    ``# fmt: on``, or to the last non-blank line of the file, and then grows to whole
+    declarations: a declaration that shares a line with it is kept whole.
+    """
+    regions: list[tuple[int, int]] = []
+    lines = source.split("\n")
+    i = 0
+    while i < len(comments):
+        if not _FMT_OFF.fullmatch(comments[i].text):
+            i += 1
+            continue
+        first = comments[i].span.line
+        j = next((k for k in range(i + 1, len(comments))
+                  if _FMT_ON.fullmatch(comments[k].text)), None)
+        if j is not None:
+            last = comments[j].span.line
+        else:
+            last = len(lines)
+            while last > first and not lines[last - 1].strip():
+                last -= 1
+        grown = True
+        while grown:
+            grown = False
+            for decl in decls:
+                if decl.span.line <= last and decl.span.end_line >= first and not (
+                        first <= decl.span.line and decl.span.end_line <= last):
+                    first, last = min(first, decl.span.line), max(last, decl.span.end_line)
+                    grown = True
+        if regions and first <= regions[-1][1]:  # grown into the region before
+            first = regions.pop()[0]
+        regions.append((first, last))
+        i = next((k for k in range(i, len(comments)) if comments[k].span.line > last),
+                 len(comments))
+    return regions
+
+
+def _decl_unit(decl: n.Decl, source: str, starts: tuple[int, ...], located: bool) -> _Unit:
+    """The printed lines of ``decl``, each with the source it stands for."""
+    texts = _decl(decl).split("\n")
+    if not located:
+        return _Unit(decl, [_Line(t, 0, 0) for t in texts])
+    begin, end = _offset(starts, decl.span.line, decl.span.column), _end_offset(starts, decl.span)
+    if len(texts) == 1:
+        return _Unit(decl, [_Line(texts[0], begin, end)])
+    items = _items(decl)
+    if len(items) != len(texts) - 2:  # pragma: no cover - every block item is one line
+        raise ValueError(f"cannot place comments in {decl!r}")
+    head_end = (_end_offset(starts, decl.when.span)
+                if isinstance(decl, n.Dunning) and decl.when is not None else begin)
+    brace = _open_brace(source, head_end)
+    lines = [_Line(texts[0], begin, brace + 1)]
+    lines += [_Line(text, _offset(starts, item.span.line, item.span.column),
+                    _end_offset(starts, item.span))
+              for text, item in zip(texts[1:-1], items, strict=True)]
+    lines.append(_Line(texts[-1], end - 1, end))
+    return _Unit(decl, lines)
+
+
+def _items(decl: n.Decl) -> tuple[Any, ...]:
+    for field in ("attrs", "denies", "rates", "rules", "items"):
+        found = getattr(decl, field, None)
+        if isinstance(found, tuple):
+            return found
+    return ()
+
+
+def _offset(starts: tuple[int, ...], line: int, column: int) -> int:
+    return starts[line - 1] + column - 1
+
+
+def _end_offset(starts: tuple[int, ...], span: n.Span) -> int:
+    return starts[span.end_line - 1] + span.end_column - 1
+
+
+def _open_brace(source: str, pos: int) -> int:
+    """Where the ``{`` of a block is: the first one from ``pos`` on outside comments."""
+    while True:
+        ch = source[pos]
+        if ch == "#":
+            pos = source.index("\n", pos)
+        elif ch == "{":
+            return pos
+        pos += 1
+
+
+def _place_comments(comments: list[n.Comment], units: list[_Unit], source: str,
+                    starts: tuple[int, ...]) -> list[_Placed]:
+    """Where each comment goes; the order of comments never changes.
+
+    A comment with code before it on its line stays at the end of the printed line of
+    that code (the last one that ends on the line); any other comment, and one inside
+    something printed on one line (a multi-line expression, a storefront), goes on
+    its own line before the next printed line that starts after it, or before the one
+    it is inside. Blank lines around own-line comments between declarations are kept
+    (one at most).
+    """
+    lines = [line for unit in units for line in unit.lines]
+    ends = [line.end for line in lines]
+    begins = [line.start for line in lines]
+    text_lines = source.split("\n")
+
+    def blank(number: int) -> bool:
+        return 1 <= number <= len(text_lines) and not text_lines[number - 1].strip()
+
+    placed: list[_Placed] = []
+    for comment in comments:
+        at = _offset(starts, comment.span.line, comment.span.column)
+        line_start = starts[comment.span.line - 1]
+        own_line = not source[line_start:at].strip()
+        index = bisect.bisect_right(begins, at)  # the first printed line after it
+        if index > 0 and begins[index - 1] < at < ends[index - 1]:
+            placed.append(_Placed(comment.text, index - 1, False, False, False))
+            continue
+        if not own_line and index > 0 and line_start <= ends[index - 1] - 1:
+            placed.append(_Placed(comment.text, index - 1, True, False, False))
+            continue
+        placed.append(_Placed(comment.text, index, False,
+                              own_line and blank(comment.span.line - 1),
+                              own_line and blank(comment.span.line + 1)))
+    return placed
+
+
+def _render(units: list[_Unit], placed: list[_Placed]) -> str:
+    out: list[str] = []
+    before: dict[int, list[_Placed]] = {}
+    trailing: dict[int, str] = {}
+    for p in placed:
+        if p.trailing:
+            trailing[p.line] = p.text
+        else:
+            before.setdefault(p.line, []).append(p)
+
+    def group(comments: list[_Placed], indent: str, blank_first: bool) -> None:
+        for i, c in enumerate(comments):
+            if (blank_first if i == 0 else comments[i - 1].blank_after or c.blank_before):
+                out.append("")
+            out.append(indent + c.text)
+
+    index = 0
+    previous: _Unit | None = None
+    for unit in units:
+        separate = previous is not None and not _grouped(previous, unit)
+        if separate:
+            out.append("")
+        for k, line in enumerate(unit.lines):
+            comments = before.get(index, [])
+            if k == 0:
+                group(comments, "", bool(out) and not separate and comments[0].blank_before
+                      if comments else False)
+                if comments and comments[-1].blank_after:
+                    out.append("")
+            else:
+                group(comments, INDENT, False)
+            text = line.text
+            if index in trailing:
+                text += "  " + trailing[index]
+            out.append(text)
+            index += 1
+        previous = unit
+    last = before.get(index, [])
+    group(last, "", bool(out) and bool(last) and last[0].blank_before)
+    return "\n".join(out) + "\n" if out else ""
+
+
+def _grouped(previous: _Unit, unit: _Unit) -> bool:
+    """Whether two one-line declarations of one kind stand together, with no blank."""
+    a, b = previous.decl, unit.decl
+    return (a is not None and b is not None and type(a) is type(b)
+            and isinstance(b, _ONE_LINERS) and len(previous.lines) == 1
+            and len(unit.lines) == 1)
 
 
 _ONE_LINERS = (n.Storefront, n.Product, n.Bundle, n.Rounding, n.Timezone)

@@ -412,9 +412,22 @@ Decl = Union[Header, Rounding, Timezone, CustomerSchema, Storefront, Product, Bu
 
 
 @attrs.frozen
+class Comment:
+    """A ``# …`` comment: its text (trailing white space removed) and where it stands."""
+
+    text: str
+    span: Span = _span()
+
+
+@attrs.frozen
 class Module:
-    """A parsed ``.rr`` file: its declarations in source order."""
+    """A parsed ``.rr`` file: its declarations in source order.
+
+    ``comments`` lists the file's comments in source order for the formatter; like
+    ``source`` it is left out of equality, so comments never change what a file means.
+    """
 
     file: str
     decls: tuple[Decl, ...]
     source: str = attrs.field(eq=False, repr=False, default="")
+    comments: tuple[Comment, ...] = attrs.field(eq=False, repr=False, default=())

@@ -9,6 +9,7 @@ here judges meaning: that is :mod:`revrules.checker`'s job. Syntax errors become
 from __future__ import annotations
 
 import bisect
+import contextvars
 import datetime as dt
 import functools
 import re
@@ -37,7 +38,21 @@ def _parser(start: str = "start") -> lark.Lark:
         propagate_positions=True,
         maybe_placeholders=False,
         start=start,
+        lexer_callbacks={"COMMENT": _seen_comment},
     )
+
+
+# The comments the lexer passes over in the parse under way (the parser is shared and
+# cached, so the list it appends to belongs to the context of each parse).
+_COMMENTS: contextvars.ContextVar[list[Token] | None] = contextvars.ContextVar(
+    "revrules_comments", default=None)
+
+
+def _seen_comment(tok: Token) -> Token:
+    sink = _COMMENTS.get()
+    if sink is not None:
+        sink.append(tok)
+    return tok
 
 
 #: How deeply expressions may nest (``not not …``, ``-(-(…))``, ``min(min(…))``); a
@@ -56,9 +71,21 @@ def parse(text: str, file: str = "<string>") -> n.Module:
     A UTF-8 byte-order mark at the start of ``text`` is not part of the source.
     """
     text = text.removeprefix("\ufeff")
-    tree = _parse_tree(text, file, "start")
+    seen: list[Token] = []
+    reset = _COMMENTS.set(seen)
+    try:
+        tree = _parse_tree(text, file, "start")
+    finally:
+        _COMMENTS.reset(reset)
     decls = _build(tree, text, file)
-    return n.Module(file=file, decls=tuple(decls.children), source=text)
+    comments = tuple(_comment(tok, file) for tok in seen)
+    return n.Module(file=file, decls=tuple(decls.children), source=text, comments=comments)
+
+
+def _comment(tok: Token, file: str) -> n.Comment:
+    text = str(tok).rstrip()
+    line, column = tok.line or 0, tok.column or 0
+    return n.Comment(text, n.Span(file, line, column, line, column + len(text)))
 
 
 def parse_expression(text: str, file: str = "<expr>") -> n.Expr:

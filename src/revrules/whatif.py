@@ -16,6 +16,7 @@ traces — first those whose source changed between the two files.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -246,15 +247,24 @@ def _text(ruleset: Ruleset, source: str) -> str | None:
     if not 0 < line <= len(lines):
         return None
     if column != 1 or "{" not in lines[line - 1]:
-        return lines[line - 1].strip()
+        return _code(lines[line - 1])
     depth, block = 0, []
     for text in lines[line - 1:]:
-        code = text.split("#", 1)[0].strip()
-        block.append(code)
+        code = _code(text)
+        if code:
+            block.append(code)
         depth += code.count("{") - code.count("}")
         if depth <= 0:
             break
     return "\n".join(block)
+
+
+_STRING_OR_COMMENT = re.compile(r'("(?:[^"\\\n]|\\.)*")|#.*')
+
+
+def _code(line: str) -> str:
+    """A source line without its comment: comments never make a rule a change."""
+    return _STRING_OR_COMMENT.sub(lambda m: m[1] or "", line).strip()
 
 
 def _by_subscription(changes: list[ChargeChange]) -> tuple[SubscriptionChange, ...]:
