@@ -255,6 +255,15 @@ def _parser() -> argparse.ArgumentParser:
                           help="change nothing; list the files that would change")
     fmt_mode.add_argument("--write", action="store_true", help="rewrite the files in place")
     fmt.set_defaults(command="fmt", run=_fmt)
+
+    lsp = commands.add_parser(
+        "lsp", help="run the language server (for editors)",
+        description="Run the revrules language server on stdin and stdout: diagnostics, "
+                    "go-to-definition, references, hover, completion and formatting for "
+                    ".rr files. Needs the 'lsp' extra (pip install 'revrules[lsp]').")
+    lsp.add_argument("--stdio", action="store_true",
+                     help="talk over stdin and stdout (the default and only transport)")
+    lsp.set_defaults(command="lsp", run=_lsp)
     return parser
 
 
@@ -492,6 +501,21 @@ def _fmt(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(formatted)
     return status
+
+
+# -- lsp -----------------------------------------------------------------------------
+
+
+def _lsp(args: argparse.Namespace) -> int:
+    try:
+        from .lsp import serve
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in ("pygls", "lsprotocol"):
+            raise
+        raise UsageError(f"the language server needs {exc.name}; install it with "
+                         "pip install 'revrules[lsp]'") from None
+    serve()
+    return EXIT_OK
 
 
 # -- growth --------------------------------------------------------------------------
