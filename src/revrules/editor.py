@@ -505,6 +505,8 @@ def completions(modules: Sequence[n.Module], line_before: str) -> list[Completio
         if root in _FIELDS:
             return [Completion(f, "field", f"{root} field") for f in sorted(_FIELDS[root])]
         return []
+    if re.search(r"\.[A-Za-z0-9_]*$", line_before):  # after '1.' or ').': nothing to offer
+        return []
     seen: dict[str, Completion] = {}
     for s in symbols:
         if s.kind != "attribute":
