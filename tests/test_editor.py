@@ -192,3 +192,29 @@ def test_odd_documents(text: str) -> None:
     analysis = editor.analyse(text)
     assert analysis.module is None or analysis.diagnostics is not None
     editor.index(analysis.best)
+
+
+# -- the command -------------------------------------------------------------------------
+
+
+def test_lsp_command_is_listed(capsys: pytest.CaptureFixture[str]) -> None:
+    from revrules.cli import main
+
+    assert main(["lsp", "--help"]) == 0
+    assert "language server" in capsys.readouterr().out
+
+
+def test_lsp_command_without_pygls_says_what_to_install(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    from revrules.cli import main
+
+    monkeypatch.delitem(sys.modules, "revrules.lsp", raising=False)
+    monkeypatch.setitem(sys.modules, "pygls", None)
+    monkeypatch.setitem(sys.modules, "pygls.lsp", None)
+    monkeypatch.setitem(sys.modules, "pygls.lsp.server", None)
+    assert main(["lsp"]) == 2
+    assert capsys.readouterr().err == (
+        "revrules: the language server needs pygls; install it with "
+        "pip install 'revrules[lsp]'\n")

@@ -250,3 +250,26 @@ async def test_positions_count_utf16_code_units(client: LanguageClient) -> None:
     # 'webb' starts at code point 47 of line 3 (0-based), which is UTF-16 unit 48
     assert (found[0].range.start.line, found[0].range.start.character,
             found[0].range.end.character) == (2, 48, 52)
+
+
+async def test_unopened_documents_get_no_answer_and_close_clears(client: LanguageClient) -> None:
+    ghost = (ROOT / "rulesets" / "streaming.rr").as_uri()  # on disk, but never opened
+    position = _at(STREAMING, "price web_eu", into=8)
+    assert await client.text_document_definition_async(t.DefinitionParams(
+        text_document=t.TextDocumentIdentifier(uri=ghost), position=position)) is None
+    assert await client.text_document_hover_async(t.HoverParams(
+        text_document=t.TextDocumentIdentifier(uri=ghost), position=position)) is None
+    # positions past the end of a line or of the file are no names, and no failure
+    uri = await _open(client, "ruleset x\nplan p {\n")
+    for line, character in ((0, 500), (99, 0)):
+        assert await client.text_document_hover_async(t.HoverParams(
+            text_document=t.TextDocumentIdentifier(uri=uri),
+            position=t.Position(line=line, character=character))) is None
+    client.text_document_did_close(t.DidCloseTextDocumentParams(
+        text_document=t.TextDocumentIdentifier(uri=uri)))
+    assert await _diagnostics(client, uri) == []
+    # the server still answers
+    uri = await _open(client, STREAMING)
+    found = await client.text_document_definition_async(t.DefinitionParams(
+        text_document=t.TextDocumentIdentifier(uri=uri), position=position))
+    assert _where(found) == [(9, 11, 9, 17)]

@@ -510,9 +510,10 @@ def _lsp(args: argparse.Namespace) -> int:
     try:
         from .lsp import serve
     except ModuleNotFoundError as exc:
-        if (exc.name or "").partition(".")[0] not in ("pygls", "lsprotocol"):
+        package = (exc.name or "").partition(".")[0]
+        if package not in ("pygls", "lsprotocol"):
             raise
-        raise UsageError(f"the language server needs {exc.name}; install it with "
+        raise UsageError(f"the language server needs {package}; install it with "
                          "pip install 'revrules[lsp]'") from None
     serve()
     return EXIT_OK

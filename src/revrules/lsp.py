@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import TypeVar
+from urllib.parse import unquote
 
 import attrs
 from lsprotocol import types as t
@@ -60,9 +61,17 @@ class RevrulesServer(LanguageServer):
         chosen = str(self.workspace.position_encoding or "utf-16")
         return chosen if chosen in ("utf-8", "utf-32") else "utf-16"  # type: ignore[return-value]
 
+    def text(self, uri: str) -> str | None:
+        """The text of an open document; None for a document the client has not opened
+        (never read from disk)."""
+        doc = self.workspace.text_documents.get(unquote(uri))
+        return None if doc is None else doc.source
+
     def refresh(self, uri: str, version: int | None = None) -> None:
         """Analyse the document's current text and publish its diagnostics."""
-        text = self.workspace.get_text_document(uri).source
+        text = self.text(uri)
+        if text is None:
+            return
         analysis = editor.analyse(text, _file(uri))
         positions = editor.Positions(text, self.encoding())
         self.documents[uri] = _Document(text, positions, analysis, editor.index(analysis.best))
@@ -77,20 +86,26 @@ class RevrulesServer(LanguageServer):
         self.last_good.pop(uri, None)
         self.text_document_publish_diagnostics(t.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
-    def document(self, uri: str) -> _Document:
+    def document(self, uri: str) -> _Document | None:
+        """The analysis of an open document's current text."""
+        text = self.text(uri)
+        if text is None:
+            return None
         doc = self.documents.get(uri)
-        text = self.workspace.get_text_document(uri).source
         if doc is None or doc.text != text:
             self.refresh(uri)
-            doc = self.documents[uri]
+            doc = self.documents.get(uri)
         return doc
 
     def occurrence(self, uri: str, position: t.Position
-                   ) -> tuple[_Document, editor.Occurrence | None]:
+                   ) -> tuple[_Document, editor.Occurrence] | None:
+        """The name at a position of an open document, if there is one."""
         doc = self.document(uri)
+        if doc is None:
+            return None
         offset = doc.positions.from_lsp(position.line, position.character)
-        line, column = doc.positions.lark(offset)
-        return doc, doc.index.at(line, column)
+        occ = doc.index.at(*doc.positions.lark(offset))
+        return None if occ is None else (doc, occ)
 
 
 def _file(uri: str) -> str:
@@ -150,9 +165,10 @@ def create_server() -> RevrulesServer:
     def definition(ls: RevrulesServer, params: t.DefinitionParams) -> list[t.Location] | None:
         def answer() -> list[t.Location] | None:
             uri = params.text_document.uri
-            doc, occ = ls.occurrence(uri, params.position)
-            if occ is None:
+            at = ls.occurrence(uri, params.position)
+            if at is None:
                 return None
+            doc, occ = at
             found = doc.index.definitions(occ)
             return [t.Location(uri=uri, range=_range(doc.positions, o.span)) for o in found] \
                 or None
@@ -162,9 +178,10 @@ def create_server() -> RevrulesServer:
     def references(ls: RevrulesServer, params: t.ReferenceParams) -> list[t.Location] | None:
         def answer() -> list[t.Location] | None:
             uri = params.text_document.uri
-            doc, occ = ls.occurrence(uri, params.position)
-            if occ is None:
+            at = ls.occurrence(uri, params.position)
+            if at is None:
                 return None
+            doc, occ = at
             found = doc.index.references(occ, params.context.include_declaration)
             return [t.Location(uri=uri, range=_range(doc.positions, o.span)) for o in found]
         return _guarded(ls, None, answer)
@@ -172,9 +189,10 @@ def create_server() -> RevrulesServer:
     @server.feature(t.TEXT_DOCUMENT_HOVER)
     def hover(ls: RevrulesServer, params: t.HoverParams) -> t.Hover | None:
         def answer() -> t.Hover | None:
-            doc, occ = ls.occurrence(params.text_document.uri, params.position)
-            if occ is None:
+            at = ls.occurrence(params.text_document.uri, params.position)
+            if at is None:
                 return None
+            doc, occ = at
             return t.Hover(contents=t.MarkupContent(kind=t.MarkupKind.Markdown,
                                                     value=doc.index.hover(occ)),
                            range=_range(doc.positions, occ.span))
@@ -182,9 +200,11 @@ def create_server() -> RevrulesServer:
 
     @server.feature(t.TEXT_DOCUMENT_COMPLETION, t.CompletionOptions(trigger_characters=["."]))
     def completion(ls: RevrulesServer, params: t.CompletionParams) -> t.CompletionList | None:
-        def answer() -> t.CompletionList:
+        def answer() -> t.CompletionList | None:
             uri = params.text_document.uri
             doc = ls.document(uri)
+            if doc is None:
+                return None
             offset = doc.positions.from_lsp(params.position.line, params.position.character)
             start = doc.text.rfind("\n", 0, offset) + 1
             modules = [doc.analysis.best]
@@ -202,6 +222,8 @@ def create_server() -> RevrulesServer:
         def answer() -> list[t.TextEdit] | None:
             uri = params.text_document.uri
             doc = ls.document(uri)
+            if doc is None:
+                return None
             formatted = format_text(doc.text, _file(uri))
             if formatted is None or formatted == doc.text:
                 return []
