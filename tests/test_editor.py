@@ -218,3 +218,30 @@ def test_lsp_command_without_pygls_says_what_to_install(
     assert capsys.readouterr().err == (
         "revrules: the language server needs pygls; install it with "
         "pip install 'revrules[lsp]'\n")
+
+
+def test_lsp_server_survives_a_malformed_message_without_a_traceback() -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("pygls", reason="the language server needs pygls (the 'lsp' extra)")
+
+    def message(body: dict[str, object]) -> bytes:
+        data = json.dumps(body).encode()
+        return b"Content-Length: %d\r\n\r\n" % len(data) + data
+
+    stream = (message({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                       "params": {"processId": None, "rootUri": None, "capabilities": {}}})
+              + b"Content-Length: 5\r\n\r\n{bad}"
+              + message({"jsonrpc": "2.0", "id": 2, "method": "shutdown"})
+              + message({"jsonrpc": "2.0", "method": "exit"}))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run([sys.executable, "-m", "revrules", "lsp", "--stdio"], input=stream,
+                          capture_output=True, timeout=120, env=env)
+    assert done.returncode == 0
+    assert b'"id": 2' in done.stdout  # the shutdown after the bad message was answered
+    errors = done.stderr.decode().splitlines()
+    assert errors and all(line.startswith("revrules lsp: ERROR: ") for line in errors)
+    assert "Traceback" not in done.stderr.decode()

@@ -515,7 +515,7 @@ def _lsp(args: argparse.Namespace) -> int:
             raise
         raise UsageError(f"the language server needs {package}; install it with "
                          "pip install 'revrules[lsp]'") from None
-    serve()
+    serve(traceback=args.traceback)
     return EXIT_OK
 
 

@@ -247,6 +247,33 @@ def format_text(text: str, file: str) -> str | None:
         return None
 
 
-def serve() -> None:
-    """Run the server on stdin and stdout until the client says exit."""
-    create_server().start_io()
+class _OneLine(logging.Formatter):
+    """Log records as one line each, without tracebacks."""
+
+    def formatException(self, ei: object) -> str:  # noqa: N802 - logging's name
+        return ""
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802 - logging's name
+        return ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.exc_text = ""
+        return super().format(record).rstrip("\n").replace("\n", " ")
+
+
+def serve(traceback: bool = False) -> None:
+    """Run the server on stdin and stdout until the client says exit.
+
+    Problems (a malformed message, a failing handler) are logged to stderr one line
+    each; with ``traceback`` with the Python traceback too.
+    """
+    handler = logging.StreamHandler()
+    fmt = "revrules lsp: %(levelname)s: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt) if traceback else _OneLine(fmt))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    try:
+        create_server().start_io()
+    finally:
+        root.removeHandler(handler)
