@@ -274,3 +274,19 @@ async def test_unopened_documents_get_no_answer_and_close_clears(client: Languag
     found = await client.text_document_definition_async(t.DefinitionParams(
         text_document=t.TextDocumentIdentifier(uri=uri), position=position))
     assert _where(found) == [(9, 11, 9, 17)]
+
+
+async def test_warnings_are_published_as_warnings(client: LanguageClient) -> None:
+    text = STREAMING.replace("  rate 0%\n", "  rate 0%\n  rate 5%\n", 1)
+    uri = (ROOT / "tests" / "lsp-warning.rr").as_uri()
+    client.text_document_did_open(t.DidOpenTextDocumentParams(
+        text_document=t.TextDocumentItem(uri=uri, language_id="revrules", version=1,
+                                         text=text)))
+    [found] = await _diagnostics(client, uri)
+    line = text[:text.index("  rate 5%")].count("\n")
+    where = ROOT / "tests" / "lsp-warning.rr"
+    assert (found.code, found.severity, found.message) == (
+        "unreachable", t.DiagnosticSeverity.Warning,
+        f"this rate never applies: the rate at {where}:{line}:3 always matches first")
+    assert (found.range.start.line, found.range.start.character,
+            found.range.end.line, found.range.end.character) == (line, 2, line, 9)
