@@ -27,7 +27,9 @@ from pygments.token import (  # noqa: E402
 from revrules.pygments_lexer import KEYWORDS, RevrulesLexer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-GRAMMAR = ROOT / "src" / "revrules" / "grammar" / "revrules.lark"
+# the grammar file, wherever the project keeps it
+GRAMMAR = next(p for p in (ROOT / "src" / "revrules" / "grammar" / "revrules.lark",
+                           ROOT / "grammar" / "revrules.lark") if p.exists())
 
 
 def _tokens(text: str) -> list[tuple[object, str]]:
