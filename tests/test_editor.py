@@ -245,3 +245,20 @@ def test_lsp_server_survives_a_malformed_message_without_a_traceback() -> None:
     errors = done.stderr.decode().splitlines()
     assert errors and all(line.startswith("revrules lsp: ERROR: ") for line in errors)
     assert "Traceback" not in done.stderr.decode()
+
+
+def test_every_kind_of_declaration_is_indexed() -> None:
+    ix = editor.index(parse(STREAMING))
+    kinds = {(s.kind, s.name) for s in ix.symbols}
+    assert {("storefront", "b2b"), ("product", "sports"), ("bundle", "premium_sports"),
+            ("plan", "business_annual"), ("contract", "acme"), ("eligibility", "trial_ok"),
+            ("promotion", "loyalty"), ("tax", "vat"), ("dunning", "stores"),
+            ("attribute", "trials_used")} <= kinds
+    lines = STREAMING.split("\n")
+    row = next(i for i, line in enumerate(lines) if line.startswith("dunning stores"))
+    occ = ix.at(row + 1, 10)
+    assert occ is not None and occ.declaration
+    assert ix.hover(occ) == ("dunning policy `stores`\n\n```revrules\n"
+                             "dunning stores for storefront.channel == app_store {\n"
+                             "  grace 16 days keep entitlements\n  then cancel\n}\n```")
+    assert [(o.span.line, o.span.column) for o in ix.definitions(occ)] == [(row + 1, 9)]
