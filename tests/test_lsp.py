@@ -290,3 +290,19 @@ async def test_warnings_are_published_as_warnings(client: LanguageClient) -> Non
         f"this rate never applies: the rate at {where}:{line}:3 always matches first")
     assert (found.range.start.line, found.range.start.character,
             found.range.end.line, found.range.end.character) == (line, 2, line, 9)
+
+
+async def test_outline_lists_the_declarations(client: LanguageClient) -> None:
+    uri = await _open(client, STREAMING)
+    found = await client.text_document_document_symbol_async(t.DocumentSymbolParams(
+        text_document=t.TextDocumentIdentifier(uri=uri)))
+    assert found is not None
+    symbols = [(s.name, s.detail) for s in found if isinstance(s, t.DocumentSymbol)]
+    assert len(symbols) == len(found) == 24
+    assert symbols[:4] == [("country", "customer attribute"),
+                           ("trials_used", "customer attribute"),
+                           ("segment", "customer attribute"), ("web_eu", "storefront")]
+    assert symbols[-2:] == [("standard", "dunning policy"), ("stores", "dunning policy")]
+    plan = next(s for s in found if isinstance(s, t.DocumentSymbol) and s.name == "basic_monthly")
+    assert (plan.range.start.line, plan.range.end.line) == (21, 31)  # lines 22-32
+    assert (plan.selection_range.start.line, plan.selection_range.start.character) == (21, 5)

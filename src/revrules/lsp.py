@@ -2,7 +2,8 @@
 
 It publishes the checker's diagnostics whenever a document is opened, changed or
 saved; answers go-to-definition, find-references and hover for declared names;
-completes names and keywords; and formats a document as ``revrules fmt`` does. The
+lists the declarations (the outline); completes names and keywords; and formats a
+document as ``revrules fmt`` does. The
 answers come from :mod:`revrules.editor`; this module only speaks the protocol.
 
 A document that does not parse still gets its syntax errors, and navigation in the
@@ -34,6 +35,12 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 _SEVERITY = {"error": t.DiagnosticSeverity.Error, "warning": t.DiagnosticSeverity.Warning}
+_SYMBOL_KIND = {"storefront": t.SymbolKind.Module, "product": t.SymbolKind.Class,
+                "bundle": t.SymbolKind.Class, "plan": t.SymbolKind.Class,
+                "contract": t.SymbolKind.Object, "eligibility": t.SymbolKind.Function,
+                "promotion": t.SymbolKind.Event, "tax": t.SymbolKind.Function,
+                "dunning": t.SymbolKind.Function, "attribute": t.SymbolKind.Field,
+                "psp": t.SymbolKind.Constant}
 _COMPLETION_KIND = {"keyword": t.CompletionItemKind.Keyword,
                     "name": t.CompletionItemKind.Reference,
                     "field": t.CompletionItemKind.Field}
@@ -196,6 +203,20 @@ def create_server() -> RevrulesServer:
             return t.Hover(contents=t.MarkupContent(kind=t.MarkupKind.Markdown,
                                                     value=doc.index.hover(occ)),
                            range=_range(doc.positions, occ.span))
+        return _guarded(ls, None, answer)
+
+    @server.feature(t.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+    def outline(ls: RevrulesServer, params: t.DocumentSymbolParams
+                ) -> list[t.DocumentSymbol] | None:
+        def answer() -> list[t.DocumentSymbol] | None:
+            doc = ls.document(params.text_document.uri)
+            if doc is None:
+                return None
+            return [t.DocumentSymbol(name=s.name, detail=editor.KIND_WORDS[s.kind],
+                                     kind=_SYMBOL_KIND[s.kind],
+                                     range=_range(doc.positions, s.span),
+                                     selection_range=_range(doc.positions, s.name_span))
+                    for s in doc.index.symbols]
         return _guarded(ls, None, answer)
 
     @server.feature(t.TEXT_DOCUMENT_COMPLETION, t.CompletionOptions(trigger_characters=["."]))
