@@ -152,7 +152,7 @@ def test_a_bad_sample_must_fail() -> None:
 
 
 def test_every_grammar_keyword_is_in_the_language_reference() -> None:
-    grammar = (ROOT / "src" / "revrules" / "grammar" / "revrules.lark").read_text("utf-8")
+    grammar = (ROOT / "grammar" / "revrules.lark").read_text("utf-8")
     keywords = set(re.findall(r'"([a-z_]+)"', re.sub(r"//[^\n]*", "", grammar)))
     assert {"ruleset", "storefront", "promotion", "stackable", "period_end", "weeks"} <= keywords
     reference = (ROOT / "docs" / "language.md").read_text("utf-8")

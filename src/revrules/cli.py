@@ -293,6 +293,15 @@ def _parser() -> argparse.ArgumentParser:
                           help="change nothing; print a unified diff of the changes")
     fmt_mode.add_argument("--write", action="store_true", help="rewrite the files in place")
     fmt.set_defaults(command="fmt", run=_fmt)
+
+    lsp = commands.add_parser(
+        "lsp", help="run the language server (for editors)",
+        description="Run the revrules language server on stdin and stdout: diagnostics, "
+                    "go-to-definition, references, hover, completion and formatting for "
+                    ".rr files. Needs the 'lsp' extra (pip install 'revrules[lsp]').")
+    lsp.add_argument("--stdio", action="store_true",
+                     help="talk over stdin and stdout (the default and only transport)")
+    lsp.set_defaults(command="lsp", run=_lsp)
     return parser
 
 
@@ -583,6 +592,22 @@ def _diff_lines(text: str) -> list[str]:
     lines = [line + "\n" for line in text.split("\n")]
     lines[-1] = lines[-1].removesuffix("\n")
     return lines if lines[-1] else lines[:-1]
+
+
+# -- lsp -----------------------------------------------------------------------------
+
+
+def _lsp(args: argparse.Namespace) -> int:
+    try:
+        from .lsp import serve
+    except ModuleNotFoundError as exc:
+        package = (exc.name or "").partition(".")[0]
+        if package not in ("pygls", "lsprotocol"):
+            raise
+        raise UsageError(f"the language server needs {package}; install it with "
+                         "pip install 'revrules[lsp]'") from None
+    serve(traceback=args.traceback)
+    return EXIT_OK
 
 
 # -- growth --------------------------------------------------------------------------
