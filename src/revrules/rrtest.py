@@ -478,9 +478,36 @@ class _Build:
         text = _slice(self.text, body)
         name = _unquote(str(children[0])) if len(children) > 1 else " ".join(text.split())
         roots = frozenset(_roots(expr))
+        self.fields(expr)
         if not roots:
             self.error(expr, "an invariant reads decision, event or subscription")
         return Invariant(name, span, expr, " ".join(text.split()), roots)
+
+
+    def fields(self, expr: Any) -> None:
+        """Every ``root.field`` of an invariant names a field of its root."""
+        from .diagnostics import did_you_mean
+        todo = [expr]
+        while todo:
+            node = todo.pop()
+            if not isinstance(node, Tree):
+                continue
+            if node.data == "field":
+                base, name = node.children
+                if isinstance(base, Tree) and base.data == "name":
+                    root = str(base.children[0])
+                    known = ROOT_FIELDS.get(root)
+                    if known is None:
+                        self.error(node, f"{root!r} has no fields: an invariant reads "
+                                   "decision, event and subscription")
+                    elif str(name) not in known:
+                        self.error(name, f"{root} has no field {str(name)!r}"
+                                   f"{did_you_mean(str(name), known)}",
+                                   "fields: " + ", ".join(known))
+                else:
+                    self.error(node, "only decision, event and subscription have fields")
+                continue
+            todo.extend(node.children)
 
 
 def _slice(text: str, span: Span) -> str:
@@ -492,6 +519,20 @@ def _slice(text: str, span: Span) -> str:
 
 
 _ROOTS = ("decision", "event", "subscription")
+#: The fields an invariant can read on each of its roots.
+ROOT_FIELDS: dict[str, tuple[str, ...]] = {
+    "decision": ("subscription", "kind", "currency", "list", "discount", "discounts",
+                 "credit", "tax", "net", "total", "psp", "trial_days", "next_charge", "due",
+                 "retry_at", "grace_ends", "reasons", "trace", "charge"),
+    "event": ("id", "type", "at", "subscription", "customer", "storefront", "channel", "plan",
+              "currency", "gross", "discount", "credit", "tax", "net", "amount", "commission",
+              "rule", "source", "psp", "reasons", "entitlements", "date", "ruleset", "version",
+              "charge", "list", "recurring"),
+    "subscription": ("id", "customer_id", "storefront", "plan", "status", "anchor", "index",
+                     "cycle", "price", "contract", "trial_end", "consent", "pending_plan",
+                     "cancel_at", "paused_at", "resume_by", "entitlements", "started",
+                     "credit_balance", "entitled"),
+}
 
 
 def _roots(expr: Any) -> Iterator[str]:

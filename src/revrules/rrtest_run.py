@@ -23,7 +23,7 @@ from lark import Token, Tree
 from .diagnostics import RulesetError, did_you_mean
 from .engine import Engine
 from .results import Decision, Outcome, RevenueEvent
-from .rrtest import (ABSENT, Examples, Expectation, Invariant, Money, Row, Scenario,
+from .rrtest import (ABSENT, ROOT_FIELDS, Examples, Expectation, Invariant, Money, Row, Scenario,
                      TestFile, _wire, event_text, parse_test)
 from .ruleset import Ruleset, load
 from .runtime import in_context
@@ -464,21 +464,16 @@ def _path(node: Tree[Token]) -> str:
     return ".".join(reversed(parts))
 
 
-_FIELDS: dict[str, tuple[str, ...]] = {
-    "decision": tuple(f.name for f in attrs.fields(Decision) if f.name != "trace"),
-    "event": tuple(f.name for f in attrs.fields(RevenueEvent)),
-    "subscription": ("id", "customer_id", "storefront", "plan", "status", "anchor", "index",
-                     "cycle", "price", "contract", "trial_end", "consent", "pending_plan",
-                     "cancel_at", "paused_at", "resume_by", "entitlements", "started",
-                     "credit_balance", "entitled"),
-}
-
-
 def _get(root: str, item: Any, name: str) -> Any:
-    if name not in _FIELDS[root]:
-        raise EvalError(f"{root} has no field {name!r}{did_you_mean(name, _FIELDS[root])}")
-    if root == "decision" and name == "discounts":
+    if name not in ROOT_FIELDS[root]:
+        raise EvalError(f"{root} has no field {name!r}"
+                        f"{did_you_mean(name, ROOT_FIELDS[root])}")
+    if root == "decision" and name == "discount":
         return sum((d.amount for d in item.discounts), Decimal(0))
+    if root == "decision" and name == "discounts":
+        return tuple(d.rule for d in item.discounts)
+    if root == "decision" and name == "trace":
+        return tuple(t.rule for t in item.trace)
     if root == "subscription" and name == "entitled":
         return bool(item.entitlements)
     return getattr(item, name)
@@ -519,7 +514,7 @@ def evaluate(node: Any, env: dict[str, Any]) -> Any:
         return -_num(evaluate(c[0], env))
     if kind == "field":
         base = c[0]
-        if isinstance(base, Tree) and base.data == "name" and str(base.children[0]) in _FIELDS:
+        if isinstance(base, Tree) and base.data == "name" and str(base.children[0]) in ROOT_FIELDS:
             root = str(base.children[0])
             return _get(root, env[root], str(c[1]))
         raise EvalError(f"{_source(node)}: only decision, event and subscription have fields")
