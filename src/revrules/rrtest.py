@@ -170,7 +170,7 @@ _WORDS = {
     "NAME": "a name", "STRING": 'a string in "quotes"', "WHEN": "a date like 2027-02-01",
     "DATE": "a date like 2027-02-01", "DATETIME": "a datetime like 2027-02-01T00:00:00Z",
     "SIGNED": "a number", "NUMBER": "a number", "PERCENT": "a percentage like 19%",
-    "CURRENCY": "an amount like EUR 12.99", "FIELD": "a figure (total, tax, net, …)",
+    "CURRENCY": "an amount like EUR 12.99",
     "$END": "end of file",
 }
 
@@ -184,13 +184,20 @@ def _describe(terminal: str) -> str:
     return terminal.lower()
 
 
+_EVENT_FIELDS = frozenset({"PLAN", "TO", "AT", "CUSTOMER", "CODE", "REASON", "AMOUNT", "PSP",
+                           "REFERENCE", "ATTEMPT", "NOTIFICATION", "SUBTYPE", "CHARGE", "AND",
+                           "ID"})
+_PHRASES = {"an expression", "an event field (plan, at, customer, code, amount, …)"}
+
+
 def _expected(expected: set[str]) -> str:
     if {"NAME", "NUMBER", "LPAR"} <= expected:
         expected = {t for t in expected if t in ("RBRACE", "$END")} | {"an expression"}
-    words = sorted({_describe(t) if t != "an expression" else t for t in expected},
+    if {"PLAN", "CUSTOMER", "REASON"} <= expected:
+        expected = (expected - _EVENT_FIELDS) | {
+            "an event field (plan, at, customer, code, amount, …)"}
+    words = sorted({_describe(t) if t not in _PHRASES else t for t in expected},
                    key=lambda w: (w.startswith("'"), w))
-    if len(words) > 12:
-        words = words[:12] + ["…"]
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
@@ -341,9 +348,10 @@ class _Build:
                     customer[str(name)] = _wire(self.value(value))
             event["customer"] = customer
         elif key == "amount":
-            assert isinstance(args[0], Tree)
-            money = self.value(args[0])
-            event["amount"] = str(money.amount)
+            money = Money(str(args[0]) if len(args) > 1 else None, Decimal(str(args[-1])))
+            if money.amount < 0:
+                self.error(field, "an amount is not negative")
+            event["amount"] = str(args[-1])
             if money.currency:
                 from .events import EVENT_TYPES
                 if "currency" not in EVENT_TYPES[event["type"]][1]:
