@@ -207,7 +207,9 @@ def test_seeded_tax_bug_is_found_and_shrunk(capsys: pytest.CaptureFixture[str]) 
 
 def test_seeded_promotion_bug_is_shrunk_to_a_few_events(
         capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = run(capsys, str(DATA / "free_promo.rrtest"), "--examples", "200",
+    # the bug needs a second charge: the default 25 sequences rarely reach one, 60 with
+    # seed 2 do (the seed is fixed: the run is reproducible)
+    code, out = run(capsys, str(DATA / "free_promo.rrtest"), "--seed", "2", "--examples", "60",
                     "-k", "never free")
     assert code == 1
     scenario = out[out.index("scenario \"counterexample"):]
@@ -232,10 +234,10 @@ def test_a_pasted_counterexample_reproduces_the_failure(tmp_path: Path) -> None:
 
 
 def test_runs_are_reproducible(capsys: pytest.CaptureFixture[str]) -> None:
-    first = run(capsys, str(DATA), "--seed", "7")
-    second = run(capsys, str(DATA), "--seed", "7")
+    first = run(capsys, str(DATA / "tax_stack.rrtest"), "--seed", "7", "--examples", "10")
+    second = run(capsys, str(DATA / "tax_stack.rrtest"), "--seed", "7", "--examples", "10")
     assert first == second
-    assert first[1].startswith("revrules test: seed 7, 25 sequences per invariant "
+    assert first[1].startswith("revrules test: seed 7, 10 sequences per invariant "
                                "(rerun with --seed 7)")
 
 
@@ -243,7 +245,8 @@ def test_hash_seed_does_not_change_the_output() -> None:
     outs = set()
     for hash_seed in ("0", "1"):
         proc = subprocess.run(
-            [sys.executable, "-m", "revrules", "test", str(DATA / "tax_stack.rrtest")],
+            [sys.executable, "-m", "revrules", "test", str(DATA / "tax_stack.rrtest"),
+             "--examples", "5"],
             capture_output=True, text=True, env={"PYTHONPATH": str(ROOT / "src"),
                                                  "PYTHONHASHSEED": hash_seed}, check=False)
         assert proc.returncode == 1, proc.stderr
