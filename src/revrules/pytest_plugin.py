@@ -44,7 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix == ".rrtest":
-        return RRTestFile.from_parent(parent, path=file_path)  # type: ignore[no-any-return]
+        return RRTestFile.from_parent(parent, path=file_path)
     return None
 
 

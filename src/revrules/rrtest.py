@@ -311,8 +311,12 @@ class _Build:
         assert isinstance(verb, Tree)
         kind = VERBS[str(verb.children[0])]
         event: dict[str, Any] = {"id": event_id, "type": kind, "at": str(when)}
-        if rest and isinstance(rest[0], Tree) and rest[0].data == "ident":
-            event["subscription"] = self.ident(rest.pop(0))
+        first = rest[0] if rest else None
+        if isinstance(first, Tree) and first.data == "ident":
+            if kind == "tick":
+                self.error(first, "a tick names no subscription")
+            event["subscription"] = self.ident(first)
+            rest = rest[1:]
         elif kind != "tick":
             self.error(tree, f"'{verb.children[0]}' names a subscription",
                        f"write: {when} {verb.children[0]} s1 …")
