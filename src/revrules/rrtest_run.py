@@ -109,7 +109,7 @@ def collect(paths: Sequence[str]) -> list[str]:
         if os.path.isdir(path):
             for root, dirs, files in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found += [os.path.join(root, f) for f in sorted(files)
+                found += [os.path.normpath(os.path.join(root, f)) for f in sorted(files)
                           if f.endswith(".rrtest")]
         else:
             found.append(path)
@@ -350,6 +350,12 @@ def run_row(suite: Suite, table: Examples, row: Row) -> None:
         else:
             customer[column] = _wire(value)
     event["customer"] = customer
+    model = suite.ruleset.model
+    # a ruleset with one storefront (or plan) needs no column for it
+    for column, names in (("storefront", [sf.name for sf in model.storefronts]),
+                          ("plan", [p.name for p in model.plans])):
+        if column not in event and len(names) == 1:
+            event[column] = names[0]
     line = f"row {row.span.line} ({event_text(event)})"
     outcome = _Run(suite).apply(event, line)
     wanted = dict(zip(table.outputs, zip(row.outputs, row.spans, strict=True), strict=True))
