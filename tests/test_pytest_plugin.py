@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
-DATA = Path(__file__).parent / "data" / "rrtest"
+DATA = Path(__file__).parent / "data" / "_seeded"
 
 
 def pytest_run(where: Path, *args: str) -> tuple[int, str]:

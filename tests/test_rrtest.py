@@ -20,7 +20,7 @@ from revrules.rrtest_run import Suite, check_property, load_suite
 from revrules.testing import event_sequences
 
 ROOT = Path(__file__).parent.parent
-DATA = Path(__file__).parent / "data" / "rrtest"
+DATA = Path(__file__).parent / "data" / "_seeded"
 STREAMING = revrules.load(ROOT / "rulesets" / "streaming.rr")
 
 HEAD = 'ruleset "streaming.rr"\n'
@@ -274,3 +274,12 @@ def test_coverage_flag(capsys: pytest.CaptureFixture[str]) -> None:
     else:  # pragma: no cover - with the coverage module merged
         code, out = run(capsys, str(ROOT / "rulesets"), "--coverage")
         assert code == 0, out
+
+
+def test_directories_starting_with_underscore_are_skipped(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, str(ROOT / "tests"))
+    assert (code, out) == (2, "revrules test: seed 0, 25 sequences per invariant (rerun with "
+                              "--seed 0)\nrevrules: no .rrtest files found\n")
+    code, out = run(capsys, str(DATA), "-k", "German")  # named: run
+    assert code == 0 and "PASS scenario German VAT" in out

@@ -1,5 +1,5 @@
-"""Collect the .rrtest files here with the revrules pytest plugin, unless the installed
-plugin (the ``pytest11`` entry point) already does."""
+"""Collect the .rrtest files of the repository (``rulesets/``) with the revrules pytest
+plugin, unless the installed plugin (the ``pytest11`` entry point) already does."""
 
 from __future__ import annotations
 
