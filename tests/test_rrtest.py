@@ -265,7 +265,7 @@ def test_bad_files_and_options(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     assert code == 2 and "--threshold and --coverage-json need --coverage" in out
 
 
-def test_coverage_flag(capsys: pytest.CaptureFixture[str]) -> None:
+def test_coverage_flag_without_the_module(capsys: pytest.CaptureFixture[str]) -> None:
     try:
         import revrules.coverage  # noqa: F401
     except ImportError:
@@ -283,3 +283,56 @@ def test_directories_starting_with_underscore_are_skipped(
                               "--seed 0)\nrevrules: no .rrtest files found\n")
     code, out = run(capsys, str(DATA), "-k", "German")  # named: run
     assert code == 0 and "PASS scenario German VAT" in out
+
+
+class _FakeReport:
+    def __init__(self, seen: int):
+        self.percent = 50.0
+        self.seen = seen
+
+    def to_text(self) -> str:
+        return f"coverage: 50.0% ({self.seen} outcomes)\n"
+
+    def to_json(self) -> str:
+        return '{"percent": 50.0}'
+
+
+class _FakeCoverage:
+    """What revrules.coverage.Coverage offers the command: engine, observe, report."""
+
+    made: list[_FakeCoverage] = []
+
+    def __init__(self, ruleset: revrules.Ruleset):
+        self.ruleset, self.outcomes, self.engines = ruleset, 0, 0
+        _FakeCoverage.made.append(self)
+
+    def engine(self) -> revrules.Engine:
+        self.engines += 1
+        return revrules.Engine(self.ruleset)
+
+    def observe(self, outcome: revrules.Outcome) -> None:
+        self.outcomes += 1
+
+    def report(self) -> _FakeReport:
+        return _FakeReport(self.outcomes)
+
+
+def test_coverage_is_wired_to_the_coverage_module(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    import types
+    fake = types.ModuleType("revrules.coverage")
+    fake.Coverage = _FakeCoverage  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "revrules.coverage", fake)
+    _FakeCoverage.made.clear()
+    report = tmp_path / "cov.json"
+    args = [str(DATA / "tax_stack.rrtest"), "--examples", "3", "-k", "within", "--coverage"]
+    code, out = run(capsys, *args, "--threshold", "60", "--coverage-json", str(report))
+    [cov] = _FakeCoverage.made
+    assert cov.engines >= 3 and cov.outcomes >= 3  # the property run records
+    assert "1 passed, 0 failed\n" in out
+    assert f"coverage: 50.0% ({cov.outcomes} outcomes)\n" in out
+    assert "coverage 50.0% is below the threshold 60.0%" in out
+    assert code == 1
+    assert report.read_text(encoding="utf-8") == '{\n  "percent": 50.0\n}\n'
+    assert run(capsys, *args, "--threshold", "40")[0] == 0

@@ -15,6 +15,11 @@
     event explained rule by rule, reconciliation of decided charges against payments
     and settlements, growth figures, and example logs (docs/ledger.md).
 
+``revrules test [PATH...] [--seed N] [--examples N] [--coverage]``
+    Run the .rrtest files (docs/testing.md): scenarios, example tables, and invariants
+    against generated event sequences. Exit 0 when every test passes, 1 when any
+    fails, 2 when a file cannot be read or parsed.
+
 Bad input never gives a Python traceback: every problem is one clear line on stderr
 and an exit status. An unexpected internal error exits 3 (``--traceback`` shows it).
 """
