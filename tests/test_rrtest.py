@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import revrules
 from revrules.cli import main
@@ -336,3 +337,25 @@ def test_coverage_is_wired_to_the_coverage_module(
     assert code == 1
     assert report.read_text(encoding="utf-8") == '{\n  "percent": 50.0\n}\n'
     assert run(capsys, *args, "--threshold", "40")[0] == 0
+
+
+_PIECES = ('ruleset "streaming.rr"', "scenario", '"x"', "{", "}", "examples", "invariant",
+           "expect", "2027-01-01", "2027-02-30", "2027-01-01T00:00:00Z", "checkout", "pay",
+           "tick", "s1", "plan", "at", "customer", "amount", "EUR", "12.99", "-", "=>", "|",
+           "total", "events", "a.b", ",", "decision.total", ">=", "0", "or", "not", "(",
+           ")", "error", "attempt", "1.5", "none", "and", "cancel", "entitlements", "\n")
+
+
+@settings(max_examples=150, database=None, deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(st.lists(st.sampled_from(_PIECES), max_size=30).map(" ".join))
+def test_any_text_gives_diagnostics_never_a_crash(text: str) -> None:
+    try:
+        test = parse_test(text, "f.rrtest")
+    except RulesetError as exc:
+        assert exc.diagnostics and all(d.span.line >= 1 for d in exc.diagnostics)
+        return
+    runnable = Suite("f.rrtest", test, STREAMING)
+    for case in runnable.cases():
+        result = case.run(examples=2)
+        assert isinstance(result.ok, bool)

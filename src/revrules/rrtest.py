@@ -363,6 +363,8 @@ class _Build:
                                f"write: amount {money.amount}")
                 event["currency"] = money.currency
         elif key == "attempt":
+            if not str(args[0]).isdigit():
+                self.error(field, f"an attempt is a whole number, found {args[0]}")
             event["attempt"] = int(Decimal(str(args[0])))
         elif key == "cancel":
             event["cancel"] = True
