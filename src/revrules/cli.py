@@ -434,6 +434,9 @@ def _test(args: argparse.Namespace) -> int:
             raise UsageError("coverage not available in this build of revrules") from None
         coverage_class = Coverage
     files = collect(args.paths or ["."])
+    if not files:
+        _say("no .rrtest files found")
+        return EXIT_USAGE
     examples = args.examples or DEFAULT_EXAMPLES
     _out(f"revrules test: seed {args.seed}, {examples} sequences per invariant "
          f"(rerun with --seed {args.seed})")
@@ -449,9 +452,6 @@ def _test(args: argparse.Namespace) -> int:
         except UsageError as exc:
             _say(str(exc))
             status = EXIT_USAGE
-    if not files:
-        _say("no .rrtest files found")
-        return EXIT_USAGE
     coverages: dict[str, Any] = {}
     if coverage_class is not None:
         for suite in suites:
