@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# tests/data holds .rrtest files with seeded bugs: the tests run them on purpose
+collect_ignore_glob = ["data/*"]
+
 
 @pytest.fixture
 def write(tmp_path: Path) -> Callable[[str, str], str]:

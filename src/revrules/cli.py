@@ -20,6 +20,11 @@
     event explained rule by rule, reconciliation of decided charges against payments
     and settlements, growth figures, and example logs (docs/ledger.md).
 
+``revrules test [PATH...] [--seed N] [--examples N] [--coverage]``
+    Run the .rrtest files (docs/testing.md): scenarios, example tables, and invariants
+    against generated event sequences. Exit 0 when every test passes, 1 when any
+    fails, 2 when a file cannot be read or parsed.
+
 Bad input never gives a Python traceback: every problem is one clear line on stderr
 and an exit status. An unexpected internal error exits 3 (``--traceback`` shows it).
 """
@@ -302,6 +307,29 @@ def _parser() -> argparse.ArgumentParser:
     lsp.add_argument("--stdio", action="store_true",
                      help="talk over stdin and stdout (the default and only transport)")
     lsp.set_defaults(command="lsp", run=_lsp)
+
+    tst = commands.add_parser(
+        "test", help="run the .rrtest files: scenarios, examples and invariants",
+        description="Run the scenarios and example tables of .rrtest files, then check "
+                    "every invariant against generated event sequences (hypothesis, "
+                    "seeded). A failed invariant is shrunk to a short scenario to paste. "
+                    "Exit 0 when every test passes, 1 when any fails, 2 when a file "
+                    "cannot be read or parsed.")
+    tst.add_argument("paths", nargs="*", metavar="PATH",
+                     help=".rrtest files or directories (default: the current directory)")
+    tst.add_argument("--seed", type=int, default=0,
+                     help="the seed of the property runs (default 0; printed)")
+    tst.add_argument("--examples", type=_positive, default=None, metavar="N",
+                     help="event sequences per invariant (default 25)")
+    tst.add_argument("-k", dest="keyword", default=None, metavar="TEXT",
+                     help="run only the tests whose title contains TEXT")
+    tst.add_argument("--coverage", action="store_true",
+                     help="report which rules the tests exercised")
+    tst.add_argument("--threshold", type=float, default=None, metavar="N",
+                     help="with --coverage: fail below N percent")
+    tst.add_argument("--coverage-json", default=None, metavar="FILE",
+                     help="with --coverage: write the report as JSON to FILE")
+    tst.set_defaults(command="test", run=_test)
     return parser
 
 
@@ -445,6 +473,100 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 # -- diff ----------------------------------------------------------------------------
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _test(args: argparse.Namespace) -> int:
+    from .rrtest_run import DEFAULT_EXAMPLES, Suite, collect, load_suite
+
+    if (args.threshold is not None or args.coverage_json) and not args.coverage:
+        raise UsageError("--threshold and --coverage-json need --coverage")
+    coverage_class: Any = None
+    if args.coverage:
+        try:
+            from .coverage import Coverage  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            raise UsageError("coverage not available in this build of revrules") from None
+        coverage_class = Coverage
+    files = collect(args.paths or ["."])
+    if not files:
+        _say("no .rrtest files found")
+        return EXIT_USAGE
+    examples = args.examples or DEFAULT_EXAMPLES
+    _out(f"revrules test: seed {args.seed}, {examples} sequences per invariant "
+         f"(rerun with --seed {args.seed})")
+    suites: list[Suite] = []
+    status = EXIT_OK
+    for file in files:
+        try:
+            text = _read_text(file, "test file", MAX_RULESET_BYTES)
+            suites.append(load_suite(file, text))
+        except RulesetError as exc:
+            _err(exc.render())
+            status = EXIT_USAGE
+        except UsageError as exc:
+            _say(str(exc))
+            status = EXIT_USAGE
+    coverages: dict[str, Any] = {}
+    if coverage_class is not None:
+        for suite in suites:
+            key = suite.ruleset.model.file if hasattr(suite.ruleset.model, "file") else ""
+            key = key or suite.ruleset.name
+            cov = coverages.get(key)
+            if cov is None:
+                cov = coverages[key] = coverage_class(suite.ruleset)
+            suite.make_engine, suite.observe = cov.engine, cov.observe
+    passed = failed = 0
+    for suite in suites:
+        _out(printable(suite.path))
+        for case in suite.cases():
+            if args.keyword and args.keyword not in case.title:
+                continue
+            result = case.run(seed=args.seed, examples=examples)
+            mark = "PASS" if result.ok else "FAIL"
+            _out(printable(f"  {mark} {case.title}"))
+            if result.ok:
+                passed += 1
+                continue
+            failed += 1
+            for line in result.message.splitlines():
+                _out(printable(f"       {line}"))
+            if result.counterexample:
+                _out("       shrunk to this scenario (paste it into the file):")
+                for line in result.counterexample.splitlines():
+                    _out(printable(f"       {line}"))
+    summary = f"{passed} passed, {failed} failed"
+    if status == EXIT_USAGE:
+        summary += " (some files could not be read)"
+    _out(summary)
+    if failed:
+        status = max(status, EXIT_FAILED)
+    for key, cov in sorted(coverages.items()):
+        report = cov.report()
+        _out(printable(report.to_text().rstrip("\n")))
+        if args.threshold is not None and report.percent < args.threshold:
+            _out(printable(f"{key}: coverage {report.percent}% is below the threshold "
+                           f"{args.threshold}%"))
+            status = max(status, EXIT_FAILED)
+    if args.coverage_json and coverages:
+        import json
+        payloads = {}
+        for key, cov in sorted(coverages.items()):
+            data = cov.report().to_json()
+            payloads[key] = json.loads(data) if isinstance(data, str) else data
+        only = next(iter(payloads.values())) if len(payloads) == 1 else payloads
+        _write_text(args.coverage_json, json.dumps(only, indent=2, sort_keys=True) + "\n",
+                    "coverage report")
+    return status
 
 
 def _diff(args: argparse.Namespace) -> int:
