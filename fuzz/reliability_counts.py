@@ -50,10 +50,10 @@ class Counts:
 
     def pytest_sessionstart(self, session: Any) -> None:
         import revrules
-        from revrules import parser, ruleset, wire
+        from revrules import compiler, parser, ruleset, wire
 
         counts, owner = self.counts, self
-        parse_tree, compile_model = parser._parse_tree, ruleset.compile_model
+        parse_tree, compile_model = parser._parse_tree, compiler.compile_model
         apply, state_from_json = revrules.Engine.apply, wire.state_from_json
 
         def parse_tree_(text: str, file: str, start: str) -> Any:
@@ -76,10 +76,11 @@ class Counts:
             counts["state files decoded"] += 1
             return state_from_json(text, *args, **kwargs)
 
-        parser._parse_tree = parse_tree_  # type: ignore[assignment]
-        ruleset.compile_model = compile_model_  # type: ignore[assignment]
-        revrules.Engine.apply = apply_  # type: ignore[method-assign]
-        wire.state_from_json = state_from_json_  # type: ignore[assignment]
+        for owner_, name, counted in ((parser, "_parse_tree", parse_tree_),
+                                      (ruleset, "compile_model", compile_model_),
+                                      (revrules.Engine, "apply", apply_),
+                                      (wire, "state_from_json", state_from_json_)):
+            setattr(owner_, name, counted)
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         for line in PRINTED.findall(report.capstdout):  # a teardown repeats the call's

@@ -96,8 +96,10 @@ def _arm(step: str) -> None:
         if step == "renamed":
             _die()
 
-    tempfile.mkstemp, os.fdopen, os.fsync, os.replace = (  # type: ignore[assignment]
-        mkstemp_, fdopen_, fsync_, replace_)
+    setattr(tempfile, "mkstemp", mkstemp_)  # noqa: B010 - the child only
+    setattr(os, "fdopen", fdopen_)  # noqa: B010
+    setattr(os, "fsync", fsync_)  # noqa: B010
+    setattr(os, "replace", replace_)  # noqa: B010
 
 
 def _child(argv: list[str], step: str | None = None) -> int:

@@ -118,7 +118,9 @@ class Lifecycle(RuleBasedStateMachine):
         """A plan by its name in the ruleset in force, or by a former name (a state not yet
         applied to under a new version still carries the old names)."""
         plans = self.rules.plans
-        return plans[name] if name in plans else plans[self.rules.former_plans[name]]
+        plan: revrules.model.Plan = plans[name] if name in plans else \
+            plans[self.rules.former_plans[name]]
+        return plan
 
     # -- driving ------------------------------------------------------------------------
     def send(self, event: dict[str, object]) -> revrules.Outcome:
@@ -549,7 +551,8 @@ Lifecycle.TestCase.settings = settings(
 
 def test_lifecycle() -> None:
     COUNTS.clear()
-    run_state_machine_as_test(Lifecycle, settings=Lifecycle.TestCase.settings)
+    run_state_machine_as_test(  # type: ignore[no-untyped-call]
+        Lifecycle, settings=Lifecycle.TestCase.settings)
     print("state machine:", ", ".join(f"{k}: {v}" for k, v in sorted(COUNTS.items())))
     # the run reached what it is for (each of these is common at any size)
     for key in ("pauses", "resumes", "out of order refused", "ruleset switches",
