@@ -15,8 +15,9 @@ was none) or the complete new one, byte for byte, and it loads; nothing else is 
 directory but, at most, the one leftover the docs name: a temporary file
 ``.state.json.XXXXXXXX.tmp`` holding the start of the new state.
 
-``REVRULES_KILLS`` sets the number of delayed kills (default 12); with ``-s`` the test
-prints how many kills the state file survived.
+``REVRULES_KILLS`` sets the number of delayed kills (default 12; a fifth as many, at
+least 2, watch for the temporary file); with ``-s`` the test prints how many kills the
+state file survived.
 """
 
 from __future__ import annotations
@@ -228,7 +229,7 @@ def test_kills_after_increasing_delays_leave_the_old_file_or_the_new(case: Case)
 
 
 def test_a_kill_when_the_temporary_file_appears_leaves_the_old_file(case: Case) -> None:
-    for _ in range(2):
+    for _ in range(max(2, KILLS // 5)):
         folder = case.folder(True)
         pid = _child(case.argv(folder))
         deadline = time.monotonic() + 10 * case.duration + 5
