@@ -46,10 +46,10 @@ RENAMED_TEXT = re.sub(r"\bweb_us\b", "web_na", re.sub(r"\bbasic_monthly\b", "bas
                                                        TEXT))
 RENAMED_TEXT = (RENAMED_TEXT.replace('version "2026.11.2"', 'version "2027.1"')
                 .replace("plan basic_month {", "plan basic_month {\n  formerly basic_monthly")
-                .replace("storefront web_na   {", "storefront web_na   { formerly web_us"))
+                .replace("storefront web_na {", "storefront web_na { formerly web_us"))
 BACK_TEXT = (TEXT.replace('version "2026.11.2"', 'version "2027.2"')
              .replace("plan basic_monthly {", "plan basic_monthly {\n  formerly basic_month")
-             .replace("storefront web_us   {", "storefront web_us   { formerly web_na"))
+             .replace("storefront web_us {", "storefront web_us { formerly web_na"))
 RENAMED = Engine(revrules.load_text(RENAMED_TEXT, "streaming-renamed.rr"))
 BACK = Engine(revrules.load_text(BACK_TEXT, "streaming-back.rr"))
 assert RENAMED.rules.former_plans == {"basic_monthly": "basic_month"}
