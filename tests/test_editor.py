@@ -115,7 +115,8 @@ def test_duplicate_declarations_are_both_definitions() -> None:
 
 
 def test_salvage_keeps_the_declarations_that_parse_with_their_spans() -> None:
-    broken = STREAMING.replace("price web_us   USD 7.99", "price web_us   USD", 1)
+    assert "price web_us USD 7.99" in STREAMING
+    broken = STREAMING.replace("price web_us USD 7.99", "price web_us USD", 1)
     analysis = editor.analyse(broken, "s.rr")
     assert analysis.module is None
     assert [d.code for d in analysis.diagnostics] == ["syntax"]
@@ -259,6 +260,8 @@ def test_every_kind_of_declaration_is_indexed() -> None:
     occ = ix.at(row + 1, 10)
     assert occ is not None and occ.declaration
     assert ix.hover(occ) == ("dunning policy `stores`\n\n```revrules\n"
-                             "dunning stores for storefront.channel == app_store {\n"
-                             "  grace 16 days keep entitlements\n  then cancel\n}\n```")
+                             "dunning stores for storefront.channel == app_store {"
+                             "  # the app store retries itself; we only wait\n"
+                             "  grace 16 days keep entitlements  # as long as the store's own "
+                             "billing grace\n  then cancel\n}\n```")
     assert [(o.span.line, o.span.column) for o in ix.definitions(occ)] == [(row + 1, 9)]

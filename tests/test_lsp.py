@@ -67,6 +67,18 @@ def _at(text: str, needle: str, nth: int = 0, into: int = 0) -> t.Position:
     return t.Position(line=line, character=offset - (text.rfind("\n", 0, offset) + 1))
 
 
+def _range(text: str, needle: str, word: str, nth: int = 0) -> tuple[int, int, int, int]:
+    """The range of ``word`` inside the ``nth`` occurrence of ``needle`` (one line)."""
+    start = _at(text, needle, nth, needle.index(word))
+    return (start.line, start.character, start.line, start.character + len(word))
+
+
+def _replace(text: str, old: str, new: str) -> str:
+    """``text`` with the first ``old`` replaced: ``old`` must be there."""
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
 def _where(locations: list[t.Location] | None) -> list[tuple[int, int, int, int]]:
     return [(loc.range.start.line, loc.range.start.character, loc.range.end.line,
              loc.range.end.character) for loc in locations or []]
@@ -78,7 +90,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 async def test_diagnostics_of_a_file_with_errors_as_you_type(client: LanguageClient) -> None:
     uri = await _open(client, STREAMING)
     # a clean file: an empty list
-    bad = STREAMING.replace("price web_us   USD 7.99", "price web_xx   USD 7.99", 1)
+    bad = _replace(STREAMING, "price web_us USD 7.99", "price web_xx USD 7.99")
     client.text_document_did_change(t.DidChangeTextDocumentParams(
         text_document=t.VersionedTextDocumentIdentifier(uri=uri, version=2),
         content_changes=[t.TextDocumentContentChangeWholeDocument(text=bad)]))
@@ -89,18 +101,19 @@ async def test_diagnostics_of_a_file_with_errors_as_you_type(client: LanguageCli
          "help: add 'price web_us USD …' or 'not sold in web_us'"),
         ("unknown_storefront", t.DiagnosticSeverity.Error, "revrules",
          "unknown storefront 'web_xx' (did you mean 'web_eu'?)")]
-    # 'web_xx' is at line 26, columns 9-15 in the parser's 1-based terms
     assert (found[1].range.start.line, found[1].range.start.character,
-            found[1].range.end.line, found[1].range.end.character) == (25, 8, 25, 14)
+            found[1].range.end.line, found[1].range.end.character) == _range(
+                bad, "price web_xx USD", "web_xx")
 
     # a syntax error while typing
-    typing = bad.replace("USD 7.99", "USD", 1)
+    typing = _replace(bad, "price web_xx USD 7.99", "price web_xx USD")
     client.text_document_did_change(t.DidChangeTextDocumentParams(
         text_document=t.VersionedTextDocumentIdentifier(uri=uri, version=3),
         content_changes=[t.TextDocumentContentChangeWholeDocument(text=typing)]))
     found = await _diagnostics(client, uri)
+    usd = _at(typing, "price web_xx USD", into=13)
     assert [(d.code, d.range.start.line, d.range.start.character) for d in found] == [
-        ("syntax", 25, 17)]
+        ("syntax", usd.line, usd.character)]
     assert found[0].message == "unexpected 'USD'; expected an amount like EUR 12.99"
 
     # fixed again, then saved: no diagnostics
@@ -128,13 +141,13 @@ async def test_definition(client: LanguageClient) -> None:
         text_document=t.TextDocumentIdentifier(uri=uri),
         position=_at(STREAMING, "to premium_monthly", into=5)))
     assert isinstance(found, list)
-    assert _where(found) == [(33, 5, 33, 20)]  # plan premium_monthly {
+    assert _where(found) == [_range(STREAMING, "plan premium_monthly {", "premium_monthly")]
     assert found[0].uri == uri
     # a customer attribute used in an expression
     found = await client.text_document_definition_async(t.DefinitionParams(
         text_document=t.TextDocumentIdentifier(uri=uri),
         position=_at(STREAMING, "customer.segment", into=10)))
-    assert _where(found) == [(6, 2, 6, 9)]  # segment: string = "consumer"
+    assert _where(found) == [_range(STREAMING, "  segment: string", "segment")]
     # a keyword is no name
     found = await client.text_document_definition_async(t.DefinitionParams(
         text_document=t.TextDocumentIdentifier(uri=uri),
@@ -143,13 +156,13 @@ async def test_definition(client: LanguageClient) -> None:
 
 
 async def test_definition_in_a_file_that_does_not_parse(client: LanguageClient) -> None:
-    broken = STREAMING.replace("price web_us   USD 7.99", "price web_us   USD", 1)
+    broken = _replace(STREAMING, "price web_us USD 7.99", "price web_us USD")
     uri = await _open(client, broken)
     # the plan being typed is left out, the declarations that parse are still found
     found = await client.text_document_definition_async(t.DefinitionParams(
         text_document=t.TextDocumentIdentifier(uri=uri),
         position=_at(broken, "price web_jp", nth=1, into=8)))
-    assert _where(found) == [(11, 11, 11, 17)]
+    assert _where(found) == [_range(broken, "storefront web_jp", "web_jp")]
     # inside the plan that does not parse: nothing is known
     found = await client.text_document_definition_async(t.DefinitionParams(
         text_document=t.TextDocumentIdentifier(uri=uri),
@@ -157,7 +170,7 @@ async def test_definition_in_a_file_that_does_not_parse(client: LanguageClient) 
     assert found is None
     found = await client.text_document_definition_async(t.DefinitionParams(
         text_document=t.TextDocumentIdentifier(uri=uri),
-        position=_at(broken, "price web_us   USD", into=8)))
+        position=_at(broken, "price web_us USD", into=8)))
     assert found is None
 
 
@@ -167,8 +180,14 @@ async def test_references(client: LanguageClient) -> None:
     found = await client.text_document_references_async(t.ReferenceParams(
         text_document=t.TextDocumentIdentifier(uri=uri), position=position,
         context=t.ReferenceContext(include_declaration=True)))
-    assert _where(found) == [(13, 11, 13, 19), (28, 8, 28, 16), (41, 8, 41, 16),
-                             (55, 8, 55, 16), (64, 43, 64, 51), (93, 22, 93, 30)]
+    # the declaration, a price in each of the three plans sold there, the business plan's
+    # 'not sold in' and the loyalty promotion's storefronts
+    assert _where(found) == [
+        _range(STREAMING, "storefront telco_de", "telco_de"),
+        *(_range(STREAMING, "price telco_de", "telco_de", nth) for nth in range(3)),
+        _range(STREAMING, "ios, telco_de", "telco_de"),
+        _range(STREAMING, "storefronts web_eu, telco_de", "telco_de")]
+    assert STREAMING.count("telco_de") == 6
     found = await client.text_document_references_async(t.ReferenceParams(
         text_document=t.TextDocumentIdentifier(uri=uri), position=position,
         context=t.ReferenceContext(include_declaration=False)))
@@ -183,19 +202,25 @@ async def test_hover(client: LanguageClient) -> None:
     assert found is not None
     assert isinstance(found.contents, t.MarkupContent)
     assert found.contents.kind == t.MarkupKind.Markdown
+    # the declaration's source text, its comments included
     assert found.contents.value == (
-        "eligibility rule `trial_ok`\n\n```revrules\neligibility trial_ok {\n"
-        '  deny "trial already used"    when customer.trials_used > 0\n'
-        '  deny "no trials via carrier" when storefront.channel == telecom\n}\n```')
+        "eligibility rule `trial_ok`\n\n```revrules\n"
+        "eligibility trial_ok {  # who may start a free trial\n"
+        '  deny "trial already used" when customer.trials_used > 0'
+        "  # one trial per customer, ever\n"
+        '  deny "no trials via carrier" when storefront.channel == telecom'
+        "  # carrier billing has no free trials\n}\n```")
     assert found.range is not None
-    assert (found.range.start.line, found.range.start.character) == (36, 19)
+    assert (found.range.start.line, found.range.start.character,
+            found.range.end.line, found.range.end.character) == _range(
+                STREAMING, "trial 14 days if trial_ok", "trial_ok")
 
 
 async def test_completion(client: LanguageClient) -> None:
     uri = await _open(client, STREAMING)
     found = await client.text_document_completion_async(t.CompletionParams(
         text_document=t.TextDocumentIdentifier(uri=uri),
-        position=_at(STREAMING, "price web_eu   EUR 6.99", into=6)))
+        position=_at(STREAMING, "price web_eu EUR 6.99", into=6)))
     assert isinstance(found, t.CompletionList)
     labels = {item.label: item for item in found.items}
     assert labels["web_eu"].kind == t.CompletionItemKind.Reference
@@ -273,11 +298,14 @@ async def test_unopened_documents_get_no_answer_and_close_clears(client: Languag
     uri = await _open(client, STREAMING)
     found = await client.text_document_definition_async(t.DefinitionParams(
         text_document=t.TextDocumentIdentifier(uri=uri), position=position))
-    assert _where(found) == [(9, 11, 9, 17)]
+    assert _where(found) == [_range(STREAMING, "storefront web_eu", "web_eu")]
 
 
 async def test_warnings_are_published_as_warnings(client: LanguageClient) -> None:
-    text = STREAMING.replace("  rate 0%\n", "  rate 0%\n  rate 5%\n", 1)
+    # a rate after the unconditional 'rate 0%' line (and its comment)
+    start = STREAMING.index("\n  rate 0%") + 1
+    zero = STREAMING[start:STREAMING.index("\n", start) + 1]
+    text = _replace(STREAMING, zero, zero + "  rate 5%\n")
     uri = (ROOT / "tests" / "lsp-warning.rr").as_uri()
     client.text_document_did_open(t.DidOpenTextDocumentParams(
         text_document=t.TextDocumentItem(uri=uri, language_id="revrules", version=1,
@@ -286,7 +314,7 @@ async def test_warnings_are_published_as_warnings(client: LanguageClient) -> Non
     line = text[:text.index("  rate 5%")].count("\n")
     where = ROOT / "tests" / "lsp-warning.rr"
     assert (found.code, found.severity, found.message) == (
-        "unreachable", t.DiagnosticSeverity.Warning,
+        "RR101", t.DiagnosticSeverity.Warning,
         f"this rate never applies: the rate at {where}:{line}:3 always matches first")
     assert (found.range.start.line, found.range.start.character,
             found.range.end.line, found.range.end.character) == (line, 2, line, 9)

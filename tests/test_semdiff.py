@@ -28,9 +28,9 @@ PRICE_RISE = (
     '\n'
     'changed price premium_monthly ios\n'
     '  old rulesets/streaming.rr:41:3\n'
-    '    price ios      USD 14.99\n'
-    '  new examples/streaming-price-rise.rr:43:3\n'
-    '    price ios      USD 15.99\n'
+    '    price ios USD 14.99  # Apple takes its commission from this\n'
+    '  new examples/streaming-price-rise.rr:51:3\n'
+    '    price ios USD 15.99  # was USD 14.99; the 15% store commission grows with it\n'
     '  example:\n'
     '    checkout of plan premium_monthly at ios on 2026-11-26 by customer '
     '{country: "DE", trials_used: 1}\n'
@@ -41,9 +41,9 @@ PRICE_RISE = (
     '\n'
     'changed price premium_monthly web_us\n'
     '  old rulesets/streaming.rr:39:3\n'
-    '    price web_us   USD 13.99\n'
-    '  new examples/streaming-price-rise.rr:41:3\n'
-    '    price web_us   USD 14.99\n'
+    '    price web_us USD 13.99  # USD list price, tax added at checkout\n'
+    '  new examples/streaming-price-rise.rr:49:3\n'
+    '    price web_us USD 14.99  # was USD 13.99\n'
     '  example:\n'
     '    checkout of plan premium_monthly at web_us on 2026-11-26 by customer '
     '{country: "DE", trials_used: 1}\n'
@@ -54,22 +54,22 @@ PRICE_RISE = (
     '\n'
     'changed promotion black_friday\n'
     '  old rulesets/streaming.rr:80:1\n'
-    '    promotion black_friday {\n'
+    '    promotion black_friday {  # the 2026 campaign, web only\n'
     '      code "BF2026"\n'
     '      plans premium_monthly\n'
     '      storefronts web_eu, web_us\n'
     '      valid 2026-11-27 to 2026-12-01\n'
-    '      percent 50 off for 3 cycles\n'
-    '      limit 10000 total, 1 per customer\n'
-    '      if customer.segment == "consumer"\n'
+    '      percent 50 off for 3 cycles  # half price for the first three charges\n'
+    '      limit 10000 total, 1 per customer  # budget cap, and one redemption per customer\n'
+    '      if customer.segment == "consumer"  # not for business customers\n'
     '    }\n'
-    '  new examples/streaming-price-rise.rr:82:1\n'
+    '  new examples/streaming-price-rise.rr:92:1\n'
     '    promotion black_friday {\n'
     '      code "BF2026"\n'
     '      plans premium_monthly\n'
     '      storefronts web_eu, web_us\n'
     '      valid 2026-11-27 to 2026-12-01\n'
-    '      percent 40 off for 3 cycles\n'
+    '      percent 40 off for 3 cycles  # was 50% in the live ruleset\n'
     '      limit 10000 total, 1 per customer\n'
     '      if customer.segment == "consumer"\n'
     '    }\n'
@@ -174,8 +174,10 @@ def test_identical_rulesets_have_no_changes(capsys: pytest.CaptureFixture[str],
 
 def test_comments_layout_and_version_are_not_changes(capsys: pytest.CaptureFixture[str],
                                                       write) -> None:  # type: ignore[no-untyped-def]
+    price = "  price web_eu EUR 6.99  # prices are gross where the storefront says inclusive\n"
+    assert 'version "2026.11.2"' in STREAMING and price in STREAMING
     other = write("b.rr", STREAMING.replace('version "2026.11.2"', 'version "2"').replace(
-        "  price web_eu   EUR 6.99\n", "  # the same price\n  price    web_eu EUR 6.99\n"))
+        price, "  # the same price\n  price    web_eu EUR 6.99\n"))
     old = write("a.rr", STREAMING)
     status, out, _ = run(capsys, "diff", old, other)
     assert status == 0
@@ -298,7 +300,8 @@ def test_json_example_reproduces_under_the_engine(capsys: pytest.CaptureFixture[
         ("price", "premium_monthly ios", "changed"), ("price", "premium_monthly web_us", "changed"),
         ("promotion", "black_friday", "changed")]
     assert data["changes"][0]["old"] == {"source": "rulesets/streaming.rr:41:3",
-                                         "text": "price ios      USD 14.99"}
+                                         "text": "price ios USD 14.99  # Apple takes its "
+                                                 "commission from this"}
     example = data["changes"][0]["example"]
     assert example["found_by"] == "boundaries"
     assert [example[f"{side}_outcome"]["decisions"][0]["total"] for side in ("old", "new")] == [
