@@ -99,7 +99,7 @@ def test_event_text_reads_back(events: list[dict[str, Any]]) -> None:
 def test_syntax_error_has_place_caret_and_expected_words() -> None:
     [message] = diagnostics(HEAD + 'scenario "x" {\n  2027-01-01 checkout s1 plam p\n}\n')
     assert message == (
-        "t.rrtest:3:26: error: unexpected 'plam'; expected a date like 2027-02-01, an event "
+        "t.rrtest:3:26: error[syntax]: unexpected 'plam'; expected a date like 2027-02-01, an event "
         "field (plan, at, customer, code, amount, …), 'expect', 'tick' or '}'\n"
         "   |\n"
         " 3 |   2027-01-01 checkout s1 plam p\n"
@@ -110,22 +110,22 @@ def test_unknown_figure_and_field_are_errors_with_a_suggestion() -> None:
     messages = diagnostics(HEAD + 'scenario "x" {\n  2027-01-01 pay s1\n'
                            '  expect event payment.succeeded { trial_days 3 }\n}\n'
                            'invariant decision.totl >= 0\n')
-    assert messages[0].startswith("t.rrtest:4:36: error: a revenue event has no field "
+    assert messages[0].startswith("t.rrtest:4:36: error[rrtest]: a revenue event has no field "
                                   "'trial_days'")
-    assert messages[1].startswith("t.rrtest:6:20: error: decision has no field 'totl' "
+    assert messages[1].startswith("t.rrtest:6:20: error[rrtest]: decision has no field 'totl' "
                                   "(did you mean 'total'?)")
 
 
 def test_rows_must_fit_the_header() -> None:
     [message] = diagnostics(HEAD + 'examples "t" on 2027-01-01 {\n'
                             '  storefront | plan => total\n  web_eu => 1\n}\n')
-    assert message.startswith("t.rrtest:4:3: error: the row has 1 + 1 cells; the header has "
+    assert message.startswith("t.rrtest:4:3: error[rrtest]: the row has 1 + 1 cells; the header has "
                               "2 + 1")
 
 
 def test_a_file_names_its_ruleset() -> None:
     [message] = diagnostics('invariant decision.total >= 0\n')
-    assert message.startswith("t.rrtest:1:1: error: the file does not name the ruleset")
+    assert message.startswith("t.rrtest:1:1: error[rrtest]: the file does not name the ruleset")
 
 
 def test_missing_ruleset_file(tmp_path: Path) -> None:
@@ -260,7 +260,7 @@ def test_bad_files_and_options(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     bad.write_text('ruleset "x.rr"\nscenario {\n', encoding="utf-8")
     code, out = run(capsys, str(bad))
     assert code == 2
-    assert f"{bad}:2:10: error: unexpected '{{'; expected a string in \"quotes\"" in out
+    assert f"{bad}:2:10: error[syntax]: unexpected '{{'; expected a string in \"quotes\"" in out
     assert run(capsys, str(tmp_path / "empty_dir_does_not_exist"))[0] == 2
     code, out = run(capsys, str(DATA), "--threshold", "50")
     assert code == 2 and "--threshold and --coverage-json need --coverage" in out

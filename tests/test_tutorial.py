@@ -13,12 +13,11 @@ import revrules
 from revrules.cli import main
 
 DOC = (Path(__file__).parent.parent / "docs" / "tutorial.md").read_text(encoding="utf-8")
-BLOCKS = [(m["lang"], m["body"], m["before"]) for m in re.finditer(
-    r"(?P<before>[^\n]*)\n```(?P<lang>\w*)\n(?P<body>.*?)```", DOC, re.DOTALL)]
-RULESETS = [body for lang, body, before in BLOCKS
-            if lang == "rr" and "<!-- fragment -->" not in before]
-FRAGMENTS = [body for lang, body, before in BLOCKS
-             if lang == "rr" and "<!-- fragment -->" in before]
+BLOCKS = [(m["lang"], m["body"], m["tag"]) for m in re.finditer(
+    r"\n```(?P<lang>\w*)(?: (?P<tag>\w+))?\n(?P<body>.*?)```", DOC, re.DOTALL)]
+# the fences of docs/architecture.md: ```rr loads, ```rr fragment is part of a ruleset
+RULESETS = [body for lang, body, tag in BLOCKS if lang == "rr" and tag is None]
+FRAGMENTS = [body for lang, body, tag in BLOCKS if lang == "rr" and tag == "fragment"]
 TESTS = [body for lang, body, _ in BLOCKS if lang == "rrtest"]
 OUTPUTS = [body for lang, body, _ in BLOCKS if lang == "" and "revrules test" in body
            or lang == "" and "FAIL " in body]
