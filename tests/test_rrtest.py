@@ -266,15 +266,14 @@ def test_bad_files_and_options(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     assert code == 2 and "--threshold and --coverage-json need --coverage" in out
 
 
-def test_coverage_flag_without_the_module(capsys: pytest.CaptureFixture[str]) -> None:
-    try:
-        import revrules.coverage  # noqa: F401
-    except ImportError:
-        code, out = run(capsys, str(DATA / "tax_stack.rrtest"), "--coverage")
-        assert code == 2 and "coverage not available" in out
-    else:  # pragma: no cover - with the coverage module merged
-        code, out = run(capsys, str(ROOT / "rulesets"), "--coverage")
-        assert code == 0, out
+def test_coverage_of_the_bundled_tests_is_a_report_of_lines(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, str(ROOT / "rulesets"), "--coverage", "--examples", "3")
+    assert code == 0, out
+    assert "\\n" not in out  # the report's own lines, not one escaped line
+    lines = out.splitlines()
+    assert any(line.startswith("coverage of streaming (") for line in lines)
+    assert any(line.startswith("never exercised (") for line in lines)
 
 
 def test_directories_starting_with_underscore_are_skipped(

@@ -552,7 +552,7 @@ def _test(args: argparse.Namespace) -> int:
         status = max(status, EXIT_FAILED)
     for key, cov in sorted(coverages.items()):
         report = cov.report()
-        _out(printable(report.to_text().rstrip("\n")))
+        _out(report.to_text().rstrip("\n"))  # the report escapes what it quotes
         if args.threshold is not None and report.percent < args.threshold:
             _out(printable(f"{key}: coverage {report.percent}% is below the threshold "
                            f"{args.threshold}%"))
