@@ -277,7 +277,7 @@ class _Generator:
             raise ValueError(f"not an operator: {op!r}")
         lt, rt_ = self.type(e.left), self.type(e.right)
         if op in ("and", "or"):  # one flat n-ary expression for a whole chain
-            return "(" + f" {op} ".join(self.covered(x) for x in _operands(e)) + ")"
+            return "(" + f" {op} ".join(self.covered(x) for x in e.chain()) + ")"
         temporal = {lt.kind, rt_.kind} == {"date", "datetime"}
         left = self.expr(e.left, want_datetime=temporal)
         right = self.expr(e.right, want_datetime=temporal)
@@ -300,19 +300,6 @@ class _Generator:
             # calendar arithmetic that can leave the calendar: a stable error, not a crash
             return f"{'t_add' if op == '+' else 't_sub'}({left}, {right})"
         return f"({left} {op} {right})"
-
-
-def _operands(e: n.Binary) -> list[n.Expr]:
-    """The operands of a chain of one ``and`` / ``or``, in order, without recursion."""
-    operands: list[n.Expr] = []
-    todo: list[n.Expr] = [e]
-    while todo:
-        x = todo.pop()
-        if isinstance(x, n.Binary) and x.op == e.op:
-            todo += (x.right, x.left)
-        else:
-            operands.append(x)
-    return operands
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

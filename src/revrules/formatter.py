@@ -75,7 +75,7 @@ def _printed(expr: n.Expr) -> tuple[str, int]:
     if isinstance(expr, n.Binary):
         level = _BINARY_LEVEL[expr.op]
         if expr.op in ("and", "or"):  # associative: a chain prints flat, however nested
-            return f" {expr.op} ".join(_expr(e, level + 1) for e in _chain(expr)), level
+            return f" {expr.op} ".join(_expr(e, level + 1) for e in expr.chain()), level
         if level == COMPARE:  # comparisons do not chain: both sides are sums
             left, right = _expr(expr.left, SUM), _expr(expr.right, SUM)
         else:  # left-associative: a right operand of the same level needs parentheses
@@ -96,19 +96,6 @@ def _printed(expr: n.Expr) -> tuple[str, int]:
     if isinstance(expr, n.Literal):
         return _literal(expr)
     raise TypeError(f"not an expression: {expr!r}")
-
-
-def _chain(expr: n.Binary) -> list[n.Expr]:
-    """The operands of a chain of one ``and`` or ``or``, in order, without recursion."""
-    operands: list[n.Expr] = []
-    todo: list[n.Expr] = [expr]
-    while todo:
-        e = todo.pop()
-        if isinstance(e, n.Binary) and e.op == expr.op:
-            todo += (e.right, e.left)
-        else:
-            operands.append(e)
-    return operands
 
 
 def _literal(lit: n.Literal) -> tuple[str, int]:

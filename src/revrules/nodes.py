@@ -130,6 +130,19 @@ class Binary:
     right: Expr
     span: Span = _span()
 
+    def chain(self) -> list[Expr]:
+        """The operands of the chain of this node's operator (``a or b or c``), in
+        order, without recursion: what flat code and flat layout are made of."""
+        operands: list[Expr] = []
+        todo: list[Expr] = [self]
+        while todo:
+            e = todo.pop()
+            if isinstance(e, Binary) and e.op == self.op:
+                todo += (e.right, e.left)
+            else:
+                operands.append(e)
+        return operands
+
 
 @attrs.frozen
 class SetLit:
