@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import revrules
@@ -185,14 +185,15 @@ def test_a_renewal_not_due_is_refused_as_apply_refuses_it(engine: revrules.Engin
 
 
 def _agree_with_checkout(engine: revrules.Engine, state: revrules.State,
-                         event: dict[str, Any]) -> None:
+                         checkout: dict[str, Any]) -> None:
     before = state
     try:
-        q = engine.quote(event, state)
+        q = engine.quote(checkout, state)
     except revrules.QuoteError as exc:
         q, error = None, exc
     assert state is before
-    out = engine.apply(state, event)
+    out = engine.apply(state, checkout)
+    event(f"checkout: {'refused' if not out.ok else 'trial' if out.decisions[0].trial_days else 'charged'}")
     if not out.ok:
         assert q is None and out.error is not None
         assert (error.code, error.message) == (out.error.code, out.error.message)
@@ -224,7 +225,7 @@ def test_quote_agrees_with_apply_on_checkouts(data: st.DataObject) -> None:
     rules = revrules.load_text(data.draw(rulesets(), label="ruleset"), "gen.rr")
     engine = revrules.Engine(rules)
     model = rules.model
-    event = {"id": "q1", "type": "checkout",
+    wanted = {"id": "q1", "type": "checkout",
              "at": data.draw(st.sampled_from(("2026-06-15T10:00:00Z", "2027-01-31T23:30:00Z",
                                               "2027-03-01T00:00:00Z")), label="at"),
              "subscription": "s1",
@@ -233,35 +234,32 @@ def test_quote_agrees_with_apply_on_checkouts(data: st.DataObject) -> None:
              "customer": data.draw(customers(rules), label="customer")}
     codes = sorted(p.code for p in model.promotions if p.code)
     if codes and data.draw(st.booleans()):
-        event["code"] = data.draw(st.sampled_from(codes))
-    _agree_with_checkout(engine, revrules.State(), event)
+        wanted["code"] = data.draw(st.sampled_from(codes))
+    _agree_with_checkout(engine, revrules.State(), wanted)
 
 
-@PROPERTY
-@given(st.data())
-def test_quote_agrees_with_apply_on_renewals_and_changes(data: st.DataObject) -> None:
-    rules = revrules.load_text(data.draw(rulesets(), label="ruleset"), "gen.rr")
-    engine = revrules.Engine(rules)
+def _agree_on_subscriptions(engine: revrules.Engine, log: list[dict[str, Any]],
+                            data: st.DataObject) -> None:
     state = revrules.State()
-    for event in data.draw(event_sequences(rules, max_size=8), label="log"):
-        state = engine.apply(state, event).state
-    plans = [p.name for p in rules.model.plans]
+    for logged in log:
+        state = engine.apply(state, logged).state
+    snapshot = wire.state_to_json(state)
+    plans = [p.name for p in engine.rules.model.plans]
     for sub_id in sorted(state.subscriptions.keys()):
         sub = state.subscriptions[sub_id]
         day = Tx(engine, state, revrules.Event("x", "tick", tick_time(engine, sub.started))
                  ).next_charge(sub)
         at = data.draw(st.sampled_from((f"{day.isoformat()}T12:00:00Z",
                                         (state.clock or tick_time(engine, day)).isoformat())))
-        for event in ({"id": "q-r", "type": "renewal_due", "at": at, "subscription": sub_id},
-                      {"id": "q-c", "type": "plan_change_requested", "at": at,
-                       "subscription": sub_id, "plan": data.draw(st.sampled_from(plans))}):
-            before = state
+        for ev in ({"id": "q-r", "type": "renewal_due", "at": at, "subscription": sub_id},
+                   {"id": "q-c", "type": "plan_change_requested", "at": at,
+                    "subscription": sub_id, "plan": data.draw(st.sampled_from(plans))}):
             try:
-                q = engine.quote(event, state)
+                q = engine.quote(ev, state)
             except revrules.QuoteError as exc:
                 q, error = None, exc
-            assert state is before
-            out = engine.apply(state, event)
+            out = engine.apply(state, ev)
+            event(f"{ev['type']}: " + ("refused" if not out.ok else out.decisions[-1].kind))
             if not out.ok:
                 assert q is None and out.error is not None
                 assert (error.code, error.message) == (out.error.code, out.error.message)
@@ -269,6 +267,35 @@ def test_quote_agrees_with_apply_on_renewals_and_changes(data: st.DataObject) ->
             assert q is not None, error
             mine = [d for d in out.decisions if d.subscription == sub_id]
             assert figures(q) == figures(mine[-1]) and q.reasons == mine[-1].reasons
+            if ev["type"] == "renewal_due" and q.kind == "charge":
+                assert q.charge_date == day
+    assert wire.state_to_json(state) == snapshot  # quoting wrote nothing
+
+
+@PROPERTY
+@given(st.data())
+def test_quote_agrees_with_apply_on_renewals_and_changes(data: st.DataObject) -> None:
+    rules = revrules.load_text(data.draw(rulesets(), label="ruleset"), "gen.rr")
+    engine = revrules.Engine(rules)
+    _agree_on_subscriptions(engine, data.draw(event_sequences(rules, max_size=8), label="log"),
+                            data)
+
+
+@PROPERTY
+@given(st.data())
+def test_quote_agrees_with_apply_in_the_bundled_ruleset(data: st.DataObject) -> None:
+    engine = _streaming()
+    _agree_on_subscriptions(engine, data.draw(event_sequences(engine.rules, max_size=8),
+                                              label="log"), data)
+
+
+_ENGINES: dict[str, revrules.Engine] = {}
+
+
+def _streaming() -> revrules.Engine:
+    if "streaming" not in _ENGINES:
+        _ENGINES["streaming"] = revrules.Engine(revrules.load(STREAMING))
+    return _ENGINES["streaming"]
 
 
 # -- the command line -----------------------------------------------------------------
