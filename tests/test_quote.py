@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import event as label
 from hypothesis import strategies as st
 
 import revrules
@@ -193,7 +194,8 @@ def _agree_with_checkout(engine: revrules.Engine, state: revrules.State,
         q, error = None, exc
     assert state is before
     out = engine.apply(state, checkout)
-    event(f"checkout: {'refused' if not out.ok else 'trial' if out.decisions[0].trial_days else 'charged'}")
+    label("checkout: " + ("refused" if not out.ok else
+                          "trial" if out.decisions[0].trial_days else "charged"))
     if not out.ok:
         assert q is None and out.error is not None
         assert (error.code, error.message) == (out.error.code, out.error.message)
@@ -259,7 +261,7 @@ def _agree_on_subscriptions(engine: revrules.Engine, log: list[dict[str, Any]],
             except revrules.QuoteError as exc:
                 q, error = None, exc
             out = engine.apply(state, ev)
-            event(f"{ev['type']}: " + ("refused" if not out.ok else out.decisions[-1].kind))
+            label(f"{ev['type']}: " + ("refused" if not out.ok else out.decisions[-1].kind))
             if not out.ok:
                 assert q is None and out.error is not None
                 assert (error.code, error.message) == (out.error.code, out.error.message)
