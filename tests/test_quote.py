@@ -201,7 +201,7 @@ def _agree_with_checkout(engine: revrules.Engine, state: revrules.State,
         assert (error.code, error.message) == (out.error.code, out.error.message)
         return
     decision = out.decisions[0]
-    if not decision.trial_days:
+    if out.state.subscriptions[decision.subscription].status != "trialing":
         assert q is not None, error
         assert figures(q) == figures(decision)
         assert (q.trial_days, q.charge_date, q.trace) == (0, out.state.subscriptions[
@@ -210,8 +210,8 @@ def _agree_with_checkout(engine: revrules.Engine, state: revrules.State,
     # a granted trial: the quote is what the trial-end settlement charges
     day = decision.next_charge
     assert day is not None
-    tick = engine.apply(out.state, {"id": "quote-tick", "type": "tick",
-                                    "at": tick_time(engine, day).isoformat()})
+    tick = engine.apply(out.state, {"id": "quote-tick", "type": "tick", "at": tick_time(
+        engine, day, out.state.clock).isoformat()})
     if not tick.ok:
         assert q is None and tick.error is not None and error.code == tick.error.code
         return
@@ -341,3 +341,22 @@ def test_cli_exit_codes(write: Any) -> None:
     assert _cli(str(STREAMING), str(Path(tick).parent / "missing.json")).returncode == 2
     assert _cli(str(STREAMING), tick, "--state", write("s.json", "[]")).returncode == 2
     assert _cli(write("bad.rr", "ruleset"), tick).returncode == 2
+
+
+def test_a_trial_of_zero_days_is_quoted_at_its_first_charge() -> None:
+    rules = revrules.load_text("""ruleset d
+storefront web { channel web currency EUR tax inclusive psp stripe }
+product p { entitlements hd }
+plan m { product p every 1 month trial 0 days price web EUR 9.99 }
+tax vat { rate 19% }
+""")
+    engine = revrules.Engine(rules)
+    event = {"id": "e1", "type": "checkout", "at": "2027-01-31T10:00:00Z",
+             "subscription": "s1", "storefront": "web", "plan": "m", "customer": {"id": "c1"}}
+    q = engine.quote(event)
+    assert (q.trial_days, q.charge_date, q.total, q.tax, q.next_charge) == (
+        0, dt.date(2027, 1, 31), D("9.99"), D("1.60"), dt.date(2027, 2, 28))
+    started = engine.apply(revrules.State(), event)
+    assert started.decisions[0].total == D("0.00")  # nothing charged at the checkout itself
+    tick = engine.apply(started.state, {"id": "t", "type": "tick", "at": "2027-01-31T11:00:00Z"})
+    assert figures(q) == figures(tick.decisions[0])

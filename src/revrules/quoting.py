@@ -118,14 +118,16 @@ def _quote(engine: Engine, event: Event | Mapping[str, Any], state: State | None
             _HANDLERS[event.type](tx)
             decision = _decision(tx, event)
             trial_days = decision.trial_days
-            if event.type == "checkout" and trial_days:
-                # the first charge: what the trial-end tick decides on the state the
-                # checkout leaves
+            if event.type == "checkout" and \
+                    tx.subs[decision.subscription].status == "trialing":
+                # a trial (of any length, 0 days too): the first charge is what the
+                # trial-end tick decides on the state the checkout leaves
                 day = decision.next_charge
                 assert day is not None
                 after = tx.commit("")
                 sub = after.subscriptions[decision.subscription]
-                tick = Tx(engine, after, Event(event.id, "tick", tick_time(engine, day)))
+                tick = Tx(engine, after, Event(event.id, "tick",
+                                               tick_time(engine, day, event.at)))
                 renewals.renew(tick, sub, day)
                 priced = _decision(tick, event)
                 return _public(event.type, priced, trial_days, day,
@@ -137,10 +139,11 @@ def _quote(engine: Engine, event: Event | Mapping[str, Any], state: State | None
                    decision.reasons)
 
 
-def tick_time(engine: Engine, day: dt.date) -> dt.datetime:
+def tick_time(engine: Engine, day: dt.date, after: dt.datetime | None = None) -> dt.datetime:
     """When the tick that settles ``day`` runs: the start of that day in the ruleset's
-    timezone."""
-    return rt.start_of(day, engine.tz)
+    timezone, or ``after`` (the checkout) when that is later (a trial of 0 days)."""
+    start = rt.start_of(day, engine.tz)
+    return start if after is None or after <= start else after
 
 
 def _decision(tx: Tx, event: Event) -> Decision:
