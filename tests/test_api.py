@@ -18,7 +18,8 @@ ROOT = Path(__file__).parent.parent
 
 PUBLIC = {
     "CheckResult", "Decision", "Diagnostic", "Discount", "Engine", "Error", "Event",
-    "EventError", "Ledger", "Outcome", "RevenueEvent", "Ruleset", "RulesetError", "State",
+    "EventError", "Ledger", "Outcome", "Quote", "QuoteError", "RevenueEvent", "Ruleset",
+    "RulesetError", "State",
     "Subscription", "Trace", "__version__", "check", "load", "load_text", "parse",
     "parse_event",
 }

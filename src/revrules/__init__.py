@@ -17,6 +17,8 @@ from .events import EventError as EventError
 from .events import parse_event as parse_event
 from .ledger import Ledger as Ledger
 from .parser import parse as parse
+from .quoting import Quote as Quote
+from .quoting import QuoteError as QuoteError
 from .results import Decision as Decision
 from .results import Discount as Discount
 from .results import Error as Error
@@ -31,6 +33,7 @@ from .state import Subscription as Subscription
 
 __all__ = [
     "CheckResult", "Decision", "Diagnostic", "Discount", "Engine", "Error", "Event",
-    "EventError", "Ledger", "Outcome", "RevenueEvent", "Ruleset", "RulesetError", "State",
+    "EventError", "Ledger", "Outcome", "Quote", "QuoteError",
+    "RevenueEvent", "Ruleset", "RulesetError", "State",
     "Subscription", "Trace", "__version__", "check", "load", "load_text", "parse", "parse_event",
 ]

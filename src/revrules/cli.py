@@ -11,6 +11,11 @@
     when every event applied, 1 when any gave ``ok: false`` (every line is still
     printed), 2 when the ruleset does not check or a file cannot be read.
 
+``revrules quote RULES EVENT.json [--state STATE.json]``
+    Price a checkout, a renewal_due or a plan_change_requested without applying it and
+    print the quote as one JSON line (docs/cli.md). Exit 1 when the event cannot be
+    quoted (the error is printed as JSON), 2 when a file cannot be used.
+
 ``revrules coverage RULES EVENTS.jsonl [--threshold N] [--format text|json] [--html FILE]``
     Replay the log with coverage: conditions seen true and false, table items never
     exercised (docs/coverage.md). Exit 1 below the threshold.
@@ -166,6 +171,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--state-in", metavar="FILE", help="start from this state (JSON)")
     run.add_argument("--state-out", metavar="FILE", help="write the final state here (JSON)")
     run.set_defaults(command="eval", run=_eval)
+
+    quo = commands.add_parser(
+        "quote", help="price one event without applying it",
+        description="Print what a checkout, a renewal_due or a plan_change_requested "
+                    "would charge, as apply would decide it, without applying it: one "
+                    "JSON line. A checkout with a trial is quoted at its first charge, "
+                    "the trial end. Exit 0 with a quote, 1 when the event cannot be "
+                    "quoted ({\"error\": {...}} is printed), 2 when a file cannot be used.")
+    quo.add_argument("rules", metavar="RULES", help="the .rr ruleset")
+    quo.add_argument("event", metavar="EVENT", help="a JSON file holding one event")
+    quo.add_argument("--state", metavar="FILE",
+                     help="the state holding the subscription (JSON); empty by default")
+    quo.set_defaults(command="quote", run=_quote)
 
     rep = commands.add_parser(
         "replay", help="apply an event log and report its revenue ledger",
@@ -450,6 +468,37 @@ def _eval(args: argparse.Namespace) -> int:
     if args.state_out:
         _write_state(args.state_out, current)
     return status
+
+
+# -- quote ---------------------------------------------------------------------------
+
+
+def _quote(args: argparse.Namespace) -> int:
+    from .engine import Engine
+    from .quoting import QuoteError, quote_to_wire
+    from .wire import WireError, _loads, dumps
+
+    ruleset = _load_checked(args.rules)
+    state = _read_state(args.state) if args.state else None
+    engine = Engine(ruleset)
+    if state is not None:
+        assert args.state is not None
+        _stamp_warning(args.state, state, ruleset)
+        problem = engine.verify(state)
+        if problem is not None:
+            raise UsageError(f"{args.state}: not a consistent state: {problem}")
+    text = _read_text(args.event, "event file", MAX_RULESET_BYTES)
+    try:
+        event = _loads(text)
+    except WireError as exc:
+        raise UsageError(f"{args.event}: {exc}") from None
+    try:
+        quoted = engine.quote(event, state)
+    except QuoteError as exc:
+        _out(dumps({"error": {"code": exc.code, "message": exc.message}}))
+        return EXIT_FAILED
+    _out(dumps(quote_to_wire(quoted), check_floats=False))
+    return EXIT_OK
 
 
 # -- replay --------------------------------------------------------------------------

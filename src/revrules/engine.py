@@ -24,11 +24,13 @@ from typing import Any
 import attrs
 
 from . import model as m
+from . import quoting
 from . import runtime as rt
 from .diagnostics import did_you_mean
 from .emission import Citations, where
 from .events import EVENT_TYPES, Event, EventError, parse_event
 from .pricing import Quote
+from .quoting import Quote as PublicQuote
 from .results import Error, Outcome, Trace
 from .ruleset import Ruleset
 from .state import Seen, State, Subscription, evolve
@@ -171,6 +173,22 @@ class Engine:
                 state, event.id, Seen(digest, event.at, exc.code, exc.message), state.clock),
                 error=error)
         return Outcome(event.id, True, new_state, tuple(tx.decisions), tuple(tx.events))
+
+    def quote(self, event: Event | Mapping[str, Any],
+              state: State | None = None) -> PublicQuote:
+        """What ``event`` would charge, as :meth:`apply` would decide it, writing nothing.
+
+        ``event`` is a ``checkout`` (priced against ``state``, else an empty state), or a
+        ``renewal_due`` or ``plan_change_requested`` of a subscription in ``state``. The
+        same transition as :meth:`apply` runs on a throw-away transaction: ``state`` is
+        left as it is and no revenue event is emitted. For a checkout that grants a
+        trial, the quote is the first charge, priced as the trial-end tick would price it
+        (``charge_date`` is the trial end). The event's id is not looked up among the
+        applied ones. An event that cannot be quoted raises
+        :class:`revrules.QuoteError` with a stable ``code`` (the one :meth:`apply` would
+        refuse it with, or ``not_quotable``); nothing else is raised.
+        """
+        return quoting.quote(self, event, state)
 
     def remember(self, state: State, event_id: str, seen: Seen,
                  clock: dt.datetime | None) -> State:
