@@ -29,8 +29,7 @@ from . import runtime as rt
 from .diagnostics import did_you_mean
 from .emission import Citations, where
 from .events import EVENT_TYPES, Event, EventError, parse_event
-from .pricing import Quote
-from .quoting import Quote as PublicQuote
+from .quoting import Quote
 from .results import Error, Outcome, Trace
 from .ruleset import Ruleset
 from .state import Seen, State, Subscription, evolve
@@ -175,7 +174,7 @@ class Engine:
         return Outcome(event.id, True, new_state, tuple(tx.decisions), tuple(tx.events))
 
     def quote(self, event: Event | Mapping[str, Any],
-              state: State | None = None) -> PublicQuote:
+              state: State | None = None) -> Quote:
         """What ``event`` would charge, as :meth:`apply` would decide it, writing nothing.
 
         ``event`` is a ``checkout`` (priced against ``state``, else an empty state), or a
