@@ -15,27 +15,11 @@ import revrules
 from revrules import Diagnostic, RulesetError
 from revrules.nodes import Span
 
+from conftest import SMALL_RULESET
+
 ROOT = Path(__file__).resolve().parent.parent
 
-# A small ruleset that checks clean; tests append one mistake after it (line 17 on).
-BASE = """\
-ruleset t version "1"
-customer {
-  country: string
-  trials_used: int = 0
-}
-storefront web_eu { channel web currency EUR tax inclusive psp adyen, stripe }
-storefront web_us { channel web currency USD tax exclusive psp stripe }
-product premium { entitlements hd }
-bundle duo { products premium }
-plan monthly {
-  product premium
-  every 1 month
-  price web_eu EUR 9.99
-  price web_us USD 9.99
-}
-eligibility trial_ok { deny "used" when customer.trials_used > 0 }
-"""
+BASE = SMALL_RULESET  # tests append a snippet after it (line 17 on)
 NEXT = len(BASE.splitlines()) + 1  # the line an appended snippet starts on
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
 
 import pytest
 
 import revrules
-from revrules import Engine, State
+from revrules import Engine
+
+from conftest import EventLog
 
 RULES = """
 ruleset life version "1"
@@ -34,17 +35,11 @@ lifecycle {
 ENGINE = Engine(revrules.load_text(RULES, "life.rr"))
 
 
-class Log:
-    def __init__(self) -> None:
-        self.state = State()
-        self.n = 0
+class Log(EventLog):
+    """Sends events to this file's engine with numbered ids and keeps the state."""
 
-    def send(self, ok: bool = True, **event: Any) -> revrules.Outcome:
-        self.n += 1
-        outcome = ENGINE.apply(self.state, {"id": f"e{self.n}", **event})
-        assert outcome.ok is ok, outcome.error
-        self.state = outcome.state
-        return outcome
+    def __init__(self) -> None:
+        super().__init__(ENGINE)
 
     def start(self, plan: str = "weekly", at: str = "2027-01-01") -> revrules.Outcome:
         out = self.send(type="checkout", at=at, subscription="s", storefront="web", plan=plan,

@@ -6,15 +6,16 @@ from __future__ import annotations
 from conftest import same_but_remembered
 import datetime as dt
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import revrules
-from revrules import Engine, State
+from revrules import Engine
 from revrules.ledger import Ledger
+
+from conftest import EventLog
 
 D = Decimal
 
@@ -47,19 +48,11 @@ lifecycle {
 ENGINE = Engine(revrules.load_text(RULES, "edges.rr"))
 
 
-class Log:
-    """Sends events with numbered ids and keeps the state."""
+class Log(EventLog):
+    """Sends events to this file's engine with numbered ids and keeps the state."""
 
     def __init__(self) -> None:
-        self.state = State()
-        self.n = 0
-
-    def send(self, ok: bool = True, **event: Any) -> revrules.Outcome:
-        self.n += 1
-        outcome = ENGINE.apply(self.state, {"id": f"e{self.n}", **event})
-        assert outcome.ok is ok, outcome.error
-        self.state = outcome.state
-        return outcome
+        super().__init__(ENGINE)
 
     def start(self, sub: str = "s", at: str = "2027-01-01", plan: str = "plain",
               storefront: str = "web") -> revrules.Outcome:
