@@ -223,6 +223,10 @@ def test_retention_by_month_split_by_design() -> None:
         ("price", "basic@ios#1", "2027-01"): (1, (1, 1, 1)),
         ("price", "premium@web_eu#1", "2027-01"): (3, (2, 2, 2)),
         ("price", "premium@web_eu#2", "2027-02"): (3, (1, 1)),
+        # A renewed at 11.99, C's first charge was at 11.99 (never paid)
+        ("price_change", "moved", "2027-01"): (2, (1, 1, 1)),
+        ("price_change", "none", "2027-01"): (2, (2, 2, 2)),
+        ("price_change", "none", "2027-02"): (3, (1, 1)),
         ("promotion", "(none)", "2027-01"): (4, (3, 3, 3)),
         ("promotion", "(none)", "2027-02"): (2, (0, 0)),
         ("promotion", "welcome", "2027-02"): (1, (1, 1)),
@@ -247,6 +251,51 @@ def test_retention_by_month_split_by_design() -> None:
     by = {(r.dimension, r.value, r.month): r for r in g.retention}
     assert by[("all", "all", "2027-01")].share(0) == D("0.75")
     assert by[("all", "all", "2027-01")].share(3) is None
+
+
+def test_a_price_rise_that_needs_consent() -> None:
+    """streaming.rr raises premium_monthly on web_eu to EUR 13.99 from 2027-02-01, with
+    consent: who consented, who did not, who was never asked, and new customers."""
+    streaming = revrules.load(STREAMING)
+    log = [
+        co("p1", "2027-01-10T09:00:00Z", "P", "web_eu", "premium_monthly", "cp", 1),
+        ev("p2", "payment_succeeded", "2027-01-10T09:00:05Z", "P"),
+        co("q1", "2027-01-12T09:00:00Z", "Q", "web_eu", "premium_monthly", "cq", 1),
+        ev("q2", "payment_succeeded", "2027-01-12T09:00:05Z", "Q"),
+        co("r1", "2027-01-15T09:00:00Z", "R", "web_us", "premium_monthly", "cr", 1),
+        ev("r2", "payment_succeeded", "2027-01-15T09:00:05Z", "R"),
+        co("n1", "2027-02-02T09:00:00Z", "N", "web_eu", "premium_monthly", "cn", 1),
+        ev("n2", "payment_succeeded", "2027-02-02T09:00:05Z", "N"),
+        ev("p3", "renewal_due", "2027-02-10", "P"),  # held at 12.99, consent asked
+        ev("p4", "payment_succeeded", "2027-02-10T00:00:05Z", "P"),
+        ev("p5", "consent_given", "2027-02-11T09:00:00Z", "P"),
+        ev("q3", "renewal_due", "2027-02-12", "Q"),  # held, asked, never answers
+        ev("q4", "payment_succeeded", "2027-02-12T00:00:05Z", "Q"),
+        ev("r3", "renewal_due", "2027-02-15", "R"),
+        ev("r4", "payment_succeeded", "2027-02-15T00:00:05Z", "R"),
+        ev("p6", "renewal_due", "2027-03-10", "P"),  # now at 13.99
+        ev("p7", "payment_succeeded", "2027-03-10T00:00:05Z", "P"),
+    ]
+    _, done = Engine(streaming).run(log)
+    assert all(o.ok for o in done), [o.error for o in done if not o.ok]
+    prices = {o.event: [e.type for e in o.events if e.type.startswith(("consent", "price"))]
+              for o in done}
+    assert (prices["p3"], prices["q3"], prices["p5"], prices["p6"], prices["r3"]) == (
+        ["consent.requested"], ["consent.requested"], ["consent.collected"],
+        ["price.changed"], [])
+    g = Growth.fold(done, streaming)
+    assert {k: v for k, v in retention_table(g).items() if k[0] in ("price", "price_change")} == {
+        ("price", "premium_monthly@web_eu#1", "2027-01"): (2, (2, 2, 2)),
+        ("price", "premium_monthly@web_eu#2", "2027-02"): (1, (1, 1)),
+        ("price", "premium_monthly@web_us#1", "2027-01"): (1, (1, 1, 1)),
+        ("price_change", "consented", "2027-01"): (1, (1, 1, 1)),
+        ("price_change", "none", "2027-01"): (1, (1, 1, 1)),
+        ("price_change", "none", "2027-02"): (1, (1, 1)),
+        ("price_change", "not consented", "2027-01"): (1, (1, 1, 1)),
+    }
+    assert [(p.id, p.list) for p in g.price_points] == [
+        ("premium_monthly@web_eu#1", D("12.99")), ("premium_monthly@web_eu#2", D("13.99")),
+        ("premium_monthly@web_us#1", D("13.99"))]
 
 
 def test_retention_by_charges_and_promotion_revenue() -> None:

@@ -14,8 +14,8 @@ log. The figures are read from the facts (docs/growth.md defines each one):
   ruleset in force for a new subscription on the checkout day (or the contract that
   priced it), ``premium_monthly@web_eu#2`` for the plan's second ``price web_eu`` line;
 * **retention by month** per cohort (the month of ``subscription.started``), split by
-  plan, price point, promotion, channel, entitlement set, trial length, pause used and
-  dunning outcome: for each N, how many of the cohort had paid a charge and not churned
+  plan, price point, price change (moved to a new list price, with or without consent),
+  promotion, channel, entitlement set, trial length, pause used and dunning outcome: for each N, how many of the cohort had paid a charge and not churned
   by the end of month cohort + N;
 * **retention by charges** per cohort and plan: how many have paid at least N charges
   (proration charges excluded), for the N the cohort can have reached;
@@ -30,7 +30,7 @@ fractions rounded for display only.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -54,8 +54,8 @@ ALL = "all"
 #: The dimensions conversion is split by, in report order (``all``: every subscription).
 CONVERSION_DIMENSIONS = ("all", "plan", "storefront", "channel", "price", "promotion")
 #: The dimensions retention by month is split by, in report order.
-RETENTION_DIMENSIONS = ("all", "plan", "price", "promotion", "channel", "entitlements",
-                        "trial", "pause", "dunning")
+RETENTION_DIMENSIONS = ("all", "plan", "price", "price_change", "promotion", "channel",
+                        "entitlements", "trial", "pause", "dunning")
 #: Dunning outcomes: never past due; the last dunning recovered (paid), ended the
 #: subscription (``then cancel``, ``then unpaid`` or a cancellation while past due), or
 #: is still open at the end of the log.
@@ -160,6 +160,9 @@ class _Life:
     churned: str | None = None  # the month it churned (canceled, or unpaid by dunning)
     paused: bool = False
     dunning: str = "none"
+    moved: bool = False  # a price.changed moved it to another list price
+    asked: bool = False  # a consent.requested asked it to accept a new price
+    consented: bool = False  # consent.collected
 
 
 @attrs.define(slots=True)
@@ -374,6 +377,12 @@ class Growth:
             life.entitlements = e.entitlements
         elif kind == "subscription.paused":
             life.paused = True
+        elif kind == "price.changed":
+            life.moved = True
+        elif kind == "consent.requested":
+            life.asked = True
+        elif kind == "consent.collected":
+            life.consented = True
         before = life.account.status
         done = accounting.step(life.account, e)
         life.account = after = done.account
@@ -407,6 +416,10 @@ class Growth:
                     if life.entitlements is not None else NONE]
         if dimension == "trial":
             return ["none" if life.trial_days is None else f"{life.trial_days} days"]
+        if dimension == "price_change":
+            if life.asked:
+                return ["consented" if life.consented or life.moved else "not consented"]
+            return ["moved" if life.moved else "none"]
         if dimension == "pause":
             return ["paused" if life.paused else "never paused"]
         return [life.dunning]
