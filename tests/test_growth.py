@@ -391,6 +391,13 @@ def test_merge_of_a_split_by_subscription() -> None:
     assert dumps(growth_to_wire(part[1] + part[0])) == dumps(growth_to_wire(whole))
     with pytest.raises(ValueError, match="subscription 'A' is in both folds"):
         whole.merge(part[0])
+    # the merged fold is a new one: folding more into a part leaves it alone
+    merged = part[0] + part[1]
+    before = dumps(growth_to_wire(merged))
+    late = [e for e in events if e.subscription == "A" and e.type == "payment.succeeded"]
+    part[0].add_event(late[0])
+    part[1].add_event(late[0])
+    assert dumps(growth_to_wire(merged)) == before
 
 
 def test_cli_growth(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

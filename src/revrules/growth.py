@@ -164,6 +164,10 @@ class _Life:
     asked: bool = False  # a consent.requested asked it to accept a new price
     consented: bool = False  # consent.collected
 
+    def copy(self) -> _Life:
+        return attrs.evolve(self, checkout_promotions=list(self.checkout_promotions),
+                            promotions=list(self.promotions))
+
 
 @attrs.define(slots=True)
 class _Sums:
@@ -267,7 +271,9 @@ class Growth:
                              "folds of a log split by subscription")
         merged = Growth(self._ruleset if self._ruleset is not None else other._ruleset)
         merged.periods = {**other.periods, **self.periods}
-        merged._lives = {**self._lives, **other._lives}
+        # copies: folding more into either part later leaves the merged fold alone
+        merged._lives = {sub: life.copy() for part in (self, other)
+                         for sub, life in part._lives.items()}
         merged._pending = {k: list(v) for k, v in self._pending.items()}
         for sub, promotions in other._pending.items():
             merged._pending.setdefault(sub, []).extend(promotions)
@@ -456,24 +462,34 @@ class Growth:
         last = self.last_month
         if last is None:
             return ()
-        groups: dict[tuple[str, str, str], list[_Life]] = {}
+        # per (dimension, value, cohort): its size and a difference array over months;
+        # a subscription is retained from the month of its first payment up to, not
+        # including, the month it churned
+        groups: dict[tuple[str, str, str], tuple[list[int], list[int]]] = {}
         for life in self._lives.values():
+            reachable = max(_months_between(life.month, last), 0) + 1
+            lo = hi = 0
+            if life.first_paid is not None:
+                lo = min(max(_months_between(life.month, life.first_paid), 0), reachable)
+                hi = reachable if life.churned is None else min(
+                    max(_months_between(life.month, life.churned), 0), reachable)
             for dimension in RETENTION_DIMENSIONS:
                 for value in self._values(life, dimension):
-                    groups.setdefault((dimension, value, life.month), []).append(life)
+                    size, diff = groups.setdefault((dimension, value, life.month),
+                                                   ([0], [0] * (reachable + 1)))
+                    size[0] += 1
+                    if lo < hi:
+                        diff[lo] += 1
+                        diff[hi] -= 1
         order = {d: i for i, d in enumerate(RETENTION_DIMENSIONS)}
         rows = []
-        for (dimension, value, month), members in sorted(
+        for (dimension, value, month), (size, diff) in sorted(
                 groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1], kv[0][2])):
-            reachable = max(_months_between(month, last), 0) + 1
-            retained = []
-            for n in range(reachable):
-                end = _plus(month, n)
-                retained.append(sum(
-                    1 for life in members
-                    if life.first_paid is not None and life.first_paid <= end
-                    and (life.churned is None or life.churned > end)))
-            rows.append(Retention(dimension, value, month, len(members), tuple(retained)))
+            retained, running = [], 0
+            for step in diff[:-1]:
+                running += step
+                retained.append(running)
+            rows.append(Retention(dimension, value, month, size[0], tuple(retained)))
         return tuple(rows)
 
     @property
