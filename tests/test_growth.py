@@ -486,3 +486,26 @@ def test_merge_of_any_split_equals_the_sequential_fold(data: st.DataObject) -> N
     assert dumps(growth_to_wire(merged)) == dumps(growth_to_wire(whole))
     for fold in folds:
         _single_valued(fold)
+
+
+def test_output_is_identical_across_hash_seeds(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    (tmp_path / "g.rr").write_text(RULES, encoding="utf-8")
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in LOG),
+                                        encoding="utf-8")
+    script = (
+        "import sys\nfrom revrules.cli import main\n"
+        "for rules, log in ((sys.argv[1], sys.argv[2]), (sys.argv[3], sys.argv[4])):\n"
+        "    main(['growth', rules, log])\n"
+        "    main(['growth', rules, log, '--format', 'json'])\n")
+    args = [sys.executable, "-c", script, str(tmp_path / "g.rr"), str(tmp_path / "log.jsonl"),
+            str(STREAMING), str(ROOT / "examples" / "events.jsonl")]
+    runs = [subprocess.run(args, env={**os.environ, "PYTHONPATH": str(ROOT / "src"),
+                                      "PYTHONHASHSEED": seed},
+                           capture_output=True, timeout=120, check=False)
+            for seed in ("0", "1", "4242")]
+    assert runs[0].returncode == 0, runs[0].stderr.decode()
+    assert b"premium@web_eu#2" in runs[0].stdout
+    assert runs[1].stdout == runs[0].stdout
+    assert runs[2].stdout == runs[0].stdout
