@@ -265,32 +265,34 @@ class Accrual:
             return track
         if kind == "credit.issued" and event.credit > 0 and track.last_paid is not None:
             old_key = track.last_paid
-            old = charges[old_key]
-            moved = min(event.credit, _remaining(old, day))
+            before = charges[old_key]
+            moved = min(event.credit, _remaining(before, day))
             if moved <= 0:
                 return track
-            charges[old_key] = _with(old, Op(event.at, day, "credit_out", moved))
-            new_key = event.charge or track.open
-            new = charges.get(new_key) if new_key is not None else None
+            charges[old_key] = _with(before, Op(event.at, day, "credit_out", moved))
+            new_key: str = event.charge or track.open or ""
+            new = charges.get(new_key)
             if new is None:  # the credit pays the whole change: no charge to pay
                 new_key = event.charge or f"{event.subscription}#{len(track.charges) + 1}"
                 new = Charge(new_key, event.subscription, event.currency, event.storefront,
                              event.channel, event.plan, event.at, day, ZERO, day,
-                             max(old.end, day))
+                             max(before.end, day))
                 track = attrs.evolve(track, charges=track.charges + (new_key,))
             charges[new_key] = _with(new, Op(event.at, day, "credit_in", moved))
             return track
         if kind == "payment.succeeded":
-            key = event.charge if event.charge in charges else track.open
-            if key is not None and key in charges:
-                charges[key] = _with(charges[key], Op(event.at, day, "pay", charges[key].net))
-                return attrs.evolve(track, open=None if key == track.open else track.open,
-                                    last_paid=key)
+            paid = event.charge if event.charge in charges else track.open
+            if paid is not None and paid in charges:
+                charges[paid] = _with(charges[paid], Op(event.at, day, "pay",
+                                                        charges[paid].net))
+                return attrs.evolve(track, open=None if paid == track.open else track.open,
+                                    last_paid=paid)
             return track
         if kind == "payment.refunded":
-            key = event.charge if event.charge in charges else track.last_paid
-            if key is not None and key in charges and event.net:
-                charges[key] = _with(charges[key], Op(event.at, day, "refund", event.net))
+            refunded = event.charge if event.charge in charges else track.last_paid
+            if refunded is not None and refunded in charges and event.net:
+                charges[refunded] = _with(charges[refunded],
+                                          Op(event.at, day, "refund", event.net))
             return track
         if kind in ("subscription.canceled", "subscription.paused"):
             op = "cancel" if kind == "subscription.canceled" else "pause"
