@@ -85,3 +85,8 @@ def test_movements_of_a_merged_ledger_are_those_of_the_whole() -> None:
     a = Ledger.fold([e for e in events if e.subscription in half], STREAMING)
     b = Ledger.fold([e for e in events if e.subscription not in half], STREAMING)
     assert movements(a + b) == movements(Ledger.fold(events, STREAMING))
+
+
+def test_the_ledger_gives_its_movements() -> None:
+    ledger = bundled_ledger()
+    assert ledger.movements() == movements(ledger)
