@@ -64,7 +64,7 @@ def test_first_projected_charges_are_the_engines_renewals() -> None:
             decision = next(d for d in out.decisions if d.kind == "charge")
             assert (decision.list, decision.tax, decision.net, decision.total) == (
                 charge.list, charge.tax, charge.net, charge.total), charge
-        assert len(seen) > 3 or state is not None
+        assert len(seen) >= 4
 
 
 def test_churn_gives_a_second_line() -> None:
