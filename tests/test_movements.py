@@ -5,15 +5,19 @@ bundled and generated logs."""
 from __future__ import annotations
 
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import revrules
 from revrules import Engine, Ledger
 from revrules.generator import generate
 from revrules.movements import movements
+from revrules.testing import event_sequences, rulesets
 
 ROOT = Path(__file__).resolve().parent.parent
 STREAMING = revrules.load(ROOT / "rulesets" / "streaming.rr")
@@ -90,3 +94,13 @@ def test_movements_of_a_merged_ledger_are_those_of_the_whole() -> None:
 def test_the_ledger_gives_its_movements() -> None:
     ledger = bundled_ledger()
     assert ledger.movements() == movements(ledger)
+
+
+@settings(max_examples=int(os.environ.get("REVRULES_EXAMPLES", "15")), deadline=None,
+          database=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_random_logs_tie_out(data: st.DataObject) -> None:
+    rules = revrules.load_text(data.draw(rulesets(max_depth=2), label="ruleset"), "gen.rr")
+    log = data.draw(event_sequences(rules, max_size=10), label="events")
+    _, outcomes = Engine(rules).run(log)
+    check(Ledger.from_outcomes(outcomes, rules))
