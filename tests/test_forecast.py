@@ -84,3 +84,16 @@ def test_what_if_a_price_rise() -> None:
     assert rows[("USD", "2027-01")] == "2.00"
     assert rows[("USD", "2027-12")] == "1.00"
     assert rows[("EUR", "2027-01")] == "0.00"
+
+
+def test_a_contract_ending_returns_to_the_list_price() -> None:
+    customer = {"id": "c-acme", "country": "FR", "segment": "business"}
+    state, outcomes = Engine(STREAMING).run([
+        {"id": "c", "type": "checkout", "at": "2027-01-01T09:00:00Z", "subscription": "a",
+         "storefront": "b2b", "plan": "business_annual", "customer": customer},
+        {"id": "p", "type": "payment_succeeded", "at": "2027-01-05", "subscription": "a"}])
+    assert all(o.ok for o in outcomes)
+    f = forecast(Engine(STREAMING), state, 30)
+    # the acme contract (EUR 79.00) is valid to 2028-12-31: the 2029 renewal is at list
+    assert [(c.day.isoformat(), c.net) for c in f.charges] == [
+        ("2028-01-01", D("79.00")), ("2029-01-01", D("99.00"))]
