@@ -388,6 +388,12 @@ class Accrual:
         months = _simulate(charge, None)
         return {m: f.recognised for m, f in sorted(months.items()) if f.recognised}
 
+    def to_json(self) -> str:
+        """:meth:`to_wire` as one deterministic JSON document."""
+        from .wire import dumps
+
+        return dumps(self.to_wire())
+
     def to_wire(self) -> dict[str, Any]:
         """JSON-ready data: totals, months and groups, money in the currency's minor units."""
         return {

@@ -111,6 +111,12 @@ class Forecast:
             raw[key] = CONTEXT.add(raw[key], CONTEXT.multiply(c.net, survive))
         return {k: rt.quantize(v, k[0]) for k, v in sorted(raw.items())}
 
+    def to_json(self) -> str:
+        """:meth:`to_wire` as one deterministic JSON document."""
+        from .wire import dumps
+
+        return dumps(self.to_wire())
+
     def to_wire(self) -> dict[str, Any]:
         churned = self.with_churn()
         months = []

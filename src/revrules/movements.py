@@ -105,6 +105,12 @@ class Movements:
         """The totals per (currency, month)."""
         return {(c, m): mv for c, _, m, mv in self.rows("total")}
 
+    def to_json(self) -> str:
+        """:meth:`to_wire` as one deterministic JSON document."""
+        from .wire import dumps
+
+        return dumps(self.to_wire())
+
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for by in DIMENSIONS:

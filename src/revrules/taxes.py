@@ -206,6 +206,12 @@ class Taxes:
             out[at] = out.get(at, _EMPTY) + figures
         return dict(sorted(out.items()))
 
+    def to_json(self) -> str:
+        """:meth:`to_wire` as one deterministic JSON document."""
+        from .wire import dumps
+
+        return dumps(self.to_wire())
+
     def to_wire(self) -> dict[str, Any]:
         return {"rows": [{"currency": k.currency, "month": k.month, "table": k.table,
                           "rate": k.rate_text, "country": k.country,
