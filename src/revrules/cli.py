@@ -20,7 +20,7 @@
     Replay the log with coverage: conditions seen true and false, table items never
     exercised (docs/coverage.md). Exit 1 below the threshold.
 
-``revrules replay|diff|explain|reconcile|growth|generate …``
+``revrules replay|diff|forecast|explain|reconcile|growth|generate …``
     Measure revenue: the ledger report (table, JSON, CSV, HTML), what-if diffs, one
     event explained rule by rule, reconciliation of decided charges against payments
     and settlements, growth figures, and example logs (docs/ledger.md).
@@ -199,7 +199,39 @@ def _parser() -> argparse.ArgumentParser:
                      help="table (default, for people), json or csv (for tools)")
     rep.add_argument("--html", metavar="FILE",
                      help="also write a self-contained HTML page with a timeline chart")
+    rep.add_argument("--basis", choices=("cash", "accrual"), default="cash",
+                     help="cash (default: a charge counts when paid) or accrual (recognised "
+                          "by day over its service period, with deferred revenue, "
+                          "receivable and unbilled at each month end)")
+    rep.add_argument("--movements", action="store_true",
+                     help="also report MRR movements per month (new, expansion, "
+                          "contraction, churned, reactivated), in total and by plan")
+    rep.add_argument("--tax", action="store_true",
+                     help="also report tax per tax table, rate, customer country and month")
     rep.set_defaults(command="replay", run=_replay)
+
+    fco = commands.add_parser(
+        "forecast", help="project the charges the rules will make from the end of a log",
+        description="Replay the log, then carry every live subscription forward renewal "
+                    "by renewal under the rules (prices, scheduled price changes, "
+                    "promotions running out, contracts, period-end cancellations), priced "
+                    "as the engine would price them; no churn is assumed unless --churn "
+                    "gives rates, which add a second, labelled line. With --against NEW, "
+                    "the same projection under a second ruleset and the change per month. "
+                    "Exit like replay.")
+    fco.add_argument("rules", metavar="RULES", help="the .rr ruleset")
+    fco.add_argument("events", metavar="EVENTS", help="a JSONL file of events, or - for stdin")
+    fco.add_argument("--months", type=_count, default=12, metavar="N",
+                     help="how many calendar months to project, from the month the log "
+                          "ends in (default 12)")
+    fco.add_argument("--churn", action="append", default=[], type=_churn_rate,
+                     metavar="PLAN=RATE",
+                     help="a monthly churn rate for a plan (0.05 or 5%%); repeatable")
+    fco.add_argument("--against", metavar="NEW",
+                     help="a second ruleset: project under both and compare")
+    fco.add_argument("--format", choices=("table", "json"), default="table",
+                     help="table (default) or json")
+    fco.set_defaults(command="forecast", run=_forecast)
 
     dif = commands.add_parser(
         "diff", help="compare two rulesets: by example, or by replaying a log",
@@ -513,8 +545,12 @@ def _replay(args: argparse.Namespace) -> int:
     from . import reports
 
     ruleset = _load_checked(args.rules)
+    if args.format == "csv" and (args.movements or args.tax):
+        raise UsageError("--movements and --tax need --format table or json")
     result = _run_log(ruleset, args.events)
-    if args.format == "json":
+    if args.basis == "accrual" or args.movements or args.tax:
+        _revenue_views(args, ruleset, result)
+    elif args.format == "json":
         _out(reports.render_json(result.ledger, ruleset, result.outcomes))
     elif args.format == "csv":
         sys.stdout.write(reports.render_csv(result.ledger))
@@ -523,6 +559,101 @@ def _replay(args: argparse.Namespace) -> int:
     if args.html:
         _write_text(args.html, reports.render_html(result.ledger, ruleset, result.outcomes),
                     "HTML report")
+    return _report_failures(result.outcomes)
+
+
+def _revenue_views(args: argparse.Namespace, ruleset: Ruleset, result: Any) -> None:
+    """replay with --basis accrual, --movements or --tax: the views asked for."""
+    from . import reports, views
+    from .accrual import Accrual
+    from .movements import movements
+    from .taxes import Taxes
+    from .wire import dumps
+
+    accrual = Accrual.from_outcomes(result.outcomes, ruleset) \
+        if args.basis == "accrual" else None
+    moves = movements(result.ledger) if args.movements else None
+    taxes = Taxes.from_outcomes(result.outcomes, ruleset) if args.tax else None
+    if args.format == "csv":
+        assert accrual is not None
+        sys.stdout.write(views.accrual_csv(accrual))
+        return
+    if args.format == "json":
+        if accrual is not None:
+            data: dict[str, Any] = {"ruleset": ruleset.name, "version": ruleset.version,
+                                    "events": len(result.outcomes),
+                                    "failed": len(result.failed), **accrual.to_wire()}
+        else:
+            data = reports.ledger_to_wire(result.ledger, ruleset, result.outcomes)
+        if moves is not None:
+            data["movements"] = moves.to_wire()
+        if taxes is not None:
+            data["tax"] = taxes.to_wire()
+        _out(dumps(data))
+        return
+    parts = [views.accrual_table(accrual) if accrual is not None else
+             reports.render_table(result.ledger, ruleset, result.outcomes)]
+    if moves is not None:
+        parts.append(views.movements_table(moves))
+    if taxes is not None:
+        parts.append(views.tax_table(taxes))
+    _out("\n\n".join(parts))
+
+
+def _churn_rate(text: str) -> tuple[str, Decimal]:
+    plan, sep, value = text.partition("=")
+    if not sep or not plan:
+        raise argparse.ArgumentTypeError(f"expected PLAN=RATE, found {text!r}")
+    value = value.strip()
+    percent = value.endswith("%")
+    try:
+        rate = Decimal(value[:-1] if percent else value)
+    except ArithmeticError:
+        raise argparse.ArgumentTypeError(f"not a rate: {value!r}") from None
+    if not rate.is_finite():
+        raise argparse.ArgumentTypeError(f"not a rate: {value!r}")
+    if percent:
+        rate = rate / 100
+    if not 0 <= rate <= 1:
+        raise argparse.ArgumentTypeError(f"a churn rate lies between 0 and 1 (or 0% and "
+                                         f"100%), found {value!r}")
+    return plan.strip(), rate
+
+
+def _forecast(args: argparse.Namespace) -> int:
+    from .engine import Engine
+    from .forecast import compare, forecast
+    from .wire import dumps
+
+    ruleset = _load_checked(args.rules)
+    other = _load_checked(args.against) if args.against else None
+    churn = dict(args.churn)
+    unknown = sorted(set(churn) - set(ruleset.plans))
+    if unknown:
+        raise UsageError(f"--churn: no plan {unknown[0]!r} in {args.rules}")
+    result = _run_log(ruleset, args.events)
+    projected = forecast(Engine(ruleset), result.state, args.months, churn)
+    against = forecast(Engine(other), result.state, args.months, churn) \
+        if other is not None else None
+    if args.format == "json":
+        data: dict[str, Any] = {"ruleset": ruleset.name, "version": ruleset.version,
+                                **projected.to_wire()}
+        if against is not None and other is not None:
+            data["against"] = {"ruleset": other.name, "version": other.version,
+                               **against.to_wire()}
+            data["comparison"] = compare(projected, against)
+        _out(dumps(data))
+    else:
+        text = projected.render()
+        if against is not None:
+            from .views import grid
+
+            rows = [[r["currency"], r["month"], r["old"], r["new"], r["change"]]
+                    for r in compare(projected, against)]
+            text += (f"\n\nwhat-if: committed net under {args.rules} (old) and "
+                     f"{args.against} (new)\n" + "\n".join(grid(
+                         ["currency", "month", "old", "new", "change"], rows)))
+        _out(text)
     return _report_failures(result.outcomes)
 
 

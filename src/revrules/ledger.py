@@ -69,6 +69,7 @@ from .results import Outcome, RevenueEvent
 from .runtime import CONTEXT, in_context
 
 if TYPE_CHECKING:
+    from .movements import Movements
     from .ruleset import Ruleset
 
 __all__ = [
@@ -374,6 +375,12 @@ class Ledger:
 
     def currencies(self) -> tuple[str, ...]:
         return tuple(sorted({g.currency for g, _ in self.rows()}))
+
+    def movements(self) -> Movements:
+        """The MRR movements per month (:func:`revrules.movements.movements`)."""
+        from .movements import movements
+
+        return movements(self)
 
     # -- month-end counts ----------------------------------------------------------------
     def _counts(self) -> dict[Group, Figures]:
