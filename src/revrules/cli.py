@@ -198,7 +198,14 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", choices=("table", "json", "csv"), default="table",
                      help="table (default, for people), json or csv (for tools)")
     rep.add_argument("--html", metavar="FILE",
-                     help="also write a self-contained HTML page with a timeline chart")
+                     help="also write a self-contained HTML page (cards, charts, tables)")
+    rep.add_argument("--locale", metavar="LOCALE",
+                     help="format the HTML page's amounts for this locale (default en; "
+                          "de_CH gives CHF 1'234.50)")
+    rep.add_argument("--fx", metavar="RATES",
+                     help="explicit exchange rates for the HTML page's consolidated view, "
+                          "EUR=1,USD=0.92: the first currency is the reporting one (rate 1), "
+                          "each rate the value of one unit in it")
     rep.set_defaults(command="replay", run=_replay)
 
     dif = commands.add_parser(
@@ -507,8 +514,17 @@ def _quote(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from . import reports
 
+    if (args.locale or args.fx) and not args.html:
+        raise UsageError("--locale and --fx are options of the HTML page: add --html FILE")
+    try:
+        locale = reports.parse_locale(args.locale or "en")
+        fx = reports.parse_fx(args.fx) if args.fx else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     ruleset = _load_checked(args.rules)
     result = _run_log(ruleset, args.events)
+    if fx is not None and (missing := fx.missing(result.ledger.currencies())):
+        raise UsageError(f"--fx gives no rate for {', '.join(missing)}, a currency of the log")
     if args.format == "json":
         _out(reports.render_json(result.ledger, ruleset, result.outcomes))
     elif args.format == "csv":
@@ -516,8 +532,8 @@ def _replay(args: argparse.Namespace) -> int:
     else:
         _out(reports.render_table(result.ledger, ruleset, result.outcomes))
     if args.html:
-        _write_text(args.html, reports.render_html(result.ledger, ruleset, result.outcomes),
-                    "HTML report")
+        _write_text(args.html, reports.render_html(result.ledger, ruleset, result.outcomes,
+                                                   locale=locale, fx=fx), "HTML report")
     return _report_failures(result.outcomes)
 
 
