@@ -88,6 +88,13 @@ class Growth:
     cohorts: tuple[Cohort, ...]
     promotions: tuple[PromotionFigures, ...]
 
+    def _repr_html_(self) -> str:
+        """What a notebook shows: conversion, retention and promotions as tables
+        (:func:`revrules.reports.growth_html`)."""
+        from .reports import growth_html
+
+        return growth_html(self)
+
 
 @attrs.define
 class _Life:

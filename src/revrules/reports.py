@@ -16,7 +16,7 @@ import html
 import io
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from babel import Locale, UnknownLocaleError
@@ -32,6 +32,10 @@ from .state import State
 from .text import printable, printable_lines
 from .wire import dumps
 
+if TYPE_CHECKING:
+    from .growth import Growth
+    from .whatif import Diff
+
 __all__ = [
     "DEFAULT_SECTIONS",
     "Card",
@@ -46,12 +50,16 @@ __all__ = [
     "Series",
     "Table",
     "amount",
+    "diff_html",
     "figures_to_wire",
+    "growth_html",
+    "ledger_html",
     "ledger_receivable",
     "ledger_to_wire",
     "parse_fx",
     "parse_locale",
     "render_csv",
+    "render_fragment",
     "render_html",
     "render_page",
     "render_json",
@@ -851,3 +859,111 @@ def _nice(value: Decimal) -> Decimal:
                 return candidate
         exp += 1
     return value
+
+
+# -- notebooks: HTML fragments ---------------------------------------------------------
+
+_FRAGMENT_CSS = (".revrules table{border-collapse:collapse;margin:.3rem 0 .8rem;"
+                 "font-variant-numeric:tabular-nums}.revrules caption{text-align:left;"
+                 "font-weight:600}.revrules th,.revrules td{padding:.2rem .5rem;"
+                 "border-bottom:1px solid #ddd}.revrules .n{text-align:right;"
+                 "white-space:nowrap}.revrules .t{text-align:left}"
+                 ".revrules .note{font-size:.85em;color:#555}")
+
+
+@in_context
+def render_fragment(blocks: Iterable[Block], locale: str | Locale = "en") -> str:
+    """Blocks as an HTML fragment (a ``<div>`` with its own small style), what a
+    notebook shows for ``_repr_html_``."""
+    fmt = _Format(locale if isinstance(locale, Locale) else parse_locale(locale))
+    return ('<div class="revrules">' + f"<style>{_FRAGMENT_CSS}</style>"
+            + "\n".join(_block_html(b, fmt) for b in blocks) + "</div>")
+
+
+@in_context
+def ledger_html(ledger: Ledger) -> str:
+    """:meth:`Ledger._repr_html_`: the totals per currency and the figures by month."""
+    totals = ledger.totals()
+    if not totals:
+        return render_fragment([Note("Ledger: no revenue")])
+    names = ("payments", "gross", "discounts", "refunds", "net", "tax", "proceeds", "mrr",
+             "outstanding", "active", "churned")
+    heads = tuple(_LABELS[n] for n in names)
+    return render_fragment([
+        Table("Ledger totals per currency", ("currency", *heads),
+              tuple((c, *(_value(t, n, c) for n in names)) for c, t in totals.items()),
+              collapse=False),
+        Table("By month", ("currency", "month", *heads),
+              tuple((c, m, *(_value(f, n, c) for n in names))
+                    for (c, m), f in ledger.by_month().items()), collapse=False)])
+
+
+def _signed_money(amount: Decimal, currency: str | None) -> Cell:
+    return Money(amount, currency) if currency else amount
+
+
+@in_context
+def diff_html(d: Diff) -> str:
+    """:meth:`Diff._repr_html_`: per currency the totals that moved (old, new, change),
+    and the subscriptions charged differently with the rules that explain it."""
+    blocks: list[Block] = []
+    rows: list[tuple[Cell, ...]] = []
+    for currency, (old, new) in d.totals.items():
+        for name in FIELDS:
+            a, b = old.get(name), new.get(name)
+            if a != b:
+                money = name in MONEY_FIELDS
+                rows.append((currency, _LABELS[name],
+                             Money(Decimal(a), currency) if money else a,
+                             Money(Decimal(b), currency) if money else b,
+                             Money(Decimal(b - a), currency) if money else b - a))
+    label = f"{d.old.ruleset.name} → {d.new.ruleset.name}, {len(d.old.outcomes)} events"
+    if not d.changed:
+        return render_fragment([Note(f"What-if {label}: no figure and no charge changed")])
+    blocks.append(Table(f"What-if {label}: totals that moved",
+                        ("currency", "figure", "old", "new", "change"), tuple(rows),
+                        numeric=("old", "new", "change"), collapse=False))
+    blocks.append(Table(
+        "Subscriptions charged differently",
+        ("subscription", "currency", "charged (old)", "charged (new)", "change", "rules"),
+        tuple((s.subscription, s.currency, _signed_money(s.old_charged, s.currency),
+               _signed_money(s.new_charged, s.currency),
+               _signed_money(s.new_charged - s.old_charged, s.currency),
+               ", ".join(s.rules)) for s in d.subscriptions),
+        numeric=("charged (old)", "charged (new)", "change"), collapse=False))
+    if d.outcomes:
+        blocks.append(Table("Events that applied under one ruleset only",
+                            ("event", "old", "new"),
+                            tuple((e, "ok" if a else "failed", "ok" if b else "failed")
+                                  for e, a, b in d.outcomes), collapse=False))
+    return render_fragment(blocks)
+
+
+def _share(rate: Decimal | None) -> Cell:
+    return None if rate is None else f"{(rate * 100).quantize(Decimal('0.1'))} %"
+
+
+@in_context
+def growth_html(g: Growth, cycles: int = 12) -> str:
+    """:meth:`Growth._repr_html_`: conversion, retention (up to ``cycles`` charges) and
+    revenue per promotion."""
+    width = min(cycles, max((len(c.retained) for c in g.cohorts), default=0))
+    share_columns = tuple(f"N={n}" for n in range(1, width + 1))
+    return render_fragment([
+        Table("Conversion", ("by", "value", "started", "trials", "converted", "trial → paid",
+                             "first paid", "first charge"),
+              tuple((c.dimension, c.value, c.started, c.trials, c.trials_converted,
+                     _share(c.trial_conversion), c.first_charges,
+                     _share(c.first_charge_conversion)) for c in g.conversions),
+              numeric=("started", "trials", "converted", "trial → paid", "first paid",
+                       "first charge"), collapse=False),
+        Table("Retention: share of each cohort that paid at least N charges",
+              ("plan", "cohort", "size", *share_columns),
+              tuple((c.plan, c.month, c.size, *(_share(c.share(n)) if n <= len(c.retained)
+                                                else None for n in range(1, width + 1)))
+                    for c in g.cohorts), numeric=("size", *share_columns), collapse=False),
+        Table("Promotions: redemptions, and what the redeeming subscriptions paid since",
+              ("promotion", "currency", "redeemed", "payments", "gross", "given away", "net"),
+              tuple((p.promotion, p.currency, p.redemptions, p.payments,
+                     Money(p.gross, p.currency), Money(p.discounts, p.currency),
+                     Money(p.net, p.currency)) for p in g.promotions), collapse=False)])
