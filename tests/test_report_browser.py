@@ -20,14 +20,16 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import attrs
+import immutables
 import pytest
 from babel.numbers import parse_decimal
 
 import revrules
-from revrules import wire
+from revrules import Ledger, wire
 from revrules.cli import main
 from revrules.generator import generate
-from revrules.reports import parse_fx
+from revrules.reports import DEFAULT_SECTIONS, Table, parse_fx, render_html, replay
 from revrules.runtime import quantize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +45,11 @@ PROBE = """<script>
     if (r.right > html.clientWidth + 0.5 || e.scrollWidth > e.clientWidth + 1 && e.tagName == "TABLE")
       out.wide.push(e.tagName + " " + (e.querySelector("caption") || e).textContent.slice(0, 60)
                     + " right=" + r.right);
+  });
+  document.querySelectorAll("svg text").forEach(function (t) {
+    var r = t.getBoundingClientRect(), box = t.closest("svg").getBoundingClientRect();
+    if (r.right > box.right + 0.5 || r.left < box.left - 0.5)
+      out.wide.push("chart label " + t.textContent + " right=" + r.right + " svg=" + box.right);
   });
   document.querySelectorAll("thead th").forEach(function (th) {
     out.heads++; if (getComputedStyle(th).position == "sticky") out.sticky++;
@@ -189,7 +196,7 @@ def rendered(chromium: str, page: Path, folder: Path) -> Dom:
     return dom
 
 
-def check_page(dom: Dom, data: dict[str, Any], locale: str) -> None:
+def check_layout(dom: Dom) -> None:
     probe = json.loads(dom.probe)
     # it fits at 1280 px: no horizontal scrolling, nothing sticks out, no table overflows
     assert probe["scrollWidth"] <= probe["clientWidth"], probe
@@ -197,6 +204,10 @@ def check_page(dom: Dom, data: dict[str, Any], locale: str) -> None:
     # sticky headers on every table, every number right-aligned
     assert probe["heads"] > 50 and probe["sticky"] == probe["heads"], probe
     assert probe["left"] == []
+
+
+def check_page(dom: Dom, data: dict[str, Any], locale: str) -> None:
+    check_layout(dom)
     text = " ".join(dom.text)
     assert "All currencies" in text and "receivable at the end" in text
     months = {(m["currency"], m["month"]): m for m in data["months"]}
@@ -210,7 +221,7 @@ def check_page(dom: Dom, data: dict[str, Any], locale: str) -> None:
         assert int(number(cards["active at the end"], locale)) == total["active"]
         # the monthly sales table: every figure shown equals the JSON's; a column left
         # out is zero in every month
-        rows = dom.tables[f"{currency} sales by month"]
+        rows = dom.tables[f"{currency} sales by month ({currency})"]
         heads, body = rows[0], rows[1:]
         names = {"month": "month", "payments": "payments", "gross sales": "gross",
                  "discounts": "discounts", "credits": "credits", "refunds": "refunds",
@@ -272,3 +283,27 @@ def test_the_report_in_swiss_german_with_explicit_rates(
         want = sum((quantize(Decimal(months[(c, row[0])]["net"]) * fx.rates[c], "EUR")
                     for c in ("EUR", "JPY", "USD") if (c, row[0]) in months), Decimal(0))
         assert number(row[-1], "de_CH") == want, row
+
+
+def test_huge_figures_and_every_column_still_fit(chromium: str, log_file: Path,
+                                                 tmp_path: Path) -> None:
+    """Amounts in the billions per month, no column collapsed: the tables still fit
+    (a figure may break after a group mark) and the chart's labels stay inside it."""
+    rules = revrules.load(STREAMING)
+    done = replay(rules, [json.loads(line) for line in log_file.read_text("utf-8").splitlines()])
+    money = ("gross", "discounts", "credits", "refunds", "net", "tax", "commission",
+             "written_off")
+    huge = Ledger(immutables.Map({g: attrs.evolve(f, **{n: getattr(f, n) * 10**7
+                                                        for n in money})
+                                  for g, f in done.ledger.cells.items()}),
+                  done.ledger.tracks, done.ledger.periods)
+    keep_all = tuple(lambda data, b=b: (attrs.evolve(s, blocks=tuple(
+        attrs.evolve(x, collapse=False) if isinstance(x, Table) else x for x in s.blocks))
+        for s in b(data)) for b in DEFAULT_SECTIONS)
+    page = tmp_path / "huge.html"
+    page.write_text(render_html(huge, rules, done.outcomes, locale="fr_FR",
+                                fx=parse_fx("EUR=1,USD=0.92,JPY=0.0061"), sections=keep_all),
+                    "utf-8")
+    dom = rendered(chromium, page, tmp_path)
+    check_layout(dom)
+    assert "Zero throughout" not in " ".join(dom.text)

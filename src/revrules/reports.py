@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 from babel import Locale, UnknownLocaleError
-from babel.numbers import format_currency, format_decimal, is_currency
+from babel.numbers import format_currency, format_decimal, get_group_symbol, is_currency
 
 from .engine import Engine
 from .events import EventError
@@ -281,7 +281,7 @@ class Card:
 
     label: str
     value: Cell
-    note: str = ""
+    note: str | tuple[Cell, ...] = ""  # text, or parts formatted one by one and joined
     key: str = ""  # a class name for the card ("receivable")
 
 
@@ -306,6 +306,8 @@ class Table:
     footer: tuple[tuple[Cell, ...], ...] = ()
     note: str = ""
     collapse: bool = True
+    unit: str | None = None  # the one currency of every amount: named in the caption,
+    # amounts written without its symbol (narrower columns)
 
 
 @attrs.frozen
@@ -482,10 +484,10 @@ def overview_sections(data: ReportInput) -> Iterator[Section]:
             sums = [a + b for a, b in zip(sums, values, strict=True)]
             conv_rows.append((c, fx.rates[c], *(Money(v, fx.base) for v in values)))
         blocks.append(Table(
-            f"Consolidated in {fx.base}",
+            "Consolidated at the given rates",
             ("currency", f"rate to {fx.base}", *(_LABELS[n] for n in converted), "receivable"),
             tuple(conv_rows), footer=(("total", None, *(Money(v, fx.base) for v in sums)),),
-            collapse=False))
+            collapse=False, unit=fx.base))
         blocks.append(Note(
             "Rates as given (--fx): " + ", ".join(f"1 {c} = {r} {fx.base}"
                                                    for c, r in fx.rates.items() if c != fx.base)
@@ -514,8 +516,8 @@ def currency_sections(data: ReportInput) -> Iterator[Section]:
             Card("proceeds", Money(total.proceeds, currency), "net − commission"),
             Card("MRR at the end", Money(total.mrr, currency)),
             Card("receivable at the end", Money(data.receivable(ledger, currency), currency),
-                 f"open charges, tax excl.; {_plain(Money(total.written_off, currency))} "
-                 "written off", key="receivable"),
+                 ("open charges, tax excl.; ", Money(total.written_off, currency),
+                  " written off"), key="receivable"),
             Card("active at the end", total.active),
             Card("churned", total.churned)))
         chart = Chart(f"{currency}: gross sales, net revenue and refunds by month", currency,
@@ -525,20 +527,22 @@ def currency_sections(data: ReportInput) -> Iterator[Section]:
         sales = Table(
             f"{currency} sales by month", ("month", *(_LABELS[n] for n in _SALES)),
             tuple((m, *(_value(f, n, currency) for n in _SALES)) for m, f in series),
-            footer=(("total", *(_value(total, n, currency) for n in _SALES)),))
+            footer=(("total", *(_value(total, n, currency) for n in _SALES)),), unit=currency)
         book = Table(
             f"{currency} subscriptions and receivables at each month end",
             ("month", *(_LABELS[n] for n in _BOOK)),
             tuple((m, *(_value(f, n, currency) for n in _BOOK)) for m, f in series),
             footer=(("at the end", *(_value(total, n, currency) for n in _BOOK)),),
-            note="churned and written off count in the month; the rest at its end.")
+            note="churned and written off count in the month; the rest at its end.",
+            unit=currency)
         money = ("payments", "gross", "discounts", "credits", "refunds", "net", "tax",
                  "commission", "proceeds", "written_off")
         products = Table(
             f"{currency} by storefront, channel and plan",
             ("storefront", "channel", "plan", *(_LABELS[n] for n in money)),
             tuple((sf, ch, plan, *(_value(f, n, currency) for n in money))
-                  for (c, sf, ch, plan), f in by_product.items() if c == currency))
+                  for (c, sf, ch, plan), f in by_product.items() if c == currency),
+            unit=currency)
         yield Section(currency, currency, (cards, chart, sales, book, products))
 
 
@@ -566,8 +570,8 @@ caption{text-align:left;font-weight:600;padding:.2rem 0;caption-side:top}
 th,td{padding:.28rem .45rem;border-bottom:1px solid #e3e6eb;vertical-align:top}
 th{background:#eef1f5;font-weight:600;position:sticky;top:0;z-index:1;text-align:left;
 overflow-wrap:normal;hyphens:auto}
-.n{text-align:right;white-space:nowrap}th.n{white-space:normal}
-td.t{overflow-wrap:anywhere}
+.n{text-align:right}
+td.t{overflow-wrap:anywhere}td.t:first-child{white-space:nowrap}
 tfoot td{font-weight:600;border-top:2px solid #9aa3ae}
 .note{color:#4b5563;font-size:.85rem;margin:.2rem 0 1rem}
 figure{margin:.6rem 0 1rem}
@@ -590,13 +594,20 @@ class _Format:
 
     def __init__(self, locale: Locale):
         self.locale = locale
+        self.group = html.escape(str(get_group_symbol(locale)))
+        pattern = locale.currency_formats["standard"].pattern
+        # the locale's currency pattern without the symbol: "¤ #,##0.00" → "#,##0.00"
+        self._bare = ";".join(part.replace("¤", "").strip(" \xa0\u200e\u200f")
+                              for part in pattern.split(";"))
 
-    def text(self, value: Cell) -> str:
+    def text(self, value: Cell, bare: bool = False) -> str:
+        """``value`` as text; ``bare``: money without its currency symbol."""
         if value is None:
             return "–"
         if isinstance(value, Money):
             amount = value.amount if value.amount else abs(value.amount)  # no "-0.00"
-            return str(format_currency(amount, value.currency, locale=self.locale))
+            return str(format_currency(amount, value.currency, locale=self.locale,
+                                       format=self._bare if bare else None))
         if isinstance(value, bool):
             return str(value)
         if isinstance(value, int | Decimal):
@@ -607,10 +618,6 @@ class _Format:
         if whole:
             return str(format_decimal(value.quantize(Decimal(1)), locale=self.locale))
         return self.text(Money(value, currency))
-
-
-def _plain(value: Money) -> str:
-    return money_str(value.amount, value.currency) + " " + value.currency
 
 
 def _is_number(value: Cell) -> bool:
@@ -642,11 +649,20 @@ def _table_html(table: Table, fmt: _Format) -> str:
     def cells(row: tuple[Cell, ...], tag: str = "td") -> str:
         out = []
         for i in keep:
-            kind = "n" if table.columns[i] in numeric else "t"
-            out.append(f'<{tag} class="{kind}">{esc(fmt.text(row[i]))}</{tag}>')
+            text = esc(fmt.text(row[i], bare))
+            if table.columns[i] in numeric:
+                # a very long figure may break after a group mark, never elsewhere
+                out.append(f'<{tag} class="n">{text.replace(fmt.group, fmt.group + "<wbr>")}'
+                           f"</{tag}>")
+            else:
+                out.append(f'<{tag} class="t">{text}</{tag}>')
         return "<tr>" + "".join(out) + "</tr>"
 
-    out = ["<table>", f"<caption>{esc(printable(table.title))}</caption>", "<thead><tr>"]
+    unit = table.unit
+    bare = unit is not None and all(v.currency == unit for r in rows for v in r
+                                    if isinstance(v, Money))
+    title = table.title + (f" ({unit})" if bare else "")
+    out = ["<table>", f"<caption>{esc(printable(title))}</caption>", "<thead><tr>"]
     out += [f'<th scope="col" class="{"n" if table.columns[i] in numeric else "t"}">'
             f"{esc(printable(table.columns[i]))}</th>" for i in keep]
     out.append("</tr></thead>")
@@ -671,7 +687,9 @@ def _cards_html(cards: Cards, fmt: _Format) -> str:
     out = ['<div class="cards">']
     for card in cards.cards:
         key = f" {card.key}" if card.key else ""
-        note = f"<small>{esc(printable(card.note))}</small>" if card.note else ""
+        parts = (card.note,) if isinstance(card.note, str) else card.note
+        text = "".join(fmt.text(p) for p in parts)
+        note = f"<small>{esc(text)}</small>" if text else ""
         out.append(f'<div class="card{key}"><span>{esc(printable(card.label))}</span>'
                    f"<b>{esc(fmt.text(card.value))}</b>{note}</div>")
     out.append("</div>")
@@ -696,9 +714,8 @@ def _chart_html(chart: Chart, fmt: _Format) -> str:
     """An inline SVG line chart; each line has its own dash pattern, marker shape and a
     label with its last value at its end, so no line needs its colour to be told."""
     esc = html.escape
-    width, height = 1000, 330
-    left, right, top, bottom = 84, 200, 24, 70
-    plot_w, plot_h = width - left - right, height - top - bottom
+    ends = {s.key: f"{s.label} {fmt.text(Money(s.values[-1], chart.currency))}"
+            for s in chart.series if s.values}
     values = [v for s in chart.series for v in s.values]
     high = max([*values, Decimal(0)])
     low = min([*values, Decimal(0)])
@@ -706,6 +723,15 @@ def _chart_html(chart: Chart, fmt: _Format) -> str:
     bottom_value = -_nice(-low) if low < 0 else Decimal(0)
     span = top_value - bottom_value
     count = len(chart.categories)
+    steps = 4
+    ticks = [bottom_value + span * k / steps for k in range(steps + 1)]
+    axis = [fmt.axis(v, chart.currency, top_value >= 100) for v in ticks]
+    # room for the longest axis label on the left and direct label on the right (about
+    # 7.5 px a character at 12 px)
+    left = max(60, 20 + int(7.5 * max(len(t) for t in axis)))
+    right = max(120, 24 + int(7.5 * max((len(t) for t in ends.values()), default=0)))
+    top, bottom, plot_w, plot_h = 24, 70, 716, 236
+    width, height = left + plot_w + right, top + plot_h + bottom
 
     def x(i: int) -> float:
         return left + (plot_w * (i + 0.5) / count if count else 0)
@@ -718,13 +744,10 @@ def _chart_html(chart: Chart, fmt: _Format) -> str:
            (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
             f'width="{width}" height="{height}" role="img" aria-label="{esc(title)}">'),
            f"<title>{esc(title)}</title>"]
-    steps = 4
-    for k in range(steps + 1):
-        value = bottom_value + span * k / steps
+    for value, label in zip(ticks, axis, strict=True):
         yy = y(value)
         out.append(f'<line class="grid" x1="{left}" y1="{yy:.1f}" x2="{width - right}" '
                    f'y2="{yy:.1f}"/>')
-        label = fmt.axis(value, chart.currency, top_value >= 100)
         out.append(f'<text class="lbl" x="{left - 8}" y="{yy + 4:.1f}" text-anchor="end">'
                    f"{esc(label)}</text>")
     out.append(f'<text class="lbl" x="{left - 8}" y="{top - 10}" text-anchor="end">'
@@ -737,7 +760,7 @@ def _chart_html(chart: Chart, fmt: _Format) -> str:
         if i % every == 0:
             out.append(f'<text class="lbl" x="{x(i):.1f}" y="{height - bottom + 18}" '
                        f'text-anchor="middle">{esc(printable(month))}</text>')
-    ends: list[tuple[float, str, str]] = []
+    labels: list[tuple[float, str, str]] = []
     for n, series in enumerate(chart.series):
         colour, dash, shape = _STYLES[n % len(_STYLES)]
         dashed = f' stroke-dasharray="{dash}"' if dash else ""
@@ -750,11 +773,10 @@ def _chart_html(chart: Chart, fmt: _Format) -> str:
             out.append(_marker(shape, px, py, colour,
                                f"{month} {series.label}: {fmt.text(Money(v, chart.currency))}"))
         if points:
-            ends.append((points[-1][1], colour,
-                         f"{series.label} {fmt.text(Money(series.values[-1], chart.currency))}"))
+            labels.append((points[-1][1], colour, ends[series.key]))
     # direct labels at the lines' ends, pushed apart so they never overlap
     placed: list[float] = []
-    for yy, colour, text in sorted(ends, key=lambda e: e[0]):
+    for yy, colour, text in sorted(labels, key=lambda e: e[0]):
         yy = max(yy, placed[-1] + 15) if placed else yy
         placed.append(yy)
         out.append(f'<text class="end" x="{width - right + 12}" y="{yy + 4:.1f}" '
