@@ -117,6 +117,8 @@ def test_a_locale_is_checked() -> None:
     assert str(parse_locale("de-CH")) == "de_CH"
     with pytest.raises(ValueError, match="unknown locale 'xx_YY'"):
         parse_locale("xx_YY")
+    with pytest.raises(ValueError, match="unknown locale 'xxxx.*…'"):
+        parse_locale("x" * 300)
 
 
 def test_negative_zero_never_shows_a_sign() -> None:
@@ -136,7 +138,9 @@ def test_fx_rates_are_parsed_strictly() -> None:
     for text, message in [("EUR", "CUR=RATE"), ("EUR=1,EUR=1", "given twice"),
                           ("USD=0.92,EUR=1", "must be given 1"), ("EUR=1,USD=-1", "positive"),
                           ("EUR=1,USD=x", "not a number"), ("EUR=1,XXY=2", "ISO 4217"),
-                          ("EUR=1,USD=NaN", "positive"), ("eur=1", "ISO 4217")]:
+                          ("EUR=1,USD=NaN", "positive"), ("eur=1", "ISO 4217"),
+                          ("EUR=1,USD=1e999999999", "between 1e-12 and 1e12"),
+                          ("EUR=1,USD=" + "9" * 30, "at most 20 digits"), ("", "CUR=RATE")]:
         with pytest.raises(ValueError, match=message):
             parse_fx(text)
 

@@ -240,6 +240,21 @@ def check_page(dom: Dom, data: dict[str, Any], locale: str) -> None:
             assert all(Decimal(str(m[name])) == 0 for (c, _), m in months.items()
                        if c == currency), name
         assert len(body) - 1 == sum(1 for c, _ in months if c == currency)
+        # the subscriptions and receivables table, month by month and at the end
+        rows = dom.tables[f"{currency} subscriptions and receivables at each month end "
+                          f"({currency})"]
+        book = {"month": "month", "active": "active", "trialing": "trialing", "MRR": "mrr",
+                "churned": "churned", "receivable": "outstanding",
+                "written off": "written_off"}
+        shown = [book[h] for h in rows[0]]
+        for row in rows[1:-1]:
+            wanted = months[(currency, row[0])]
+            for name, cell in zip(shown[1:], row[1:], strict=True):
+                assert number(cell, locale) == Decimal(str(wanted[name])), (row[0], name, cell)
+        assert rows[-1][0] == "at the end"
+        for name, cell in zip(shown[1:], rows[-1][1:], strict=True):
+            assert number(cell, locale) == Decimal(str(total[name])), (name, cell)
+        assert "mrr" in shown
 
 
 def png_size(path: Path) -> tuple[int, int]:

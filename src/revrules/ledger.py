@@ -54,7 +54,6 @@ month.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import operator
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -63,12 +62,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import immutables
-from babel.numbers import get_currency_precision
 
 from . import accounting
 from .accounting import Account
 from .results import Outcome, RevenueEvent
-from .runtime import CONTEXT, exponent, in_context
+from .runtime import CONTEXT, in_context
 
 if TYPE_CHECKING:
     from .ruleset import Ruleset
@@ -451,7 +449,7 @@ class Ledger:
                 "currency": group.currency, "month": group.month,
                 "storefront": group.storefront, "channel": group.channel, "plan": group.plan}
             for name in FIELDS:
-                row[name] = _exact(figures.get(name), group.currency)
+                row[name] = self._exact(figures.get(name), group.currency)
             out.append(row)
         return out
 
@@ -466,13 +464,16 @@ class Ledger:
         records each currency's own scale). A value with more places than the scale is
         an error, never rounded. Counts are ``int64``, the group columns strings.
         """
-        pa = _import_data("pyarrow", "to_arrow")
+        from babel.numbers import get_currency_precision
+
+        pa = self._import_data("pyarrow", "to_arrow")
         rows = self.to_rows(currency)
         currencies = sorted({str(r["currency"]) for r in rows} | (
             {currency} if currency is not None else set()))
         scales = {c: int(get_currency_precision(c)) for c in currencies}
         scale = max(scales.values(), default=0)
-        fields = [pa.field(n, pa.string()) for n in _GROUP_COLUMNS]
+        fields = [pa.field(n, pa.string())
+                  for n in ("currency", "month", "storefront", "channel", "plan")]
         for name in FIELDS:
             kind = pa.decimal128(38, scale) if name in MONEY_FIELDS else pa.int64()
             fields.append(pa.field(name, kind))
@@ -494,7 +495,7 @@ class Ledger:
         """:meth:`to_arrow` as a ``pandas.DataFrame`` backed by Arrow (needs
         ``revrules[data]``): money columns keep the ``decimal128`` dtype, so sums stay
         exact ``Decimal``; counts are ``int64[pyarrow]``, the group columns strings."""
-        pd = _import_data("pandas", "to_pandas")
+        pd = self._import_data("pandas", "to_pandas")
         return self.to_arrow(currency).to_pandas(types_mapper=pd.ArrowDtype)
 
     @in_context
@@ -504,29 +505,30 @@ class Ledger:
 
         return ledger_html(self)
 
+    @staticmethod
+    def _import_data(module: str, method: str) -> Any:
+        """``pandas`` or ``pyarrow``, imported on first use, with a clear error when the
+        optional ``data`` extra is not installed."""
+        import importlib
 
-_GROUP_COLUMNS = ("currency", "month", "storefront", "channel", "plan")
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            raise ImportError(f"Ledger.{method}() needs {module}: "
+                              "pip install 'revrules[data]'") from None
 
+    @staticmethod
+    def _exact(value: Decimal | int, currency: str) -> Decimal | int:
+        """Money with the currency's minor units when that loses nothing (``0`` →
+        ``0.00``, never ``-0.00``), else unchanged: exact either way."""
+        from .runtime import exponent
 
-def _import_data(module: str, method: str) -> Any:
-    """``pandas`` or ``pyarrow``, imported on first use, with a clear error when the
-    optional ``data`` extra is not installed."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ImportError(f"Ledger.{method}() needs {module}: pip install 'revrules[data]'"
-                          ) from None
-
-
-def _exact(value: Decimal | int, currency: str) -> Decimal | int:
-    """Money with the currency's minor units when that loses nothing (``0`` →
-    ``0.00``, never ``-0.00``), else unchanged: exact either way."""
-    if not isinstance(value, Decimal):
-        return value
-    if not value:
-        return ZERO.quantize(exponent(currency), context=CONTEXT)
-    shown = value.quantize(exponent(currency), context=CONTEXT)
-    return shown if shown == value else value
+        if not isinstance(value, Decimal):
+            return value
+        if not value:
+            return ZERO.quantize(exponent(currency), context=CONTEXT)
+        shown = value.quantize(exponent(currency), context=CONTEXT)
+        return shown if shown == value else value
 
 
 def _guess(plan: str) -> Decimal:

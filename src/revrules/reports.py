@@ -385,6 +385,9 @@ def parse_fx(text: str) -> Rates:
             raise ValueError(f"--fx: the rate of {code} is not a number: {value!r}") from None
         if not rate.is_finite() or rate <= 0:
             raise ValueError(f"--fx: the rate of {code} must be a positive number")
+        if not -12 <= rate.adjusted() < 12 or len(rate.as_tuple().digits) > 20:
+            raise ValueError(f"--fx: the rate of {code} must lie between 1e-12 and 1e12, "
+                             "with at most 20 digits")
         rates[code] = rate
     base = next(iter(rates))
     if rates[base] != 1:
@@ -399,7 +402,8 @@ def parse_locale(text: str) -> Locale:
     try:
         return Locale.parse(text.replace("-", "_"))
     except (ValueError, TypeError, UnknownLocaleError):
-        raise ValueError(f"unknown locale {text!r} (try en, de_CH, fr_FR, ja_JP)") from None
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise ValueError(f"unknown locale {shown!r} (try en, de_CH, fr_FR, ja_JP)") from None
 
 
 # -- HTML: the ledger's sections -------------------------------------------------------
