@@ -16,7 +16,7 @@ from pathlib import Path
 import revrules
 from revrules import Engine, Ledger
 from revrules.generator import generate
-from revrules.growth import growth
+from revrules.growth import Growth, growth, render_growth
 from revrules.reports import render_csv, render_html, render_json, render_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +46,9 @@ def main() -> None:
     timed("render json", lambda: render_json(ledger, rules, outcomes))
     timed("render csv", lambda: render_csv(ledger))
     timed("render html", lambda: render_html(ledger, rules, outcomes))
-    timed("growth", lambda: growth(events, rules))
+    g = timed("growth fold", lambda: growth(events, rules))
+    timed("growth fold outcomes", lambda: Growth.fold(outcomes, rules))
+    timed("growth render", lambda: render_growth(g))
 
 
 if __name__ == "__main__":

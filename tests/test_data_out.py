@@ -219,8 +219,10 @@ def test_diff_repr_html_shows_what_moved_and_why() -> None:
 def test_growth_repr_html_shows_conversion_retention_promotions() -> None:
     g = growth_of_outcomes(replay(rules(), log()).outcomes, rules())
     tags, text = shown(g._repr_html_())
-    assert "script" not in tags and tags.count("table") == 3
-    for heading in ("Conversion", "Retention", "Promotions"):
+    assert "script" not in tags and tags.count("table") == 5
+    for heading in ("Conversion", "Price points", "Retention by month", "Retention by charges",
+                    "Promotions"):
         assert heading in text
+    assert g.price_points[0].id in text and g.retention[0].value in text
     first = g.conversions[0]
     assert first.value in text

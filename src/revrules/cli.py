@@ -278,15 +278,20 @@ def _parser() -> argparse.ArgumentParser:
     rec.set_defaults(command="reconcile", run=_reconcile)
 
     gro = commands.add_parser(
-        "growth", help="conversion, retention by cohort and revenue per promotion",
-        description="Replay the log and print growth figures: trial-to-paid and "
-                    "first-charge conversion per plan, storefront, channel and promotion; "
-                    "retention by monthly cohort per plan; what each promotion gave away "
+        "growth", help="conversion and retention per price point, offer, channel and design",
+        description="Replay the log and print growth figures (docs/growth.md): "
+                    "trial-to-paid and first-charge conversion per plan, storefront, "
+                    "channel, price point (plan@storefront#N, one per list-price version) "
+                    "and promotion; retention by monthly cohort split by plan, price point, "
+                    "promotion, channel, entitlement set, trial length, pause and dunning "
+                    "outcome; retention by charges per plan; what each promotion gave away "
                     "and brought in. Exit like replay.")
     gro.add_argument("rules", metavar="RULES", help="the .rr ruleset")
     gro.add_argument("events", metavar="EVENTS", help="a JSONL file of events, or - for stdin")
     gro.add_argument("--format", choices=("table", "json"), default="table",
                      help="table (default) or json")
+    gro.add_argument("--months", metavar="N", type=_positive, default=12,
+                     help="retention columns shown in the table (default 12; json has all)")
     gro.set_defaults(command="growth", run=_growth)
 
     cov = commands.add_parser(
@@ -801,13 +806,14 @@ def _lsp(args: argparse.Namespace) -> int:
 
 
 def _growth(args: argparse.Namespace) -> int:
-    from .growth import growth_of_outcomes, growth_to_wire, render_growth
+    from .growth import Growth, growth_to_wire, render_growth
     from .wire import dumps
 
     ruleset = _load_checked(args.rules)
     result = _run_log(ruleset, args.events)
-    figures = growth_of_outcomes(result.outcomes, ruleset)
-    _out(dumps(growth_to_wire(figures)) if args.format == "json" else render_growth(figures))
+    figures = Growth.fold(result.outcomes, ruleset)
+    _out(dumps(growth_to_wire(figures)) if args.format == "json"
+         else render_growth(figures, args.months))
     return _report_failures(result.outcomes)
 
 

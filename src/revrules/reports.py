@@ -971,19 +971,33 @@ def _share(rate: Decimal | None) -> Cell:
 
 @in_context
 def growth_html(g: Growth, cycles: int = 12) -> str:
-    """:meth:`Growth._repr_html_`: conversion, retention (up to ``cycles`` charges) and
-    revenue per promotion."""
+    """:meth:`Growth._repr_html_`: conversion, price points, retention by month and by
+    charges (up to ``cycles`` columns) and revenue per promotion."""
+    rate_columns = ("started", "trials", "converted", "trial → paid", "first paid",
+                    "first charge", "refunded")
+    months = min(cycles, max((len(r.retained) for r in g.retention), default=0))
+    month_columns = tuple(f"M{n}" for n in range(months))
     width = min(cycles, max((len(c.retained) for c in g.cohorts), default=0))
     share_columns = tuple(f"N={n}" for n in range(1, width + 1))
     return render_fragment([
-        Table("Conversion", ("by", "value", "started", "trials", "converted", "trial → paid",
-                             "first paid", "first charge"),
+        Table("Conversion", ("by", "value", *rate_columns),
               tuple((c.dimension, c.value, c.started, c.trials, c.trials_converted,
                      _share(c.trial_conversion), c.first_charges,
-                     _share(c.first_charge_conversion)) for c in g.conversions),
-              numeric=("started", "trials", "converted", "trial → paid", "first paid",
-                       "first charge"), collapse=False),
-        Table("Retention: share of each cohort that paid at least N charges",
+                     _share(c.first_charge_conversion), c.refunded) for c in g.conversions),
+              numeric=rate_columns, collapse=False),
+        Table("Price points: plan@storefront#N is the plan's N-th price line there",
+              ("price point", "list price", "in force"),
+              tuple((p.id, Money(p.list, p.currency) if p.list is not None else None,
+                     "contract" if p.contract else
+                     (f"from {p.effective}" if p.effective else "from the start"))
+                    for p in g.price_points), numeric=("list price",), collapse=False),
+        Table("Retention by month: share of each cohort paying and not churned at the end "
+              "of month N", ("by", "value", "cohort", "size", *month_columns),
+              tuple((r.dimension, r.value, r.month, r.size,
+                     *(_share(r.share(n)) if n < len(r.retained) else None
+                       for n in range(months))) for r in g.retention),
+              numeric=("size", *month_columns), collapse=False),
+        Table("Retention by charges: share of each cohort that paid at least N charges",
               ("plan", "cohort", "size", *share_columns),
               tuple((c.plan, c.month, c.size, *(_share(c.share(n)) if n <= len(c.retained)
                                                 else None for n in range(1, width + 1)))
