@@ -5,6 +5,7 @@ apart without colour, pluggable sections, and the command's options."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 from decimal import Decimal
@@ -13,7 +14,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from babel.numbers import format_currency, get_group_symbol
+from babel.numbers import format_currency, get_group_symbol, parse_decimal
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import revrules
 from revrules import Ledger, wire
@@ -31,6 +34,7 @@ from revrules.reports import (
     parse_fx,
     parse_locale,
     render_html,
+    render_json,
     render_page,
     replay,
 )
@@ -333,3 +337,53 @@ def test_locale_and_fx_need_the_html_page(capsys: pytest.CaptureFixture[str],
                                           log_file: str) -> None:
     assert main(["replay", str(STREAMING), log_file, "--locale", "de_CH"]) == 2
     assert "add --html FILE" in capsys.readouterr().err
+
+
+# -- the page's figures are the JSON report's ------------------------------------------
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), customers=st.integers(1, 12), months=st.integers(1, 8),
+       locale=st.sampled_from(["en", "de_CH", "fr_FR", "ja_JP"]))
+def test_every_monthly_figure_on_the_page_is_the_json_reports(seed: int, customers: int,
+                                                               months: int,
+                                                               locale: str) -> None:
+    rules = demo()[0]
+    done = replay(rules, generate(rules, customers, months, seed=seed))
+    data = json.loads(render_json(done.ledger, rules, done.outcomes))
+    page = parsed(render_html(done.ledger, rules, done.outcomes, locale=locale))
+    tables: dict[str, list[list[str]]] = {}
+    current: list[list[str]] | None = None
+    for tag, _, words in page.elements:
+        if tag == "caption":
+            current = tables.setdefault("".join(words).strip(), [])
+        elif tag == "tr" and current is not None:
+            current.append([])
+        elif tag in ("td", "th") and current is not None:
+            current[-1].append("".join(words))
+    labels = {"payments": "payments", "gross sales": "gross", "discounts": "discounts",
+              "credits": "credits", "refunds": "refunds", "net revenue": "net",
+              "tax collected": "tax", "commission": "commission", "proceeds": "proceeds",
+              "refunded": "refund_count", "active": "active", "trialing": "trialing",
+              "MRR": "mrr", "churned": "churned", "receivable": "outstanding",
+              "written off": "written_off"}
+    months_wire = {(m["currency"], m["month"]): m for m in data["months"]}
+    checked = 0
+    for currency in data["totals"]:
+        for caption in (f"{currency} sales by month ({currency})",
+                        f"{currency} subscriptions and receivables at each month end "
+                        f"({currency})"):
+            head, *body = tables[caption]
+            for row in body[:-1]:
+                for name, cell in zip(head[1:], row[1:], strict=True):
+                    want = Decimal(str(months_wire[(currency, row[0])][labels[name]]))
+                    assert _number(cell, locale) == want, (caption, row[0], name, cell)
+                    checked += 1
+    assert checked or not data["totals"]
+
+
+def _number(text: str, locale: str) -> Decimal:
+    found = re.search(r"\d[\d'’.,\u202f\xa0]*\d|\d", text)
+    assert found, text
+    value = parse_decimal(found.group(0), locale=locale)
+    return -value if "-" in text else value
