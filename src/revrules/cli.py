@@ -198,7 +198,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", choices=("table", "json", "csv"), default="table",
                      help="table (default, for people), json or csv (for tools)")
     rep.add_argument("--html", metavar="FILE",
-                     help="also write a self-contained HTML page with a timeline chart")
+                     help="also write a self-contained HTML page (cards, charts, tables)")
     rep.add_argument("--basis", choices=("cash", "accrual"), default="cash",
                      help="cash (default: a charge counts when paid) or accrual (recognised "
                           "by day over its service period, with deferred revenue, "
@@ -208,6 +208,13 @@ def _parser() -> argparse.ArgumentParser:
                           "contraction, churned, reactivated), in total and by plan")
     rep.add_argument("--tax", action="store_true",
                      help="also report tax per tax table, rate, customer country and month")
+    rep.add_argument("--locale", metavar="LOCALE",
+                     help="format the HTML page's amounts for this locale (default en; "
+                          "de_CH gives CHF 1'234.50)")
+    rep.add_argument("--fx", metavar="RATES",
+                     help="explicit exchange rates for the HTML page's consolidated view, "
+                          "EUR=1,USD=0.92: the first currency is the reporting one (rate 1), "
+                          "each rate the value of one unit in it")
     rep.set_defaults(command="replay", run=_replay)
 
     fco = commands.add_parser(
@@ -544,10 +551,19 @@ def _quote(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from . import reports
 
+    if (args.locale or args.fx) and not args.html:
+        raise UsageError("--locale and --fx are options of the HTML page: add --html FILE")
+    try:
+        locale = reports.parse_locale(args.locale or "en")
+        fx = reports.parse_fx(args.fx) if args.fx else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     ruleset = _load_checked(args.rules)
     if args.format == "csv" and (args.movements or args.tax):
         raise UsageError("--movements and --tax need --format table or json")
     result = _run_log(ruleset, args.events)
+    if fx is not None and (missing := fx.missing(result.ledger.currencies())):
+        raise UsageError(f"--fx gives no rate for {', '.join(missing)}, a currency of the log")
     if args.basis == "accrual" or args.movements or args.tax:
         _revenue_views(args, ruleset, result)
     elif args.format == "json":
@@ -557,8 +573,8 @@ def _replay(args: argparse.Namespace) -> int:
     else:
         _out(reports.render_table(result.ledger, ruleset, result.outcomes))
     if args.html:
-        _write_text(args.html, reports.render_html(result.ledger, ruleset, result.outcomes),
-                    "HTML report")
+        _write_text(args.html, reports.render_html(result.ledger, ruleset, result.outcomes,
+                                                   locale=locale, fx=fx), "HTML report")
     return _report_failures(result.outcomes)
 
 

@@ -557,6 +557,13 @@ class Growth:
     def __repr__(self) -> str:
         return f"Growth({len(self._lives)} subscriptions, last month {self.last_month})"
 
+    def _repr_html_(self) -> str:
+        """What a notebook shows: every table as HTML
+        (:func:`revrules.reports.growth_html`)."""
+        from .reports import growth_html
+
+        return growth_html(self)
+
 
 @in_context
 def growth(events: Iterable[RevenueEvent], ruleset: Ruleset | None = None) -> Growth:

@@ -437,6 +437,106 @@ class Ledger:
                         seen.setdefault(plan_a, []).append(months)
         return {plan: Decimal(min(gaps)) for plan, gaps in seen.items()}
 
+    # -- data out ------------------------------------------------------------------------
+    @in_context
+    def to_rows(self, currency: str | None = None) -> list[dict[str, str | int | Decimal]]:
+        """Every group of :meth:`rows` as a plain dict, in the same order: ``currency``,
+        ``month``, ``storefront``, ``channel``, ``plan``, then every figure of
+        :data:`FIELDS` (money as exact ``Decimal``, counts as ``int``). ``currency``
+        keeps one currency's rows only.
+
+        >>> Ledger().to_rows()
+        []
+        """
+        out: list[dict[str, str | int | Decimal]] = []
+        for group, figures in self.rows():
+            if currency is not None and group.currency != currency:
+                continue
+            row: dict[str, str | int | Decimal] = {
+                "currency": group.currency, "month": group.month,
+                "storefront": group.storefront, "channel": group.channel, "plan": group.plan}
+            for name in FIELDS:
+                row[name] = self._exact(figures.get(name), group.currency)
+            out.append(row)
+        return out
+
+    @in_context
+    def to_arrow(self, currency: str | None = None) -> Any:  # a pyarrow.Table
+        """The rows of :meth:`to_rows` as a ``pyarrow.Table`` (needs ``revrules[data]``).
+
+        Money columns are ``decimal128(38, scale)``, never float: ``scale`` is the
+        currency's minor units (JPY 0, EUR 2, KWD 3) for a one-currency ledger or with
+        ``currency``, and the largest of them when currencies are mixed (a ``JPY`` 1200
+        is then ``1200.00``, still exact; the schema's ``revrules.scales`` metadata
+        records each currency's own scale). A value with more places than the scale is
+        an error, never rounded. Counts are ``int64``, the group columns strings.
+        """
+        from babel.numbers import get_currency_precision
+
+        pa = self._import_data("pyarrow", "to_arrow")
+        rows = self.to_rows(currency)
+        currencies = sorted({str(r["currency"]) for r in rows} | (
+            {currency} if currency is not None else set()))
+        scales = {c: int(get_currency_precision(c)) for c in currencies}
+        scale = max(scales.values(), default=0)
+        fields = [pa.field(n, pa.string())
+                  for n in ("currency", "month", "storefront", "channel", "plan")]
+        for name in FIELDS:
+            kind = pa.decimal128(38, scale) if name in MONEY_FIELDS else pa.int64()
+            fields.append(pa.field(name, kind))
+        quantum = Decimal(1).scaleb(-scale)
+        for row in rows:
+            for name in MONEY_FIELDS:
+                value = row[name]
+                assert isinstance(value, Decimal)
+                if value.quantize(quantum, context=CONTEXT) != value:
+                    raise ValueError(f"{row['currency']} {name} {value} of {row['month']} has "
+                                     f"more than {scale} decimal places: not rounded")
+        metadata = {"revrules.scales": ",".join(f"{c}={s}" for c, s in scales.items())}
+        schema = pa.schema(fields, metadata=metadata)
+        columns = [pa.array([r[f.name] for r in rows], type=f.type) for f in fields]
+        return pa.Table.from_arrays(columns, schema=schema)
+
+    @in_context
+    def to_pandas(self, currency: str | None = None) -> Any:  # a pandas.DataFrame
+        """:meth:`to_arrow` as a ``pandas.DataFrame`` backed by Arrow (needs
+        ``revrules[data]``): money columns keep the ``decimal128`` dtype, so sums stay
+        exact ``Decimal``; counts are ``int64[pyarrow]``, the group columns strings."""
+        pd = self._import_data("pandas", "to_pandas")
+        return self.to_arrow(currency).to_pandas(types_mapper=pd.ArrowDtype)
+
+    @in_context
+    def _repr_html_(self) -> str:
+        """The totals per currency and the figures by month, for a notebook."""
+        from .reports import ledger_html
+
+        return ledger_html(self)
+
+    @staticmethod
+    def _import_data(module: str, method: str) -> Any:
+        """``pandas`` or ``pyarrow``, imported on first use, with a clear error when the
+        optional ``data`` extra is not installed."""
+        import importlib
+
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            raise ImportError(f"Ledger.{method}() needs {module}: "
+                              "pip install 'revrules[data]'") from None
+
+    @staticmethod
+    def _exact(value: Decimal | int, currency: str) -> Decimal | int:
+        """Money with the currency's minor units when that loses nothing (``0`` →
+        ``0.00``, never ``-0.00``), else unchanged: exact either way."""
+        from .runtime import exponent
+
+        if not isinstance(value, Decimal):
+            return value
+        if not value:
+            return ZERO.quantize(exponent(currency), context=CONTEXT)
+        shown = value.quantize(exponent(currency), context=CONTEXT)
+        return shown if shown == value else value
+
 
 def _guess(plan: str) -> Decimal:
     return Decimal(12) if re.search(r"annual|year", plan) else Decimal(1)

@@ -14,29 +14,54 @@ from __future__ import annotations
 import csv
 import html
 import io
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+from babel import Locale, UnknownLocaleError
+from babel.numbers import format_currency, format_decimal, get_group_symbol, is_currency
 
 from .engine import Engine
 from .events import EventError
 from .ledger import FIELDS, MONEY_FIELDS, Figures, Group, Ledger
 from .results import Error, Outcome
 from .ruleset import Ruleset
-from .runtime import in_context, money_str
+from .runtime import in_context, money_str, quantize
 from .state import State
 from .text import printable, printable_lines
 from .wire import dumps
 
+if TYPE_CHECKING:
+    from .growth import Growth
+    from .whatif import Diff
+
 __all__ = [
+    "DEFAULT_SECTIONS",
+    "Card",
+    "Cards",
+    "Chart",
+    "Money",
+    "Note",
+    "Rates",
     "Replay",
+    "ReportInput",
+    "Section",
+    "Series",
+    "Table",
     "amount",
+    "diff_html",
     "figures_to_wire",
+    "growth_html",
+    "ledger_html",
+    "ledger_receivable",
     "ledger_to_wire",
+    "parse_fx",
+    "parse_locale",
     "render_csv",
+    "render_fragment",
     "render_html",
+    "render_page",
     "render_json",
     "render_table",
     "replay",
@@ -229,113 +254,488 @@ def _grid(headings: list[str], rows: list[list[str]], footer: bool = False) -> l
     return out
 
 
-# -- HTML ------------------------------------------------------------------------------
+# -- HTML: plain data ------------------------------------------------------------------
+#
+# The page is a list of sections; a section is a list of blocks (cards, tables, charts)
+# holding plain values. A *section builder* turns a :class:`ReportInput` into sections,
+# so a new view (accrual, MRR movements, tax) plugs in as one more function in
+# ``DEFAULT_SECTIONS`` or the ``sections`` argument of :func:`render_html`. Values are
+# formatted only when the page is written, for the reader's locale.
 
-_CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2733;
-margin:2rem auto;max-width:1100px;padding:0 1rem;background:#fbfbfd}
-h1{font-size:1.6rem;margin:0 0 .2rem}h2{font-size:1.25rem;margin:2.2rem 0 .4rem}
-.sub{color:#5b6675;margin:0 0 1rem}
-.cards{display:flex;flex-wrap:wrap;gap:.8rem;margin:.8rem 0 1rem}
-.card{background:#fff;border:1px solid #e3e6eb;border-radius:8px;padding:.6rem .9rem;
-min-width:8.5rem}.card b{display:block;font-size:1.2rem}.card span{color:#5b6675;font-size:.8rem}
-table{border-collapse:collapse;width:100%;background:#fff;margin:.6rem 0 1.2rem;
-font-variant-numeric:tabular-nums}th,td{padding:.3rem .5rem;border-bottom:1px solid #eceef2;
-text-align:right;white-space:nowrap}th{background:#f3f5f8;font-weight:600}
-td.l,th.l{text-align:left}tr.total td{font-weight:600;border-top:2px solid #c9ced6}
-svg{background:#fff;border:1px solid #e3e6eb;border-radius:8px;max-width:100%;height:auto}
-.axis{stroke:#9aa3ae;stroke-width:1}.grid{stroke:#eceef2;stroke-width:1}
-.lbl{fill:#5b6675;font-size:11px}.gross{stroke:#2f6fd6}.net{stroke:#1b9e5a}
-.refunds{stroke:#d6452f}.line{fill:none;stroke-width:2.2}
-.dot-gross{fill:#2f6fd6}.dot-net{fill:#1b9e5a}.dot-refunds{fill:#d6452f}
-.note{color:#5b6675;font-size:.85rem}
-"""
 
-_SERIES = (("gross", "gross sales"), ("net", "net revenue"), ("refunds", "refunds"))
+@attrs.frozen
+class Money:
+    """An amount in a currency, as a cell or card value."""
+
+    amount: Decimal
+    currency: str
+
+
+#: A cell: text, a count, a plain decimal (a rate), money, or nothing (shown as "–").
+Cell = str | int | Decimal | Money | None
+
+
+@attrs.frozen
+class Card:
+    """A headline figure: a label, the value, and an optional note under it."""
+
+    label: str
+    value: Cell
+    note: str | tuple[Cell, ...] = ""  # text, or parts formatted one by one and joined
+    key: str = ""  # a class name for the card ("receivable")
+
+
+@attrs.frozen
+class Cards:
+    cards: tuple[Card, ...]
+
+
+@attrs.frozen
+class Table:
+    """A table of plain values.
+
+    ``numeric`` names the columns written right-aligned (default: every column whose
+    cells are all numbers or empty). Numeric columns that are zero or empty in every
+    row are left out when ``collapse`` is set, and the page says which.
+    """
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    numeric: tuple[str, ...] | None = None
+    footer: tuple[tuple[Cell, ...], ...] = ()
+    note: str = ""
+    collapse: bool = True
+    unit: str | None = None  # the one currency of every amount: named in the caption,
+    # amounts written without its symbol (narrower columns)
+
+
+@attrs.frozen
+class Series:
+    """One line of a chart: a key (a class name), its label, a value per category."""
+
+    key: str
+    label: str
+    values: tuple[Decimal, ...]
+
+
+@attrs.frozen
+class Chart:
+    """A line chart over categories (months) of amounts in one currency."""
+
+    title: str
+    currency: str
+    categories: tuple[str, ...]
+    series: tuple[Series, ...]
+
+
+@attrs.frozen
+class Note:
+    text: str
+
+
+Block = Cards | Table | Chart | Note
+
+
+@attrs.frozen
+class Section:
+    """A part of the page with its own heading; ``id`` is the anchor."""
+
+    id: str
+    title: str
+    blocks: tuple[Block, ...]
+
+
+@attrs.frozen
+class Rates:
+    """Explicit exchange rates (``--fx EUR=1,USD=0.92``): ``base`` is the reporting
+    currency; ``rates[c]`` is the value of one unit of ``c`` in it (``base`` is 1)."""
+
+    base: str
+    rates: Mapping[str, Decimal]
+
+    @in_context
+    def convert(self, amount: Decimal, currency: str) -> Decimal:
+        """``amount`` in the reporting currency, rounded once (half even) to its minor
+        units."""
+        return quantize(amount * self.rates[currency], self.base)
+
+    def missing(self, currencies: Iterable[str]) -> tuple[str, ...]:
+        return tuple(sorted(c for c in currencies if c not in self.rates))
 
 
 @in_context
-def render_html(ledger: Ledger, ruleset: Ruleset | None = None,
-                outcomes: Iterable[Outcome] | None = None, title: str | None = None) -> str:
-    """A self-contained HTML page (inline CSS and SVG, no script, no external asset):
-    per currency, headline figures, a timeline chart of gross sales, net revenue and
-    refunds by month, and the monthly table."""
-    done = list(outcomes) if outcomes is not None else None
-    esc = html.escape
-    name = title or (f"Revenue — {ruleset.name}" if ruleset is not None else "Revenue")
-    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-             f"<title>{esc(name)}</title>", f"<style>{_CSS}</style>", "</head>", "<body>",
-             f"<h1>{esc(name)}</h1>"]
-    facts = []
-    if ruleset is not None:
-        facts.append(f"ruleset {ruleset.name}" + (f" version {ruleset.version}"
-                                                   if ruleset.version else ""))
-    if done is not None:
-        facts.append(f"{len(done)} events, {sum(1 for o in done if not o.ok)} failed")
-    facts.append("cash basis, tax-exclusive figures, calendar months in UTC")
-    parts.append(f'<p class="sub">{esc(" · ".join(facts))}</p>')
+def parse_fx(text: str) -> Rates:
+    """``"EUR=1,USD=0.92"`` → :class:`Rates`. The first currency is the reporting one
+    and must be given 1; every rate is a positive decimal. Raises ``ValueError`` with a
+    one-line message."""
+    rates: dict[str, Decimal] = {}
+    for item in (part.strip() for part in text.split(",")):
+        code, sep, value = item.partition("=")
+        code = code.strip()
+        if not sep or not code:
+            raise ValueError(f"--fx wants CUR=RATE items separated by commas, not {item!r}")
+        if not (len(code) == 3 and code.isascii() and code.isupper() and is_currency(code)):
+            raise ValueError(f"--fx: {code!r} is not an ISO 4217 currency code")
+        if code in rates:
+            raise ValueError(f"--fx: {code} is given twice")
+        try:
+            rate = Decimal(value.strip())
+        except ArithmeticError:
+            raise ValueError(f"--fx: the rate of {code} is not a number: {value!r}") from None
+        if not rate.is_finite() or rate <= 0:
+            raise ValueError(f"--fx: the rate of {code} must be a positive number")
+        if not -12 <= rate.adjusted() < 12 or len(rate.as_tuple().digits) > 20:
+            raise ValueError(f"--fx: the rate of {code} must lie between 1e-12 and 1e12, "
+                             "with at most 20 digits")
+        rates[code] = rate
+    base = next(iter(rates))
+    if rates[base] != 1:
+        raise ValueError(f"--fx: the first currency ({base}) is the reporting currency "
+                         "and must be given 1")
+    return Rates(base, rates)
+
+
+def parse_locale(text: str) -> Locale:
+    """A babel :class:`~babel.Locale` from ``de_CH`` or ``de-CH``; ``ValueError`` (one
+    line) for an unknown one."""
+    try:
+        return Locale.parse(text.replace("-", "_"))
+    except (ValueError, TypeError, UnknownLocaleError):
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise ValueError(f"unknown locale {shown!r} (try en, de_CH, fr_FR, ja_JP)") from None
+
+
+# -- HTML: the ledger's sections -------------------------------------------------------
+
+
+def ledger_receivable(ledger: Ledger, currency: str) -> Decimal:
+    """What customers owe at the end of the log: the ``outstanding`` figure (charges
+    decided but not paid, tax-exclusive) at the end of the last month."""
+    total = ledger.totals().get(currency)
+    return total.outstanding if total is not None else Decimal(0)
+
+
+@attrs.frozen
+class ReportInput:
+    """What section builders read: the ledger, and what the page knows around it."""
+
+    ledger: Ledger
+    ruleset: Ruleset | None = None
+    outcomes: tuple[Outcome, ...] | None = None
+    fx: Rates | None = None
+    receivable: Callable[[Ledger, str], Decimal] = ledger_receivable
+
+
+SectionBuilder = Callable[[ReportInput], Iterable[Section]]
+
+_SALES = ("payments", "gross", "discounts", "credits", "refunds", "net", "tax", "commission",
+          "proceeds", "refund_count")
+_BOOK = ("active", "trialing", "mrr", "churned", "outstanding", "written_off")
+_LABELS = {**HEADINGS, "outstanding": "receivable", "mrr": "MRR", "net": "net revenue",
+           "gross": "gross sales", "tax": "tax collected"}
+_CHART = (("gross", "gross sales"), ("net", "net revenue"), ("refunds", "refunds"))
+
+
+def _value(figures: Figures, name: str, currency: str) -> Cell:
+    value = figures.get(name)
+    return Money(value, currency) if isinstance(value, Decimal) else value
+
+
+def overview_sections(data: ReportInput) -> Iterator[Section]:
+    """Every currency side by side (no exchange rate assumed) and, with explicit
+    rates, the consolidated figures in the reporting currency."""
+    ledger = data.ledger
     totals = ledger.totals()
     if not totals:
-        parts.append("<p>No revenue in this log.</p>")
+        return
+    names = ("net", "gross", "refunds", "tax", "proceeds", "mrr")
+    side = Table(
+        "Totals per currency, each in its own currency",
+        ("currency", *(_LABELS[n] for n in names), "receivable", "written off", "active",
+         "churned"),
+        tuple((c, *(_value(t, n, c) for n in names), Money(data.receivable(ledger, c), c),
+               Money(t.written_off, c), t.active, t.churned) for c, t in totals.items()),
+        collapse=False)
+    blocks: list[Block] = [side]
+    months = ledger.by_month()
+    currencies = tuple(totals)
+    keys = sorted({m for _, m in months})
+    fx = data.fx
+    columns = ("month", *currencies) + ((f"total in {fx.base}",) if fx else ())
+    rows: list[tuple[Cell, ...]] = []
+    for month in keys:
+        cells: list[Cell] = [month]
+        total = Decimal(0)
+        for c in currencies:
+            f = months.get((c, month))
+            cells.append(Money(f.net, c) if f is not None else None)
+            if fx and f is not None:
+                total += fx.convert(f.net, c)
+        if fx:
+            cells.append(Money(total, fx.base))
+        rows.append(tuple(cells))
+    blocks.append(Table("Net revenue by month, per currency" + (
+        f", and in {fx.base} at the given rates" if fx else ""), columns, tuple(rows),
+        collapse=False))
+    if fx:
+        converted = ("net", "gross", "refunds", "tax", "proceeds", "mrr")
+        conv_rows: list[tuple[Cell, ...]] = []
+        sums = [Decimal(0)] * (len(converted) + 1)
+        for c, t in totals.items():
+            values = [fx.convert(Decimal(t.get(n)), c) for n in converted]
+            values.append(fx.convert(data.receivable(ledger, c), c))
+            sums = [a + b for a, b in zip(sums, values, strict=True)]
+            conv_rows.append((c, fx.rates[c], *(Money(v, fx.base) for v in values)))
+        blocks.append(Table(
+            "Consolidated at the given rates",
+            ("currency", f"rate to {fx.base}", *(_LABELS[n] for n in converted), "receivable"),
+            tuple(conv_rows), footer=(("total", None, *(Money(v, fx.base) for v in sums)),),
+            collapse=False, unit=fx.base))
+        blocks.append(Note(
+            "Rates as given (--fx): " + ", ".join(f"1 {c} = {r} {fx.base}"
+                                                   for c, r in fx.rates.items() if c != fx.base)
+            + f". Each currency's figure is converted once and rounded to {fx.base}'s minor "
+            "units, then the converted figures are added."))
+    else:
+        blocks.append(Note("Currencies are not added together: no exchange rate is assumed. "
+                           "Give explicit rates (--fx EUR=1,USD=0.92) for a consolidated view."))
+    yield Section("all-currencies", "All currencies", tuple(blocks))
+
+
+def currency_sections(data: ReportInput) -> Iterator[Section]:
+    """Per currency: headline cards (with the receivables card), the timeline chart, the
+    monthly sales table, the monthly subscriptions and receivables table, and the totals
+    by storefront, channel and plan."""
+    ledger = data.ledger
     months = ledger.by_month()
     by_product = _by_product(ledger)
-    for currency, total in totals.items():
+    for currency, total in ledger.totals().items():
         series = [(m, f) for (c, m), f in months.items() if c == currency]
-        parts.append(f'<section id="{esc(currency)}">')
-        parts.append(f"<h2>{esc(currency)}</h2>")
-        parts.append('<div class="cards">')
-        for label, value in (("net revenue", money_str(total.net, currency)),
-                             ("gross sales", money_str(total.gross, currency)),
-                             ("refunds", money_str(total.refunds, currency)),
-                             ("proceeds", money_str(total.proceeds, currency)),
-                             ("MRR at the end", money_str(total.mrr, currency)),
-                             ("active at the end", str(total.active)),
-                             ("churned", str(total.churned))):
-            parts.append(f'<div class="card"><b>{esc(value)}</b><span>{esc(label)}</span></div>')
-        parts.append("</div>")
-        parts.append(_chart(currency, series))
-        parts.append("<table>")
-        parts.append("<tr>" + '<th class="l">month</th>'
-                     + "".join(f"<th>{esc(HEADINGS[n])}</th>" for n in FIELDS) + "</tr>")
-        for month, figures in series:
-            parts.append(f'<tr><td class="l">{esc(month)}</td>' + "".join(
-                f"<td>{esc(amount(figures, n, currency))}</td>" for n in FIELDS) + "</tr>")
-        parts.append('<tr class="total"><td class="l">total</td>' + "".join(
-            f"<td>{esc(amount(total, n, currency))}</td>" for n in FIELDS) + "</tr>")
-        parts.append("</table>")
-        money = ["payments", *(n for n in FIELDS
-                               if n in MONEY_FIELDS and n not in ("mrr", "outstanding"))]
-        parts.append("<table>")
-        parts.append("<tr>" + "".join(f'<th class="l">{h}</th>' for h in
-                                      ("storefront", "channel", "plan"))
-                     + "".join(f"<th>{esc(HEADINGS[n])}</th>" for n in money) + "</tr>")
-        for (c, sf, ch, plan), figures in by_product.items():
-            if c == currency:
-                parts.append("<tr>" + "".join(f'<td class="l">{esc(v)}</td>' for v in
-                                              (sf, ch, plan))
-                             + "".join(f"<td>{esc(amount(figures, n, currency))}</td>"
-                                       for n in money) + "</tr>")
-        parts.append("</table>")
-        parts.append("</section>")
-    parts.append('<p class="note">Net revenue = gross − discounts − refunds − credits; '
-                 "proceeds = net − commission. Active, trialing and MRR are counted at "
-                 "month end; the total row shows them at the end of the last month.</p>")
-    parts.extend(["</body>", "</html>"])
-    return "\n".join(parts) + "\n"
+        cards = Cards((
+            Card("net revenue", Money(total.net, currency)),
+            Card("gross sales", Money(total.gross, currency)),
+            Card("refunds", Money(total.refunds, currency)),
+            Card("tax collected", Money(total.tax, currency)),
+            Card("proceeds", Money(total.proceeds, currency), "net − commission"),
+            Card("MRR at the end", Money(total.mrr, currency)),
+            Card("receivable at the end", Money(data.receivable(ledger, currency), currency),
+                 ("open charges, tax excl.; ", Money(total.written_off, currency),
+                  " written off"), key="receivable"),
+            Card("active at the end", total.active),
+            Card("churned", total.churned)))
+        chart = Chart(f"{currency}: gross sales, net revenue and refunds by month", currency,
+                      tuple(m for m, _ in series),
+                      tuple(Series(key, label, tuple(Decimal(f.get(key)) for _, f in series))
+                            for key, label in _CHART))
+        sales = Table(
+            f"{currency} sales by month", ("month", *(_LABELS[n] for n in _SALES)),
+            tuple((m, *(_value(f, n, currency) for n in _SALES)) for m, f in series),
+            footer=(("total", *(_value(total, n, currency) for n in _SALES)),), unit=currency)
+        book = Table(
+            f"{currency} subscriptions and receivables at each month end",
+            ("month", *(_LABELS[n] for n in _BOOK)),
+            tuple((m, *(_value(f, n, currency) for n in _BOOK)) for m, f in series),
+            footer=(("at the end", *(_value(total, n, currency) for n in _BOOK)),),
+            note="churned and written off count in the month; the rest at its end.",
+            unit=currency)
+        money = ("payments", "gross", "discounts", "credits", "refunds", "net", "tax",
+                 "commission", "proceeds", "written_off")
+        products = Table(
+            f"{currency} by storefront, channel and plan",
+            ("storefront", "channel", "plan", *(_LABELS[n] for n in money)),
+            tuple((sf, ch, plan, *(_value(f, n, currency) for n in money))
+                  for (c, sf, ch, plan), f in by_product.items() if c == currency),
+            unit=currency)
+        yield Section(currency, currency, (cards, chart, sales, book, products))
 
 
-def _chart(currency: str, series: list[tuple[str, Figures]]) -> str:
-    """An inline SVG line chart of gross, net and refunds by month."""
-    width, height = 960, 320
-    left, right, top, bottom = 80, 20, 30, 50
-    plot_w, plot_h = width - left - right, height - top - bottom
-    values = [f.get(n) for _, f in series for n, _ in _SERIES]
-    high = max([Decimal(v) for v in values] + [Decimal(0)])
-    low = min([Decimal(v) for v in values] + [Decimal(0)])
+DEFAULT_SECTIONS: tuple[SectionBuilder, ...] = (overview_sections, currency_sections)
+
+
+# -- HTML: writing ---------------------------------------------------------------------
+
+_CSS = """
+*{box-sizing:border-box}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2733;
+margin:1.5rem auto;max-width:1200px;padding:0 1rem;background:#fbfbfd}
+h1{font-size:1.6rem;margin:0 0 .2rem}h2{font-size:1.3rem;margin:2.4rem 0 .4rem;
+border-bottom:2px solid #1d2733;padding-bottom:.2rem}
+nav a{margin-right:.8rem}
+.sub{color:#4b5563;margin:0 0 1rem}
+.cards{display:flex;flex-wrap:wrap;gap:.6rem;margin:.8rem 0 1rem}
+.card{background:#fff;border:1px solid #d5d9e0;border-radius:8px;padding:.5rem .8rem;
+min-width:9rem;max-width:100%}.card b{display:block;font-size:1.2rem;white-space:nowrap}
+.card span,.card small{display:block;color:#4b5563;font-size:.8rem}
+.card.receivable{border:2px solid #1d2733}
+table{border-collapse:separate;border-spacing:0;width:100%;background:#fff;
+margin:.4rem 0 .3rem;font-size:13px;font-variant-numeric:tabular-nums}
+caption{text-align:left;font-weight:600;padding:.2rem 0;caption-side:top}
+th,td{padding:.28rem .45rem;border-bottom:1px solid #e3e6eb;vertical-align:top}
+th{background:#eef1f5;font-weight:600;position:sticky;top:0;z-index:1;text-align:left;
+overflow-wrap:normal;hyphens:auto}
+.n{text-align:right}
+td.t{overflow-wrap:anywhere}td.t:first-child{white-space:nowrap}
+tfoot td{font-weight:600;border-top:2px solid #9aa3ae}
+.note{color:#4b5563;font-size:.85rem;margin:.2rem 0 1rem}
+figure{margin:.6rem 0 1rem}
+svg{background:#fff;border:1px solid #d5d9e0;border-radius:8px;max-width:100%;height:auto;
+display:block}
+.axis{stroke:#6b7280;stroke-width:1}.grid{stroke:#e3e6eb;stroke-width:1}
+.lbl{fill:#374151;font-size:12px}.end{font-size:12px;font-weight:600}
+.line{fill:none;stroke-width:2.4}
+@media print{th{position:static}}
+"""
+
+# Each series is told apart by dash pattern, marker shape and a direct label, colour only
+# adds to that (and the palette is safe for the common colour-vision deficiencies).
+_STYLES = (("#1f5fbf", "", "circle"), ("#1b7f4b", "9 4", "square"),
+           ("#b8401f", "2 4", "triangle"), ("#6b3fa0", "12 4 2 4", "diamond"))
+
+
+class _Format:
+    """Cell values as text for one locale (babel, CLDR data)."""
+
+    def __init__(self, locale: Locale):
+        self.locale = locale
+        self.group = html.escape(str(get_group_symbol(locale)))
+        pattern = locale.currency_formats["standard"].pattern
+        # the locale's currency pattern without the symbol: "¤ #,##0.00" → "#,##0.00"
+        self._bare = ";".join(part.replace("¤", "").strip(" \xa0\u200e\u200f")
+                              for part in pattern.split(";"))
+
+    def text(self, value: Cell, bare: bool = False) -> str:
+        """``value`` as text; ``bare``: money without its currency symbol."""
+        if value is None:
+            return "–"
+        if isinstance(value, Money):
+            amount = value.amount if value.amount else abs(value.amount)  # no "-0.00"
+            return str(format_currency(amount, value.currency, locale=self.locale,
+                                       format=self._bare if bare else None))
+        if isinstance(value, bool):
+            return str(value)
+        if isinstance(value, int | Decimal):
+            return str(format_decimal(value, locale=self.locale, decimal_quantization=False))
+        return printable(str(value))
+
+    def axis(self, value: Decimal, currency: str, whole: bool) -> str:
+        if whole:
+            return str(format_decimal(value.quantize(Decimal(1)), locale=self.locale))
+        return self.text(Money(value, currency))
+
+
+def _is_number(value: Cell) -> bool:
+    return isinstance(value, int | Decimal | Money) and not isinstance(value, bool)
+
+
+def _is_zero(value: Cell) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, Money):
+        return not value.amount
+    return _is_number(value) and not value
+
+
+def _table_html(table: Table, fmt: _Format) -> str:
+    esc = html.escape
+    rows = [*table.rows, *table.footer]
+    if table.numeric is not None:
+        numeric = set(table.numeric)
+    else:
+        numeric = {name for i, name in enumerate(table.columns)
+                   if rows and all(_is_number(r[i]) or r[i] is None for r in rows)
+                   and any(_is_number(r[i]) for r in rows)}
+    keep = [i for i, name in enumerate(table.columns)
+            if not (table.collapse and name in numeric and rows
+                    and all(_is_zero(r[i]) for r in rows))]
+    hidden = [table.columns[i] for i in range(len(table.columns)) if i not in keep]
+
+    def cells(row: tuple[Cell, ...], tag: str = "td") -> str:
+        out = []
+        for i in keep:
+            text = esc(fmt.text(row[i], bare))
+            if table.columns[i] in numeric:
+                # a very long figure may break after a group mark, never elsewhere
+                out.append(f'<{tag} class="n">{text.replace(fmt.group, fmt.group + "<wbr>")}'
+                           f"</{tag}>")
+            else:
+                out.append(f'<{tag} class="t">{text}</{tag}>')
+        return "<tr>" + "".join(out) + "</tr>"
+
+    unit = table.unit
+    bare = unit is not None and all(v.currency == unit for r in rows for v in r
+                                    if isinstance(v, Money))
+    title = table.title + (f" ({unit})" if bare else "")
+    out = ["<table>", f"<caption>{esc(printable(title))}</caption>", "<thead><tr>"]
+    out += [f'<th scope="col" class="{"n" if table.columns[i] in numeric else "t"}">'
+            f"{esc(printable(table.columns[i]))}</th>" for i in keep]
+    out.append("</tr></thead>")
+    out.append("<tbody>")
+    out += [cells(r) for r in table.rows]
+    if not table.rows:
+        out.append(f'<tr><td class="t" colspan="{len(keep)}">none</td></tr>')
+    out.append("</tbody>")
+    if table.footer:
+        out += ["<tfoot>", *(cells(r) for r in table.footer), "</tfoot>"]
+    out.append("</table>")
+    notes = [table.note] if table.note else []
+    if hidden:
+        notes.append("Zero throughout, not shown: " + ", ".join(hidden) + ".")
+    if notes:
+        out.append(f'<p class="note">{esc(printable(" ".join(notes)))}</p>')
+    return "\n".join(out)
+
+
+def _cards_html(cards: Cards, fmt: _Format) -> str:
+    esc = html.escape
+    out = ['<div class="cards">']
+    for card in cards.cards:
+        key = f" {card.key}" if card.key else ""
+        parts = (card.note,) if isinstance(card.note, str) else card.note
+        text = "".join(fmt.text(p) for p in parts)
+        note = f"<small>{esc(text)}</small>" if text else ""
+        out.append(f'<div class="card{key}"><span>{esc(printable(card.label))}</span>'
+                   f"<b>{esc(fmt.text(card.value))}</b>{note}</div>")
+    out.append("</div>")
+    return "\n".join(out)
+
+
+def _marker(shape: str, x: float, y: float, colour: str, title: str) -> str:
+    tip = f"<title>{html.escape(title)}</title>"
+    if shape == "circle":
+        return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}">{tip}</circle>'
+    if shape == "square":
+        return (f'<rect x="{x - 3.5:.1f}" y="{y - 3.5:.1f}" width="7" height="7" '
+                f'fill="{colour}">{tip}</rect>')
+    if shape == "triangle":
+        d = f"M{x:.1f},{y - 4.5:.1f}L{x + 4.5:.1f},{y + 3.5:.1f}L{x - 4.5:.1f},{y + 3.5:.1f}Z"
+    else:
+        d = f"M{x:.1f},{y - 5:.1f}L{x + 5:.1f},{y:.1f}L{x:.1f},{y + 5:.1f}L{x - 5:.1f},{y:.1f}Z"
+    return f'<path d="{d}" fill="{colour}">{tip}</path>'
+
+
+def _chart_html(chart: Chart, fmt: _Format) -> str:
+    """An inline SVG line chart; each line has its own dash pattern, marker shape and a
+    label with its last value at its end, so no line needs its colour to be told."""
+    esc = html.escape
+    ends = {s.key: f"{s.label} {fmt.text(Money(s.values[-1], chart.currency))}"
+            for s in chart.series if s.values}
+    values = [v for s in chart.series for v in s.values]
+    high = max([*values, Decimal(0)])
+    low = min([*values, Decimal(0)])
     top_value = _nice(high) if high > 0 else Decimal(1)
     bottom_value = -_nice(-low) if low < 0 else Decimal(0)
     span = top_value - bottom_value
-    count = len(series)
+    count = len(chart.categories)
+    steps = 4
+    ticks = [bottom_value + span * k / steps for k in range(steps + 1)]
+    axis = [fmt.axis(v, chart.currency, top_value >= 100) for v in ticks]
+    # room for the longest axis label on the left and direct label on the right (about
+    # 7.5 px a character at 12 px)
+    left = max(60, 20 + int(7.5 * max(len(t) for t in axis)))
+    right = max(120, 24 + int(7.5 * max((len(t) for t in ends.values()), default=0)))
+    top, bottom, plot_w, plot_h = 24, 70, 716, 236
+    width, height = left + plot_w + right, top + plot_h + bottom
 
     def x(i: int) -> float:
         return left + (plot_w * (i + 0.5) / count if count else 0)
@@ -343,45 +743,135 @@ def _chart(currency: str, series: list[tuple[str, Figures]]) -> str:
     def y(value: Decimal) -> float:
         return top + plot_h * float((top_value - value) / span)
 
-    esc = html.escape
-    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-            f'width="{width}" height="{height}" role="img" '
-            f'aria-label="{esc(currency)} gross sales, net revenue and refunds by month">'),
-           f"<title>{esc(currency)}: gross sales, net revenue and refunds by month</title>"]
-    steps = 4
-    for k in range(steps + 1):
-        value = bottom_value + span * k / steps
+    title = printable(chart.title)
+    out = ['<figure class="chart">',
+           (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+            f'width="{width}" height="{height}" role="img" aria-label="{esc(title)}">'),
+           f"<title>{esc(title)}</title>"]
+    for value, label in zip(ticks, axis, strict=True):
         yy = y(value)
         out.append(f'<line class="grid" x1="{left}" y1="{yy:.1f}" x2="{width - right}" '
                    f'y2="{yy:.1f}"/>')
-        label = f"{value.quantize(Decimal(1)):,}" if top_value >= 100 else money_str(
-            value, currency)
         out.append(f'<text class="lbl" x="{left - 8}" y="{yy + 4:.1f}" text-anchor="end">'
                    f"{esc(label)}</text>")
-    out.append(f'<line class="axis" x1="{left}" y1="{y(Decimal(0)):.1f}" x2="{width - right}" '
-               f'y2="{y(Decimal(0)):.1f}"/>')
+    out.append(f'<text class="lbl" x="{left - 8}" y="{top - 10}" text-anchor="end">'
+               f"{esc(printable(chart.currency))}</text>")
+    zero = y(Decimal(0))
+    out.append(f'<line class="axis" x1="{left}" y1="{zero:.1f}" x2="{width - right}" '
+               f'y2="{zero:.1f}"/>')
     every = max(1, (count + 11) // 12)
-    for i, (month, _) in enumerate(series):
+    for i, month in enumerate(chart.categories):
         if i % every == 0:
             out.append(f'<text class="lbl" x="{x(i):.1f}" y="{height - bottom + 18}" '
-                       f'text-anchor="middle">{esc(month)}</text>')
-    for name, label in _SERIES:
-        points = [(x(i), y(Decimal(f.get(name)))) for i, (_, f) in enumerate(series)]
+                       f'text-anchor="middle">{esc(printable(month))}</text>')
+    labels: list[tuple[float, str, str]] = []
+    for n, series in enumerate(chart.series):
+        colour, dash, shape = _STYLES[n % len(_STYLES)]
+        dashed = f' stroke-dasharray="{dash}"' if dash else ""
+        points = [(x(i), y(v)) for i, v in enumerate(series.values)]
         if len(points) > 1:
             path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
-            out.append(f'<polyline class="line {name}" points="{path}"/>')
-        for (px, py), (month, f) in zip(points, series, strict=True):
-            text = f"{month} {label}: {money_str(Decimal(f.get(name)), currency)} {currency}"
-            out.append(f'<circle class="dot-{name}" cx="{px:.1f}" cy="{py:.1f}" r="3.5">'
-                       f"<title>{esc(text)}</title></circle>")
+            out.append(f'<polyline class="line {esc(series.key)}" points="{path}" '
+                       f'stroke="{colour}"{dashed}/>')
+        for (px, py), month, v in zip(points, chart.categories, series.values, strict=True):
+            out.append(_marker(shape, px, py, colour,
+                               f"{month} {series.label}: {fmt.text(Money(v, chart.currency))}"))
+        if points:
+            labels.append((points[-1][1], colour, ends[series.key]))
+    # direct labels at the lines' ends, pushed apart so they never overlap
+    placed: list[float] = []
+    for yy, colour, text in sorted(labels, key=lambda e: e[0]):
+        yy = max(yy, placed[-1] + 15) if placed else yy
+        placed.append(yy)
+        out.append(f'<text class="end" x="{width - right + 12}" y="{yy + 4:.1f}" '
+                   f'fill="{colour}">{esc(printable(text))}</text>')
     lx = left
-    for name, label in _SERIES:
-        out.append(f'<line class="line {name}" x1="{lx}" y1="{height - 12}" x2="{lx + 22}" '
-                   f'y2="{height - 12}"/>')
-        out.append(f'<text class="lbl" x="{lx + 28}" y="{height - 8}">{esc(label)}</text>')
-        lx += 140
-    out.append("</svg>")
+    for n, series in enumerate(chart.series):
+        colour, dash, shape = _STYLES[n % len(_STYLES)]
+        dashed = f' stroke-dasharray="{dash}"' if dash else ""
+        ly = height - 16
+        out.append(f'<line class="line" x1="{lx}" y1="{ly}" x2="{lx + 34}" y2="{ly}" '
+                   f'stroke="{colour}"{dashed}/>')
+        out.append(_marker(shape, lx + 17, ly, colour, series.label))
+        out.append(f'<text class="lbl" x="{lx + 42}" y="{ly + 4}">'
+                   f"{esc(printable(series.label))}</text>")
+        lx += 170
+    out += ["</svg>", "</figure>"]
     return "\n".join(out)
+
+
+def _block_html(block: Block, fmt: _Format) -> str:
+    if isinstance(block, Cards):
+        return _cards_html(block, fmt)
+    if isinstance(block, Table):
+        return _table_html(block, fmt)
+    if isinstance(block, Chart):
+        return _chart_html(block, fmt)
+    return f'<p class="note">{html.escape(printable(block.text))}</p>'
+
+
+@in_context
+def render_page(title: str, facts: Iterable[str], sections: Iterable[Section],
+                locale: str | Locale = "en", footer: str = "") -> str:
+    """A self-contained HTML page (inline CSS and SVG, no script, no external asset)
+    of ``sections``, amounts formatted for ``locale``."""
+    chosen = locale if isinstance(locale, Locale) else parse_locale(locale)
+    fmt = _Format(chosen)
+    esc = html.escape
+    done = list(sections)
+    lang = str(chosen).replace("_", "-")
+    parts = ["<!DOCTYPE html>", f'<html lang="{esc(lang)}">', "<head>", '<meta charset="utf-8">',
+             '<meta name="viewport" content="width=device-width, initial-scale=1">',
+             f"<title>{esc(printable(title))}</title>", f"<style>{_CSS}</style>", "</head>",
+             "<body>", f"<h1>{esc(printable(title))}</h1>",
+             f'<p class="sub">{esc(printable(" · ".join(facts)))}</p>']
+    if len(done) > 1:
+        parts.append("<nav>" + "".join(f'<a href="#{esc(s.id)}">{esc(printable(s.title))}</a>'
+                                       for s in done) + "</nav>")
+    for section in done:
+        parts.append(f'<section id="{esc(section.id)}">')
+        parts.append(f"<h2>{esc(printable(section.title))}</h2>")
+        parts.extend(_block_html(b, fmt) for b in section.blocks)
+        parts.append("</section>")
+    if footer:
+        parts.append(f'<p class="note">{esc(printable(footer))}</p>')
+    parts.extend(["</body>", "</html>"])
+    return "\n".join(parts) + "\n"
+
+
+@in_context
+def render_html(ledger: Ledger, ruleset: Ruleset | None = None,
+                outcomes: Iterable[Outcome] | None = None, title: str | None = None, *,
+                locale: str | Locale = "en", fx: Rates | None = None,
+                receivable: Callable[[Ledger, str], Decimal] | None = None,
+                sections: Iterable[SectionBuilder] = DEFAULT_SECTIONS) -> str:
+    """The ledger as a self-contained HTML page (inline CSS and SVG, no script, no
+    external asset): all currencies side by side (consolidated with explicit ``fx``
+    rates), then per currency the headline and receivables cards, a chart of gross
+    sales, net revenue and refunds, and the monthly tables. Amounts are formatted for
+    ``locale`` (``"de_CH"`` → ``CHF 1'234.50``). ``receivable`` gives the receivables
+    card its figure (default: :func:`ledger_receivable`); ``sections`` are the section
+    builders, in page order."""
+    done = tuple(outcomes) if outcomes is not None else None
+    if fx is not None and (missing := fx.missing(ledger.currencies())):
+        raise ValueError(f"no exchange rate for {', '.join(missing)}")
+    data = ReportInput(ledger, ruleset, done, fx, receivable or ledger_receivable)
+    name = title or (f"Revenue — {ruleset.name}" if ruleset is not None else "Revenue")
+    facts = []
+    if ruleset is not None:
+        facts.append(f"ruleset {ruleset.name}" + (f" version {ruleset.version}"
+                                                   if ruleset.version else ""))
+    if done is not None:
+        facts.append(f"{len(done)} events, {sum(1 for o in done if not o.ok)} failed")
+    facts.append("cash basis, tax-exclusive figures, calendar months in UTC")
+    built = [s for builder in sections for s in builder(data)]
+    if not built:
+        built = [Section("empty", "No revenue", (Note("No revenue in this log."),))]
+    return render_page(name, facts, built, locale, footer=(
+        "Net revenue = gross − discounts − refunds − credits; proceeds = net − commission. "
+        "Active, trialing, MRR and receivable are counted at month end; the total row "
+        "shows them at the end of the last month. Receivable is what is decided but not "
+        "paid (tax-exclusive)."))
 
 
 def _nice(value: Decimal) -> Decimal:
@@ -395,3 +885,125 @@ def _nice(value: Decimal) -> Decimal:
                 return candidate
         exp += 1
     return value
+
+
+# -- notebooks: HTML fragments ---------------------------------------------------------
+
+_FRAGMENT_CSS = (".revrules table{border-collapse:collapse;margin:.3rem 0 .8rem;"
+                 "font-variant-numeric:tabular-nums}.revrules caption{text-align:left;"
+                 "font-weight:600}.revrules th,.revrules td{padding:.2rem .5rem;"
+                 "border-bottom:1px solid #ddd}.revrules .n{text-align:right;"
+                 "white-space:nowrap}.revrules .t{text-align:left}"
+                 ".revrules .note{font-size:.85em;color:#555}")
+
+
+@in_context
+def render_fragment(blocks: Iterable[Block], locale: str | Locale = "en") -> str:
+    """Blocks as an HTML fragment (a ``<div>`` with its own small style), what a
+    notebook shows for ``_repr_html_``."""
+    fmt = _Format(locale if isinstance(locale, Locale) else parse_locale(locale))
+    return ('<div class="revrules">' + f"<style>{_FRAGMENT_CSS}</style>"
+            + "\n".join(_block_html(b, fmt) for b in blocks) + "</div>")
+
+
+@in_context
+def ledger_html(ledger: Ledger) -> str:
+    """:meth:`Ledger._repr_html_`: the totals per currency and the figures by month."""
+    totals = ledger.totals()
+    if not totals:
+        return render_fragment([Note("Ledger: no revenue")])
+    names = ("payments", "gross", "discounts", "refunds", "net", "tax", "proceeds", "mrr",
+             "outstanding", "active", "churned")
+    heads = tuple(_LABELS[n] for n in names)
+    return render_fragment([
+        Table("Ledger totals per currency", ("currency", *heads),
+              tuple((c, *(_value(t, n, c) for n in names)) for c, t in totals.items()),
+              collapse=False),
+        Table("By month", ("currency", "month", *heads),
+              tuple((c, m, *(_value(f, n, c) for n in names))
+                    for (c, m), f in ledger.by_month().items()), collapse=False)])
+
+
+def _signed_money(amount: Decimal, currency: str | None) -> Cell:
+    return Money(amount, currency) if currency else amount
+
+
+@in_context
+def diff_html(d: Diff) -> str:
+    """:meth:`Diff._repr_html_`: per currency the totals that moved (old, new, change),
+    and the subscriptions charged differently with the rules that explain it."""
+    blocks: list[Block] = []
+    rows: list[tuple[Cell, ...]] = []
+    for currency, (old, new) in d.totals.items():
+        for name in FIELDS:
+            a, b = old.get(name), new.get(name)
+            if a != b:
+                money = name in MONEY_FIELDS
+                rows.append((currency, _LABELS[name],
+                             Money(Decimal(a), currency) if money else a,
+                             Money(Decimal(b), currency) if money else b,
+                             Money(Decimal(b - a), currency) if money else b - a))
+    label = f"{d.old.ruleset.name} → {d.new.ruleset.name}, {len(d.old.outcomes)} events"
+    if not d.changed:
+        return render_fragment([Note(f"What-if {label}: no figure and no charge changed")])
+    blocks.append(Table(f"What-if {label}: totals that moved",
+                        ("currency", "figure", "old", "new", "change"), tuple(rows),
+                        numeric=("old", "new", "change"), collapse=False))
+    blocks.append(Table(
+        "Subscriptions charged differently",
+        ("subscription", "currency", "charged (old)", "charged (new)", "change", "rules"),
+        tuple((s.subscription, s.currency, _signed_money(s.old_charged, s.currency),
+               _signed_money(s.new_charged, s.currency),
+               _signed_money(s.new_charged - s.old_charged, s.currency),
+               ", ".join(s.rules)) for s in d.subscriptions),
+        numeric=("charged (old)", "charged (new)", "change"), collapse=False))
+    if d.outcomes:
+        blocks.append(Table("Events that applied under one ruleset only",
+                            ("event", "old", "new"),
+                            tuple((e, "ok" if a else "failed", "ok" if b else "failed")
+                                  for e, a, b in d.outcomes), collapse=False))
+    return render_fragment(blocks)
+
+
+def _share(rate: Decimal | None) -> Cell:
+    return None if rate is None else f"{(rate * 100).quantize(Decimal('0.1'))} %"
+
+
+@in_context
+def growth_html(g: Growth, cycles: int = 12) -> str:
+    """:meth:`Growth._repr_html_`: conversion, price points, retention by month and by
+    charges (up to ``cycles`` columns) and revenue per promotion."""
+    rate_columns = ("started", "trials", "converted", "trial → paid", "first paid",
+                    "first charge", "refunded")
+    months = min(cycles, max((len(r.retained) for r in g.retention), default=0))
+    month_columns = tuple(f"M{n}" for n in range(months))
+    width = min(cycles, max((len(c.retained) for c in g.cohorts), default=0))
+    share_columns = tuple(f"N={n}" for n in range(1, width + 1))
+    return render_fragment([
+        Table("Conversion", ("by", "value", *rate_columns),
+              tuple((c.dimension, c.value, c.started, c.trials, c.trials_converted,
+                     _share(c.trial_conversion), c.first_charges,
+                     _share(c.first_charge_conversion), c.refunded) for c in g.conversions),
+              numeric=rate_columns, collapse=False),
+        Table("Price points: plan@storefront#N is the plan's N-th price line there",
+              ("price point", "list price", "in force"),
+              tuple((p.id, Money(p.list, p.currency) if p.list is not None else None,
+                     "contract" if p.contract else
+                     (f"from {p.effective}" if p.effective else "from the start"))
+                    for p in g.price_points), numeric=("list price",), collapse=False),
+        Table("Retention by month: share of each cohort paying and not churned at the end "
+              "of month N", ("by", "value", "cohort", "size", *month_columns),
+              tuple((r.dimension, r.value, r.month, r.size,
+                     *(_share(r.share(n)) if n < len(r.retained) else None
+                       for n in range(months))) for r in g.retention),
+              numeric=("size", *month_columns), collapse=False),
+        Table("Retention by charges: share of each cohort that paid at least N charges",
+              ("plan", "cohort", "size", *share_columns),
+              tuple((c.plan, c.month, c.size, *(_share(c.share(n)) if n <= len(c.retained)
+                                                else None for n in range(1, width + 1)))
+                    for c in g.cohorts), numeric=("size", *share_columns), collapse=False),
+        Table("Promotions: redemptions, and what the redeeming subscriptions paid since",
+              ("promotion", "currency", "redeemed", "payments", "gross", "given away", "net"),
+              tuple((p.promotion, p.currency, p.redemptions, p.payments,
+                     Money(p.gross, p.currency), Money(p.discounts, p.currency),
+                     Money(p.net, p.currency)) for p in g.promotions), collapse=False)])

@@ -128,6 +128,13 @@ class Diff:
         return bool(self.subscriptions or self.outcomes or any(
             o != n for o, n in self.months.values()))
 
+    def _repr_html_(self) -> str:
+        """What a notebook shows: the totals that moved and the subscriptions charged
+        differently (:func:`revrules.reports.diff_html`)."""
+        from .reports import diff_html
+
+        return diff_html(self)
+
 
 @in_context
 def diff(old: Ruleset, new: Ruleset, events: Iterable[Mapping[str, Any] | EventError],
