@@ -157,12 +157,12 @@ def big_ruleset(scale: float = 1, seed: int = 1) -> str:
     for p in range(families * 15):
         fam = f"f{p % families}"
         family = [f"{fam}_basic_m", f"{fam}_plus_m", f"{fam}_plus_y"]
-        plans = sorted(rnd.sample(family, rnd.randint(1, 3)), key=family.index)
+        chosen = sorted(rnd.sample(family, rnd.randint(1, 3)), key=family.index)
         out.append(f"promotion promo_{p} {{")
         automatic = rnd.random() < 0.4
         out.append("  automatic" if automatic else f'  code "P{p}X{rnd.randrange(10**6):06d}"')
-        out.append(f"  plans {', '.join(plans)}")
-        where = sorted({s for plan in plans for s in sold[plan]}, key=list(_SF).index)
+        out.append(f"  plans {', '.join(chosen)}")
+        where = sorted({s for plan in chosen for s in sold[plan]}, key=list(_SF).index)
         if rnd.random() < 0.5:
             percent = rnd.choice([10, 15, 20, 25, 30, 50])
             if rnd.random() < 0.5:
@@ -214,9 +214,9 @@ def big_ruleset(scale: float = 1, seed: int = 1) -> str:
                    "and storefront.channel == web")
     out += ["  rate 0%", "}", ""]
     out.append("route {")
-    shops = [s for s in STOREFRONTS if len(s[5]) > 1]
+    several = [s for s in STOREFRONTS if len(s[5]) > 1]  # storefronts with a choice of PSP
     for r in range(families * 15):
-        name, _, _, currency, _, psps, _ = rnd.choice(shops)
+        name, _, _, currency, _, psps, _ = rnd.choice(several)
         psp = psps[r % len(psps)]
         kind = rnd.random()
         if kind < 0.4:

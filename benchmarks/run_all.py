@@ -286,7 +286,7 @@ def load_cases(scales: list[float], repeat: int, base: float) -> list[Row]:
 
 
 # -- the run -------------------------------------------------------------------------
-def run(quick: bool) -> dict[str, Any]:
+def run(quick: bool, max_events: int = 1_000_000, max_scale: float = 8) -> dict[str, Any]:
     repeat = 40 if quick else 100
     base = best_micros(lambda: handwritten_checkout(
         "web_eu", "web", "premium_monthly", {"country": "DE", "trials_used": 1}, None,
@@ -301,9 +301,10 @@ def run(quick: bool) -> dict[str, Any]:
             rows += load_cases([0.02, 0.05], 2, base)
             rows += replay_cases(2_000, [1, 2, 4], 1, base, folder)
         else:
-            rows += eval_cases([10_000, 100_000, 1_000_000], 1, base, folder)
-            rows += load_cases([1, 2, 4, 8], 2, base)
-            rows += replay_cases(100_000, [1, 2, 4], 1, base, folder)
+            rows += eval_cases([n for n in (10_000, 100_000, 1_000_000) if n <= max_events],
+                               1, base, folder)
+            rows += load_cases([k for k in (1, 2, 4, 8) if k <= max_scale], 2, base)
+            rows += replay_cases(min(100_000, max_events), [1, 2, 4], 1, base, folder)
     return {"python": sys.version.split()[0], "quick": quick, "rows": rows}
 
 
@@ -337,11 +338,15 @@ def regressions(found: dict[str, float], committed: dict[str, float],
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
+    parser.add_argument("--max-events", type=int, default=1_000_000, metavar="N",
+                        help="full run: the largest eval log (default 1,000,000)")
+    parser.add_argument("--max-scale", type=float, default=8, metavar="K",
+                        help="full run: the largest ruleset, K×10,000 rules (default 8)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the rows here")
     parser.add_argument("--write-baseline", action="store_true",
                         help=f"write the ratios to {BASELINE_FILE.name} (use with --quick)")
     args = parser.parse_args(argv)
-    result = run(args.quick)
+    result = run(args.quick, args.max_events, args.max_scale)
     print(render(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", "utf-8")
