@@ -31,7 +31,7 @@ from .diagnostics import did_you_mean
 from .emission import Citations, where
 from .events import EVENT_TYPES, Event, EventError, parse_event
 from .quoting import Quote
-from .results import Error, Outcome, Trace
+from .results import Error, Outcome, Trace, make_outcome
 from .ruleset import Ruleset
 from .state import Seen, State, Subscription, evolve
 from .transaction import Tx, Unserved, remember
@@ -121,6 +121,7 @@ class Engine:
         """The (shared, immutable) trace entry citing ``rule`` at ``span``."""
         return self._citations.cite(rule, span)
 
+    @rt.in_context  # every Decimal operation uses the engine's context, never the caller's
     def apply(self, state: State, event: Event | Mapping[str, Any]) -> Outcome:
         """Apply one event; never raises (the outcome says what was wrong).
 
@@ -154,25 +155,27 @@ class Engine:
                 return Outcome(event.id, True, state, replayed=True)
             return Outcome(event.id, False, state,
                            error=Error(seen.code, seen.message or seen.code))
-        state = self.adopt(state)
+        if self.rules.former_plans or self.rules.former_storefronts:
+            state = self.adopt(state)
+        # else adopting changes only the stamp, which the commit (or a refusal) writes
         try:
-            # every Decimal operation uses the engine's explicit context, never the caller's
-            with decimal.localcontext(rt.CONTEXT):
-                tx = Tx(self, state, event)
-                tx.check_order()
-                _HANDLERS[event.type](tx)
-                new_state = tx.commit(digest)
+            tx = Tx(self, state, event)
+            tx.check_order()
+            _HANDLERS[event.type](tx)
+            new_state = tx.commit(digest)
         except Unserved as exc:
             # not remembered: the ruleset, not the event, is at fault, and a version that
             # serves the subscription (`formerly`) must be able to apply the event
-            return Outcome(event.id, False, state, error=Error(exc.code, exc.message))
+            return Outcome(event.id, False, self.adopt(state),
+                           error=Error(exc.code, exc.message))
         except (EventError, rt.EvaluationError) as exc:
             error = Error(exc.code, exc.message)
+            state = self.adopt(state)
             # the refusal is remembered, so that a replay of the event is refused the same way
             return Outcome(event.id, False, self.remember(
                 state, event.id, Seen(digest, event.at, exc.code, exc.message), state.clock),
                 error=error)
-        return Outcome(event.id, True, new_state, tuple(tx.decisions), tuple(tx.events))
+        return make_outcome(event.id, True, new_state, tuple(tx.decisions), tuple(tx.events))
 
     def quote(self, event: Event | Mapping[str, Any],
               state: State | None = None) -> Quote:

@@ -25,7 +25,7 @@ from .diagnostics import did_you_mean, one_edit_away
 from .events import Event, EventError
 from .pricing import Quote
 from .results import Decision, Discount, RevenueEvent, Trace
-from .state import AttachedPromotion, Seen, State, Subscription, evolve
+from .state import AttachedPromotion, Seen, State, Subscription, evolve, make_seen
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -116,9 +116,10 @@ class Tx:
                 last_event.get(ev.subscription) != ev.at:
             last_event = last_event.set(ev.subscription, ev.at)
         applied, limit = remember(self.state.applied, self.state.applied_limit, ev.id,
-                                   Seen(digest, ev.at), clock, self.engine.replay_window)
-        return State(self.subs, self.redemptions, self.customer_redemptions, applied, clock,
-                     self.due, last_event, last_tick, self.state.ruleset, limit)
+                                   make_seen(digest, ev.at), clock, self.engine.replay_window)
+        # the state carries this ruleset's stamp (Engine.adopt)
+        return State(self.subs, self.redemptions, self.customer_redemptions, applied,
+                     clock, self.due, last_event, last_tick, self.rules.stamp, limit)
 
     def check_precision(self, amount: Decimal, currency: str) -> None:
         if rt.quantize(amount, currency) != amount:

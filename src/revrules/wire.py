@@ -23,6 +23,7 @@ terminal: control, bidi and line-separator characters are always ``\\uXXXX`` esc
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 import re
 import typing
@@ -37,7 +38,7 @@ import immutables
 from .diagnostics import json_text
 from .events import Event, EventError, parse_event
 from .results import Decision, Error, Outcome, RevenueEvent
-from .runtime import decimal_str, in_context, money_str
+from .runtime import CONTEXT, decimal_str, in_context, money_str
 from .state import Seen, State, Subscription
 from .text import UNSAFE
 
@@ -228,20 +229,25 @@ def outcome_to_wire(outcome: Outcome) -> dict[str, Any]:
     return out
 
 
-@in_context
 def outcome_to_json(outcome: Outcome) -> str:
     """One JSONL line (without the newline) for an outcome.
 
     Written directly (:func:`_encode_outcome`), byte for byte what
-    ``dumps(outcome_to_wire(outcome))`` writes: that path is the reference, and it is
+    :func:`outcome_to_json_reference` writes: that path is the reference, and it is
     what runs for a value the direct encoder does not expect."""
     try:
         text = _encode_outcome(outcome)
     except Exception:  # noqa: BLE001 - the reference path says what is wrong, if anything
-        return dumps(outcome_to_wire(outcome), check_floats=False)
+        return outcome_to_json_reference(outcome)
     if text.isprintable():
         return text
     return UNSAFE.sub(_json_escape, text)
+
+
+@in_context
+def outcome_to_json_reference(outcome: Outcome) -> str:
+    """``dumps(outcome_to_wire(outcome))``: what :func:`outcome_to_json` writes."""
+    return dumps(outcome_to_wire(outcome), check_floats=False)
 
 
 # -- the direct outcome encoder ------------------------------------------------------
@@ -264,7 +270,8 @@ def _money_text(amount: Decimal, currency: str | None) -> str:
     if type(amount) is not Decimal:  # an equal int or float must not find a Decimal's text
         raise TypeError("not a Decimal")
     if currency is None:  # written as it is: equal Decimals ("1.0", "1.00") differ here
-        return f'"{decimal_str(amount)}"'
+        with decimal.localcontext(CONTEXT):  # str() reads the context (``capitals``)
+            return f'"{decimal_str(amount)}"'
     table = _MONEY_TEXT.get(currency)
     if table is None:
         if len(_MONEY_TEXT) >= 64:
@@ -272,7 +279,8 @@ def _money_text(amount: Decimal, currency: str | None) -> str:
         table = _MONEY_TEXT[currency] = {}
     found = table.get(amount)
     if found is None:
-        found = f'"{money_str(amount, currency)}"'
+        with decimal.localcontext(CONTEXT):
+            found = f'"{money_str(amount, currency)}"'
         if len(table) >= _CACHE_LIMIT:
             table.clear()
         table[amount] = found
