@@ -40,7 +40,8 @@ def drafts(cls: type) -> tuple[Callable[..., Any], Callable[[Any, dict[str, Any]
             hasattr(cls, "__attrs_post_init__") or \
             any(f.validator is not None or f.converter is not None for f in fields):
         raise TypeError(f"{cls.__name__}: no fast drafts for this class")
-    draft = type(f"{cls.__name__}Draft", cls.__bases__, {"__slots__": tuple(cls.__slots__)})
+    slots: tuple[str, ...] = tuple(getattr(cls, "__slots__"))  # noqa: B009 - checked above
+    draft = type(f"{cls.__name__}Draft", cls.__bases__, {"__slots__": slots})
     namespace: dict[str, Any] = {"new": object.__new__, "Draft": draft, "Frozen": cls,
                                  "NOTHING": attrs.NOTHING}
     params, fills = [], []
@@ -72,7 +73,7 @@ def drafts(cls: type) -> tuple[Callable[..., Any], Callable[[Any, dict[str, Any]
     exec(source, namespace)  # noqa: S102 - generated from our own field names
     make, evolve = namespace["make"], namespace["evolve"]
     # a class whose layout is not the draft's fails here, at import, not on the hot path
-    probe = object.__new__(draft)
+    probe: Any = object.__new__(draft)
     probe.__class__ = cls
     make.__doc__ = f"A {cls.__name__}, as ``{cls.__name__}(...)`` builds it, built faster."
     return make, evolve

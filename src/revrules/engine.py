@@ -308,7 +308,7 @@ def payload_digest(event: Event) -> str:
 
 _PAYLOAD_FIELDS = tuple(f.name for f in attrs.fields(Event) if f.name != "id")
 _payload_values = operator.attrgetter(*_PAYLOAD_FIELDS)
-_json_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_json_string: Callable[[str], str] = json.encoder.encode_basestring
 _SCALARS = (str, int, bool, type(None))
 
 
@@ -317,7 +317,7 @@ def _payload_text(event: Event) -> str | None:
     whole numbers, booleans, aware datetimes, Decimals and a customer object of those
     (what :func:`~revrules.events.parse_event` gives); None for anything else."""
     parts = []
-    for name, value in zip(_PAYLOAD_FIELDS, _payload_values(event)):
+    for name, value in zip(_PAYLOAD_FIELDS, _payload_values(event), strict=True):
         if value is None:
             continue
         kind = type(value)

@@ -262,7 +262,7 @@ _CACHE_LIMIT = 4096
 _MONEY_TEXT: dict[str | None, dict[Decimal, str]] = {}
 _TIME_TEXT: dict[dt.datetime, str] = {}
 _DATE_TEXT: dict[dt.date, str] = {}
-_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def _money_text(amount: Decimal, currency: str | None) -> str:
