@@ -23,11 +23,16 @@ would make the layouts differ), and without validators, converters or
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
-__all__ = ["drafts"]
+__all__ = ["drafts", "maker"]
+
+_T = TypeVar("_T")
+
+#: class → its fast ``make`` (registered by :func:`drafts`)
+_MAKERS: dict[type, Callable[..., Any]] = {}
 
 
 def drafts(cls: type) -> tuple[Callable[..., Any], Callable[[Any, dict[str, Any]], Any]]:
@@ -76,4 +81,12 @@ def drafts(cls: type) -> tuple[Callable[..., Any], Callable[[Any, dict[str, Any]
     probe: Any = object.__new__(draft)
     probe.__class__ = cls
     make.__doc__ = f"A {cls.__name__}, as ``{cls.__name__}(...)`` builds it, built faster."
+    _MAKERS[cls] = make
     return make, evolve
+
+
+def maker(cls: type[_T]) -> Callable[..., _T]:
+    """The fast ``make`` of ``cls`` if it has one, else ``cls`` itself: callers write
+    ``maker(RevenueEvent)(...)``, so that the class is still looked up by its name where
+    it is used (and a test that replaces the name replaces the constructor)."""
+    return _MAKERS.get(cls, cls)

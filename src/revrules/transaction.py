@@ -22,6 +22,7 @@ from . import model as m
 from . import runtime as rt
 from .compiler import Ctx
 from .diagnostics import did_you_mean, one_edit_away
+from .drafts import maker
 from .events import Event, EventError
 from .pricing import Quote
 from .results import Decision, Discount, RevenueEvent, Trace
@@ -118,8 +119,9 @@ class Tx:
         applied, limit = remember(self.state.applied, self.state.applied_limit, ev.id,
                                    make_seen(digest, ev.at), clock, self.engine.replay_window)
         # the state carries this ruleset's stamp (Engine.adopt)
-        return State(self.subs, self.redemptions, self.customer_redemptions, applied,
-                     clock, self.due, last_event, last_tick, self.rules.stamp, limit)
+        return maker(State)(self.subs, self.redemptions, self.customer_redemptions,
+                            applied, clock, self.due, last_event, last_tick,
+                            self.rules.stamp, limit)
 
     def check_precision(self, amount: Decimal, currency: str) -> None:
         if rt.quantize(amount, currency) != amount:
@@ -264,7 +266,7 @@ class Tx:
             fields.setdefault("currency", self.rules.storefronts[sub.storefront].currency)
         fields.setdefault("next_charge", None if sub.status == "canceled"
                           else self.next_charge(sub))
-        self.decisions.append(Decision(sub.id, kind, **fields))  # type: ignore[arg-type]
+        self.decisions.append(maker(Decision)(sub.id, kind, **fields))
 
     def deny(self, sub: Subscription, reason: str, trace: tuple[Trace, ...] = ()) -> None:
         self.decision(sub, "deny", reasons=(reason,), trace=trace)
