@@ -56,8 +56,7 @@ from .text import printable
 
 if TYPE_CHECKING:
     from .events import EventError
-    from .reports import Replay
-    from .results import Outcome
+    from .reports import Streamed, Summary
     from .ruleset import Ruleset
     from .state import State
 
@@ -68,6 +67,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 #: The largest rule file the command line reads (8 MiB); a larger one exits 2. The
 #: longest event-log line is ``wire.MAX_EVENT_LINE``.
 MAX_RULESET_BYTES = 8 * 1024 * 1024
+#: The collector's thresholds during a long replay (see ``_settled_heap``).
+HEAP_THRESHOLDS = (50_000, 20, 100)
 
 
 class UsageError(Exception):
@@ -199,6 +200,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="table (default, for people), json or csv (for tools)")
     rep.add_argument("--html", metavar="FILE",
                      help="also write a self-contained HTML page with a timeline chart")
+    rep.add_argument("--workers", type=_positive, default=1, metavar="N",
+                     help="replay in N processes, the log partitioned by customer (the "
+                          "report is the same as with one; docs/ledger.md)")
     rep.set_defaults(command="replay", run=_replay)
 
     dif = commands.add_parser(
@@ -508,17 +512,22 @@ def _replay(args: argparse.Namespace) -> int:
     from . import reports
 
     ruleset = _load_checked(args.rules)
-    result = _run_log(ruleset, args.events)
+    if args.workers > 1:
+        from .parallel import replay_file
+
+        result: Streamed = replay_file(ruleset, args.events, args.workers)
+    else:
+        result = _run_log(ruleset, args.events)
     if args.format == "json":
-        _out(reports.render_json(result.ledger, ruleset, result.outcomes))
+        _out(reports.render_json(result.ledger, ruleset, result.summary))
     elif args.format == "csv":
         sys.stdout.write(reports.render_csv(result.ledger))
     else:
-        _out(reports.render_table(result.ledger, ruleset, result.outcomes))
+        _out(reports.render_table(result.ledger, ruleset, result.summary))
     if args.html:
-        _write_text(args.html, reports.render_html(result.ledger, ruleset, result.outcomes),
+        _write_text(args.html, reports.render_html(result.ledger, ruleset, result.summary),
                     "HTML report")
-    return _report_failures(result.outcomes)
+    return _report_failures(result.summary)
 
 
 # -- diff ----------------------------------------------------------------------------
@@ -626,15 +635,14 @@ def _diff(args: argparse.Namespace) -> int:
     new = _load_checked(args.new)
     if args.events is None:
         return _static_diff(old, new, args.format)
-    items = _read_log(args.events)
-    with _progress(2 * len(items), "comparing") as tick:
-        result = diff(old, new, items, tick)
+    with _progress(_log_length(args.events), "comparing") as tick:
+        result = diff(old, new, _iter_log(args.events), tick)
     if args.format == "json":
         _out(dumps(diff_to_wire(result)))
     else:
         _out(render_diff(result, args.old, args.new))
-    return max(_report_failures(result.old.outcomes, f"{args.old}: "),
-               _report_failures(result.new.outcomes, f"{args.new}: "))
+    return max(_report_failures(result.old.summary, f"{args.old}: "),
+               _report_failures(result.new.summary, f"{args.new}: "))
 
 
 def _static_diff(old: Ruleset, new: Ruleset, form: str) -> int:
@@ -683,7 +691,7 @@ def _reconcile(args: argparse.Namespace) -> int:
             settlements = read_settlements(text.splitlines())
         except SettlementError as exc:
             raise UsageError(f"{args.settlements}: {exc}") from None
-    result = reconcile(ruleset, _read_log(args.events), settlements)
+    result = reconcile(ruleset, _iter_log(args.events), settlements)  # streamed
     if args.format == "json":
         _out(dumps(reconciliation_to_wire(result)))
     else:
@@ -788,11 +796,14 @@ def _growth(args: argparse.Namespace) -> int:
     from .growth import growth_of_outcomes, growth_to_wire, render_growth
     from .wire import dumps
 
+    from .reports import Fold
+
     ruleset = _load_checked(args.rules)
-    result = _run_log(ruleset, args.events)
-    figures = growth_of_outcomes(result.outcomes, ruleset)
+    fold = Fold(ruleset, ledger=False)  # growth folds the revenue events itself
+    with _settled_heap(), _progress(_log_length(args.events), "replaying") as tick:
+        figures = growth_of_outcomes(fold.outcomes(_iter_log(args.events), tick), ruleset)
     _out(dumps(growth_to_wire(figures)) if args.format == "json" else render_growth(figures))
-    return _report_failures(result.outcomes)
+    return _report_failures(fold.summary)
 
 
 # -- generate ------------------------------------------------------------------------
@@ -875,23 +886,55 @@ def _iter_log(file: str) -> Iterator[Mapping[str, Any] | EventError]:
             raise UsageError(f"cannot read {_name(file)}: {_reason(exc)}") from None
 
 
-def _run_log(ruleset: Ruleset, file: str, label: str = "replaying") -> Replay:
-    from .reports import replay
+def _run_log(ruleset: Ruleset, file: str, label: str = "replaying") -> Streamed:
+    """Replay a log file streamed: the ledger is folded as the events are read and only
+    the :class:`~revrules.reports.Summary` of the outcomes is kept."""
+    from .reports import stream
 
-    items = _read_log(file)
-    with _progress(len(items), label) as tick:
-        return replay(ruleset, items, tick)
+    with _settled_heap(), _progress(_log_length(file), label) as tick:
+        return stream(ruleset, _iter_log(file), tick)
 
 
-def _report_failures(outcomes: Sequence[Outcome], label: str = "") -> int:
-    failed = [o for o in outcomes if not o.ok]
-    if not failed:
+@contextlib.contextmanager
+def _settled_heap() -> Iterator[None]:
+    """Before a long replay: move what is alive now (the loaded ruleset, its compiled
+    code, the grammar) out of the collector's sight, and collect the youngest
+    generation less often. The engine's state is immutable and acyclic; without this
+    every full collection walks the whole (growing) state again, so that the time per
+    event grows with the log (docs/performance.md)."""
+    import gc
+
+    previous = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*HEAP_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
+
+
+def _log_length(file: str) -> int:
+    """The number of lines of a log file, counted only when a progress bar can be shown
+    (stderr is a terminal); 0 otherwise, and for stdin."""
+    stream = sys.stderr
+    if file == "-" or not (hasattr(stream, "isatty") and stream.isatty()):
+        return 0
+    try:
+        with open(file, "rb") as handle:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    except OSError:
+        return 0  # reading it properly says what is wrong
+
+
+def _report_failures(summary: Summary, label: str = "") -> int:
+    first = summary.first_failure
+    if first is None:
         return EXIT_OK
-    first = failed[0]
-    error = first.error
-    detail = f"{error.code}: {error.message}" if error else "not applied"
+    detail = f"{first.code}: {first.message}" if first.code else "not applied"
     where = f" event {first.event}" if first.event else ""
-    _say(f"{label}{len(failed)} of {len(outcomes)} events did not apply (first:{where} "
+    _say(f"{label}{summary.failed} of {summary.events} events did not apply (first:{where} "
          f"{detail}); `revrules eval` shows each")
     return EXIT_FAILED
 
