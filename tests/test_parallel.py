@@ -130,6 +130,18 @@ def test_replay_workers_reports_the_first_failure(write: Any,
     assert "3 of 4 events did not apply (first: event e2 unknown_subscription" in got.err
 
 
+def test_replay_workers_bad_input_is_one_line(write: Any, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(b'{"id": "\xe9", "type": "tick", "at": "2027-01-01"}\n')
+    for log, message in ((str(tmp_path / "missing.jsonl"), "cannot read events from"),
+                         (str(tmp_path), "it is a directory"),
+                         (str(latin), "is not UTF-8 text"), ("-", "give a file, not -")):
+        assert main(["replay", str(BUNDLED), log, "--workers", "2"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
 def _two_customers() -> tuple[str, str]:
     """Two customer ids in different partitions of 2."""
     first = "c-0"

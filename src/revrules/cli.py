@@ -56,6 +56,7 @@ from .text import printable
 
 if TYPE_CHECKING:
     from .events import EventError
+    from .parallel import Partitioned
     from .reports import Streamed, Summary
     from .ruleset import Ruleset
     from .state import State
@@ -512,10 +513,21 @@ def _replay(args: argparse.Namespace) -> int:
     from . import reports
 
     ruleset = _load_checked(args.rules)
+    result: Streamed | Partitioned
     if args.workers > 1:
         from .parallel import replay_file
 
-        result: Streamed = replay_file(ruleset, args.events, args.workers)
+        if args.events == "-":
+            raise UsageError("--workers reads the log more than once: give a file, not -")
+        with _open_events(args.events):
+            pass  # a missing file or a directory: the usual one line
+        try:
+            result = replay_file(ruleset, args.events, args.workers)
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{args.events} is not UTF-8 text ({exc.reason} at byte "
+                             f"{exc.start})") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.events}: {_reason(exc)}") from None
     else:
         result = _run_log(ruleset, args.events)
     if args.format == "json":

@@ -52,7 +52,7 @@ class _DaskRunner(_Runner):
 
     def check(self, task: Any) -> Callable[[], _Check]:
         (done,) = self._compute(self.dask.delayed(_check_task, pure=True)(task))
-        return lambda: done  # type: ignore[no-any-return]
+        return lambda: done
 
 
 def replay(bag_or_paths: Any, ruleset: Ruleset | str | os.PathLike[str], *,

@@ -49,7 +49,7 @@ import immutables
 from .engine import Engine
 from .events import EventError
 from .ledger import Ledger
-from .reports import Failure, Fold, Streamed, Summary
+from .reports import Failure, Fold, Summary
 from .ruleset import Ruleset, load_text
 from .runtime import in_context
 from .state import State, evolve
@@ -356,7 +356,7 @@ class _PoolRunner(_Runner):
 
     def check(self, task: Any) -> Callable[[], _Check]:
         pending = self.pool.apply_async(_check_task, (task,))
-        return lambda: pending.get()  # type: ignore[no-any-return]
+        return lambda: pending.get()
 
 
 def _resolve(rules: Ruleset, paths: tuple[str, ...], partitions: int,
