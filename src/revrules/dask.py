@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .parallel import Partitioned, _Check, _check_task, _Part, _resolve, _Runner, _task
+from .parallel import Partitioned, _Part, _resolve, _Runner, _task
 from .ruleset import Ruleset, load
 
 __all__ = ["replay"]
@@ -46,12 +46,9 @@ class _DaskRunner(_Runner):
         kwargs = {"scheduler": self.scheduler} if self.scheduler else {}
         return tuple(self.dask.compute(*values, **kwargs))
 
-    def map_parts(self, tasks: list[Any]) -> list[_Part]:
+    def start_parts(self, tasks: list[Any]) -> Callable[[], list[_Part]]:
         delayed = self.dask.delayed(_task, pure=True)
-        return list(self._compute(*(delayed(t) for t in tasks)))
-
-    def check(self, task: Any) -> Callable[[], _Check]:
-        (done,) = self._compute(self.dask.delayed(_check_task, pure=True)(task))
+        done = list(self._compute(*(delayed(t) for t in tasks)))
         return lambda: done
 
 

@@ -335,15 +335,12 @@ def _first(seen: Redemptions, limits: Mapping[str, int]) -> Redemptions:
 
 
 class _Runner:
-    """Runs the jobs: in this process (this class), a process pool, or Dask. ``check``
-    starts the look at the whole log and returns what waits for its answer, so that it
-    may run beside the first round."""
+    """Runs the jobs: in this process (this class), a process pool, or Dask.
+    ``start_parts`` starts a round and returns what waits for its answer, so that this
+    process can look at the whole log (``_check``) while the workers replay."""
 
-    def map_parts(self, tasks: list[Any]) -> list[_Part]:
-        return [_task(t) for t in tasks]
-
-    def check(self, task: Any) -> Callable[[], _Check]:
-        done = _check_task(task)
+    def start_parts(self, tasks: list[Any]) -> Callable[[], list[_Part]]:
+        done = [_task(t) for t in tasks]
         return lambda: done
 
 
@@ -351,12 +348,9 @@ class _PoolRunner(_Runner):
     def __init__(self, pool: Any) -> None:
         self.pool = pool
 
-    def map_parts(self, tasks: list[Any]) -> list[_Part]:
-        return list(self.pool.map(_task, tasks, chunksize=1))
-
-    def check(self, task: Any) -> Callable[[], _Check]:
-        pending = self.pool.apply_async(_check_task, (task,))
-        return lambda: pending.get()
+    def start_parts(self, tasks: list[Any]) -> Callable[[], list[_Part]]:
+        pending = self.pool.map_async(_task, tasks, chunksize=1)
+        return lambda: list(pending.get())
 
 
 def _resolve(rules: Ruleset, paths: tuple[str, ...], partitions: int,
@@ -364,14 +358,14 @@ def _resolve(rules: Ruleset, paths: tuple[str, ...], partitions: int,
     source, file = rules.model.source, rules.model.file
     limits = _limits(rules)
     given: Redemptions | None = {name: () for name in limits} if limits else None
-    checking = runner.check((paths, partitions))
     for round_ in range(1, MAX_ROUNDS + 1):
-        parts = runner.map_parts([(source, file, paths, k, partitions, given)
-                                  for k in range(partitions)])
-        if round_ == 1:
-            check = checking()
-            if check.conflict is not None:
-                return _sequential(rules, paths, partitions, 0, check.conflict)
+        waiting = runner.start_parts([(source, file, paths, k, partitions, given)
+                                      for k in range(partitions)])
+        if round_ == 1:  # here, while the workers replay
+            check = _check_task((paths, partitions))
+        parts = waiting()
+        if check.conflict is not None:
+            return _sequential(rules, paths, partitions, 0, check.conflict)
         if len({part.ticks for part in parts}) > 1:
             return _sequential(rules, paths, partitions, round_,
                                "a tick applied in some partitions and not in others")
