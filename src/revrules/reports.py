@@ -23,7 +23,7 @@ from babel import Locale, UnknownLocaleError
 from babel.numbers import format_currency, format_decimal, get_group_symbol, is_currency
 
 from .engine import Engine
-from .events import EventError
+from .events import Event, EventError
 from .ledger import FIELDS, MONEY_FIELDS, Figures, Group, Ledger
 from .results import Error, Outcome
 from .ruleset import Ruleset
@@ -48,7 +48,11 @@ __all__ = [
     "ReportInput",
     "Section",
     "Series",
+    "Failure",
+    "Fold",
+    "Streamed",
     "Table",
+    "Summary",
     "amount",
     "diff_html",
     "figures_to_wire",
@@ -65,6 +69,7 @@ __all__ = [
     "render_json",
     "render_table",
     "replay",
+    "stream",
 ]
 
 #: Short column headings of the text table.
@@ -73,6 +78,54 @@ HEADINGS = {"payments": "payments", "gross": "gross", "discounts": "discounts",
             "commission": "commission", "proceeds": "proceeds", "refund_count": "refunded",
             "active": "active", "trialing": "trialing", "mrr": "MRR", "churned": "churned",
             "outstanding": "outstanding", "written_off": "written off"}
+
+
+@attrs.frozen
+class Failure:
+    """The first event of a log that did not apply: its place (1-based), id and error."""
+
+    index: int
+    event: str
+    code: str | None
+    message: str | None
+
+
+@attrs.frozen
+class Summary:
+    """What a report needs of a log's outcomes: how many, how many failed, the first
+    failure. A streamed replay keeps this instead of every :class:`Outcome`."""
+
+    events: int = 0
+    failed: int = 0
+    first_failure: Failure | None = None
+
+    @classmethod
+    def of(cls, outcomes: Iterable[Outcome]) -> Summary:
+        fold = _Tally()
+        for outcome in outcomes:
+            fold.count(outcome)
+        return fold.summary()
+
+
+class _Tally:
+    __slots__ = ("events", "failed", "first")
+
+    def __init__(self) -> None:
+        self.events = self.failed = 0
+        self.first: Failure | None = None
+
+    def count(self, outcome: Outcome) -> None:
+        self.events += 1
+        if not outcome.ok:
+            self.failed += 1
+            if self.first is None:
+                error = outcome.error
+                self.first = Failure(self.events, outcome.event,
+                                     error.code if error else None,
+                                     error.message if error else None)
+
+    def summary(self) -> Summary:
+        return Summary(self.events, self.failed, self.first)
 
 
 @attrs.frozen
@@ -88,31 +141,107 @@ class Replay:
     def failed(self) -> tuple[Outcome, ...]:
         return tuple(o for o in self.outcomes if not o.ok)
 
+    @property
+    def summary(self) -> Summary:
+        return Summary.of(self.outcomes)
+
+
+@attrs.frozen
+class Streamed:
+    """A log applied under one ruleset and folded as it went: the final state, the
+    ledger and the :class:`Summary` of the outcomes (not the outcomes themselves)."""
+
+    ruleset: Ruleset = attrs.field(repr=False)
+    summary: Summary
+    state: State = attrs.field(repr=False)
+    ledger: Ledger = attrs.field(repr=False)
+
+
+class Fold:
+    """A replay folded event by event, in constant memory per event: it keeps the
+    state, the ledger (unless ``ledger=False``) and the counts of a :class:`Summary`,
+    never the outcomes. :meth:`feed` applies one event (an :class:`EventError`, a bad
+    JSONL line, becomes a failed outcome, as in ``revrules eval``) and returns its
+    outcome; :meth:`outcomes` does it for a whole log, lazily.
+
+    >>> import revrules
+    >>> fold = Fold(revrules.load("rulesets/streaming.rr"))
+    >>> fold.feed({"id": "t1", "type": "tick", "at": "2027-01-01"}).ok
+    True
+    >>> fold.result().summary
+    Summary(events=1, failed=0, first_failure=None)
+    """
+
+    __slots__ = ("ruleset", "engine", "state", "ledger", "_tally", "_fold_ledger")
+
+    def __init__(self, ruleset: Ruleset, engine: Engine | None = None,
+                 state: State | None = None, ledger: bool = True) -> None:
+        self.ruleset = ruleset
+        self.engine = engine if engine is not None else Engine(ruleset)
+        self.state = state if state is not None else State()
+        self.ledger = Ledger.fold((), ruleset)
+        self._fold_ledger = ledger
+        self._tally = _Tally()
+
+    def feed(self, item: Mapping[str, Any] | EventError | Event) -> Outcome:
+        if isinstance(item, EventError):
+            outcome = Outcome("", False, self.state, error=Error(item.code, item.message))
+        else:
+            outcome = self.engine.apply(self.state, item)
+        self.state = outcome.state
+        self._tally.count(outcome)
+        if self._fold_ledger and outcome.ok and outcome.events:
+            self.ledger = self.ledger.extend(outcome.events)
+        return outcome
+
+    def outcomes(self, events: Iterable[Mapping[str, Any] | EventError],
+                 progress: Callable[[int], None] | None = None) -> Iterator[Outcome]:
+        """Feed ``events`` one by one, yielding each outcome (to a fold that keeps
+        what it needs: :func:`revrules.growth.growth_of_outcomes`, …)."""
+        feed = self.feed
+        for n, item in enumerate(events, 1):
+            yield feed(item)
+            if progress is not None:
+                progress(n)
+
+    @property
+    def summary(self) -> Summary:
+        return self._tally.summary()
+
+    def result(self) -> Streamed:
+        return Streamed(self.ruleset, self._tally.summary(), self.state, self.ledger)
+
+
+@in_context
+def stream(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError],
+           progress: Callable[[int], None] | None = None) -> Streamed:
+    """:func:`replay` without keeping the outcomes: apply ``events`` in order from the
+    empty state, fold the ledger as it goes and keep only a :class:`Summary`. Memory
+    grows with the subscriptions of the log, not with its events."""
+    fold = Fold(ruleset)
+    for _ in fold.outcomes(events, progress):
+        pass
+    return fold.result()
+
 
 @in_context
 def replay(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError],
            progress: Callable[[int], None] | None = None) -> Replay:
-    """Apply ``events`` in order from the empty state and fold the ledger.
+    """Apply ``events`` in order from the empty state and fold the ledger, keeping every
+    outcome (:func:`stream` keeps only their :class:`Summary`).
 
     An :class:`EventError` in the input (a bad JSONL line) becomes a failed outcome,
     as in ``revrules eval``. ``progress`` is called with the number of events done.
     """
-    engine = Engine(ruleset)
-    state = State()
-    outcomes: list[Outcome] = []
-    ledger = Ledger.fold((), ruleset)
-    for n, item in enumerate(events, 1):
-        if isinstance(item, EventError):
-            outcome = Outcome("", False, state, error=Error(item.code, item.message))
-        else:
-            outcome = engine.apply(state, item)
-        state = outcome.state
-        outcomes.append(outcome)
-        if outcome.ok and outcome.events:
-            ledger = ledger.extend(outcome.events)
-        if progress is not None:
-            progress(n)
-    return Replay(ruleset, tuple(outcomes), state, ledger)
+    fold = Fold(ruleset)
+    outcomes = tuple(fold.outcomes(events, progress))
+    return Replay(ruleset, outcomes, fold.state, fold.ledger)
+
+
+def _summary(outcomes: Iterable[Outcome] | Summary | None) -> Summary | None:
+    if outcomes is None or isinstance(outcomes, Summary):
+        return outcomes
+    return Summary.of(outcomes)
 
 
 # -- values ----------------------------------------------------------------------------
@@ -138,16 +267,17 @@ def figures_to_wire(figures: Figures, currency: str) -> dict[str, str | int]:
 
 @in_context
 def ledger_to_wire(ledger: Ledger, ruleset: Ruleset | None = None,
-                   outcomes: Iterable[Outcome] | None = None) -> dict[str, Any]:
-    """The whole report as JSON-ready data: totals, months and groups, sorted."""
-    done = list(outcomes) if outcomes is not None else None
+                   outcomes: Iterable[Outcome] | Summary | None = None) -> dict[str, Any]:
+    """The whole report as JSON-ready data: totals, months and groups, sorted
+    (``outcomes``: the log's outcomes, or their :class:`Summary`, for the counts)."""
+    done = _summary(outcomes)
     out: dict[str, Any] = {}
     if ruleset is not None:
         out["ruleset"] = ruleset.name
         out["version"] = ruleset.version
     if done is not None:
-        out["events"] = len(done)
-        out["failed"] = sum(1 for o in done if not o.ok)
+        out["events"] = done.events
+        out["failed"] = done.failed
     out["totals"] = {c: figures_to_wire(f, c) for c, f in ledger.totals().items()}
     out["months"] = [{"currency": c, "month": m, **figures_to_wire(f, c)}
                      for (c, m), f in ledger.by_month().items()]
@@ -166,7 +296,7 @@ def _group_wire(group: Group) -> dict[str, str]:
 
 @in_context
 def render_json(ledger: Ledger, ruleset: Ruleset | None = None,
-                outcomes: Iterable[Outcome] | None = None) -> str:
+                outcomes: Iterable[Outcome] | Summary | None = None) -> str:
     """The report as one deterministic JSON document (see :func:`ledger_to_wire`)."""
     return dumps(ledger_to_wire(ledger, ruleset, outcomes))
 
@@ -188,17 +318,16 @@ def render_csv(ledger: Ledger) -> str:
 
 @in_context
 def render_table(ledger: Ledger, ruleset: Ruleset | None = None,
-                 outcomes: Iterable[Outcome] | None = None) -> str:
+                 outcomes: Iterable[Outcome] | Summary | None = None) -> str:
     """A plain-text report for the terminal: per currency, a table by month, the
     totals, and the totals by storefront, channel and plan."""
-    done = list(outcomes) if outcomes is not None else None
+    done = _summary(outcomes)
     lines: list[str] = []
     if ruleset is not None:
         version = f" version {ruleset.version}" if ruleset.version else ""
         lines.append(f"ruleset {ruleset.name}{version}")
     if done is not None:
-        failed = sum(1 for o in done if not o.ok)
-        lines.append(f"{len(done)} events, {failed} failed")
+        lines.append(f"{done.events} events, {done.failed} failed")
     totals = ledger.totals()
     if not totals:
         lines.append("no revenue in this log")
@@ -422,7 +551,7 @@ class ReportInput:
 
     ledger: Ledger
     ruleset: Ruleset | None = None
-    outcomes: tuple[Outcome, ...] | None = None
+    summary: Summary | None = None  # the log's counts, when known
     fx: Rates | None = None
     receivable: Callable[[Ledger, str], Decimal] = ledger_receivable
 
@@ -841,8 +970,8 @@ def render_page(title: str, facts: Iterable[str], sections: Iterable[Section],
 
 @in_context
 def render_html(ledger: Ledger, ruleset: Ruleset | None = None,
-                outcomes: Iterable[Outcome] | None = None, title: str | None = None, *,
-                locale: str | Locale = "en", fx: Rates | None = None,
+                outcomes: Iterable[Outcome] | Summary | None = None,
+                title: str | None = None, *, locale: str | Locale = "en", fx: Rates | None = None,
                 receivable: Callable[[Ledger, str], Decimal] | None = None,
                 sections: Iterable[SectionBuilder] = DEFAULT_SECTIONS) -> str:
     """The ledger as a self-contained HTML page (inline CSS and SVG, no script, no
@@ -852,7 +981,7 @@ def render_html(ledger: Ledger, ruleset: Ruleset | None = None,
     ``locale`` (``"de_CH"`` → ``CHF 1'234.50``). ``receivable`` gives the receivables
     card its figure (default: :func:`ledger_receivable`); ``sections`` are the section
     builders, in page order."""
-    done = tuple(outcomes) if outcomes is not None else None
+    done = _summary(outcomes)
     if fx is not None and (missing := fx.missing(ledger.currencies())):
         raise ValueError(f"no exchange rate for {', '.join(missing)}")
     data = ReportInput(ledger, ruleset, done, fx, receivable or ledger_receivable)
@@ -862,7 +991,7 @@ def render_html(ledger: Ledger, ruleset: Ruleset | None = None,
         facts.append(f"ruleset {ruleset.name}" + (f" version {ruleset.version}"
                                                    if ruleset.version else ""))
     if done is not None:
-        facts.append(f"{len(done)} events, {sum(1 for o in done if not o.ok)} failed")
+        facts.append(f"{done.events} events, {done.failed} failed")
     facts.append("cash basis, tax-exclusive figures, calendar months in UTC")
     built = [s for builder in sections for s in builder(data)]
     if not built:
@@ -943,7 +1072,7 @@ def diff_html(d: Diff) -> str:
                              Money(Decimal(a), currency) if money else a,
                              Money(Decimal(b), currency) if money else b,
                              Money(Decimal(b - a), currency) if money else b - a))
-    label = f"{d.old.ruleset.name} → {d.new.ruleset.name}, {len(d.old.outcomes)} events"
+    label = f"{d.old.ruleset.name} → {d.new.ruleset.name}, {d.old.summary.events} events"
     if not d.changed:
         return render_fragment([Note(f"What-if {label}: no figure and no charge changed")])
     blocks.append(Table(f"What-if {label}: totals that moved",
