@@ -190,7 +190,7 @@ plan m { product p every 1 month price web EUR 9.99 }
 tax vat { rate 19% when customer.score * 3 > 1.000001  rate 7% }
 """)
     engine = revrules.Engine(rules)
-    assert deciders(engine).checkout("m", "web").needs_context
+    assert deciders(engine.rules).checkout("m", "web").needs_context
     event = parse_event({"id": "e1", "type": "checkout", "at": "2027-01-31T10:00:00Z",
                          "subscription": "s1", "storefront": "web", "plan": "m",
                          "customer": {"id": "c1", "score": "0.333334"}})

@@ -247,6 +247,14 @@ class Tables:
         self._taxes: tuple[FirstMatch, ...] | None = None
         self._route: FirstMatch | None = None
         self._schedules: dict[tuple[str, str, bool], Schedule] = {}
+        self._deciders: Deciders | None = None
+
+    @property
+    def deciders(self) -> Deciders:
+        """The generated checkout deciders of the ruleset."""
+        if self._deciders is None:
+            self._deciders = Deciders(self.rules)
+        return self._deciders
 
     @property
     def rules(self) -> Ruleset:
@@ -409,18 +417,26 @@ class CheckoutDecider:
     """The generated checkout decision of one (plan, storefront): the conditions of every
     phase of a checkout quote as straight-line code (see the module's doc)."""
 
-    def __init__(self, engine: Engine, plan: m.Plan, sf: m.Storefront):
-        rules = engine.rules
+    def __init__(self, made: Deciders, plan: m.Plan, sf: m.Storefront):
+        rules = made.rules
         model = rules.model
         self.plan, self.sf = plan, sf
         self.currency = sf.currency
         namespace: dict[str, Any] = {"c.storefront": sf, "c.plan": plan}
         gen = _Folding(model, namespace)
-        cite = engine.trace
+        cite = made.cite
+        self.cite = cite
         lines = gen.lines
         self.rules_rounding = rules.rounding
         self.codes = rules.codes
         self.automatic = rules.automatic.get((plan.name, sf.name), ())
+        self.new_prices = tables(rules).schedule(plan.name, sf.name, False)
+        self.existing_prices = tables(rules).schedule(plan.name, sf.name, True)
+        self.price_trace = {id(e): cite(f"price {plan.name} {sf.name}", e.span)
+                            for e in rules.prices.get((plan.name, sf.name), ())}
+        self.quantum = rt.exponent(sf.currency)
+        self._dates: dict[dt.date, tuple[dt.date, dt.date | None]] = {}
+        self.zero = ZERO.quantize(self.quantum, context=C)
         # the promotions a checkout of this pair may consider: any code, the automatic ones
         self.promotions = _promotion_facts(rules, plan, sf)
         eligibility = rules.eligibility.get(plan.trial.eligibility, ()) \
@@ -475,6 +491,9 @@ class CheckoutDecider:
                 lines.append("")
                 fact.tests[phase] = name
         self.needs_context = gen.needs_context
+        self.live = {ph: tuple(p for p in self.automatic
+                               if self.promotions[p.name].constant.get(ph, True))
+                     for ph in _PHASES}
         source = gen.module_source()
         digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:12]
         self.filename = f"<revrules decision {ascii(model.file)} {digest}>"
@@ -489,6 +508,17 @@ class CheckoutDecider:
         self.route = {ph: globals_[f"route_{ph}"] for ph in _PHASES}
         for fact in self.promotions.values():
             fact.bind({ph: globals_[name] for ph, name in fact.tests.items()})
+
+    def dates(self, day: dt.date) -> tuple[dt.date, dt.date | None]:
+        """The next charge after a charge on ``day`` (one period on) and its due date
+        (the storefront's terms), remembered for a few thousand days."""
+        found = self._dates.get(day)
+        if found is None:
+            found = (rt.add_periods(day, self.plan.every, 1),
+                     rt.add(day, self.sf.terms) if self.sf.terms else None)
+            if len(self._dates) < _DATES:
+                self._dates[day] = found
+        return found
 
 
 def _phase_scope(sf: m.Storefront, plan: m.Plan, phase: str) -> dict[str, Any]:
@@ -573,6 +603,10 @@ def _first_match(gen: _Folding, lines: list[str], var: str, items: list[tuple[in
     flush()
 
 
+#: how many days a decider remembers the dates of
+_DATES = 4096
+
+
 class _Index(dict[Any, int]):
     """A dict constant of generated code (a distinct type, so equal tables of two phases
     may share one name, and no table is mistaken for another constant)."""
@@ -620,38 +654,37 @@ def _promotion_facts(rules: Ruleset, plan: m.Plan, sf: m.Storefront) -> dict[str
     return {p.name: _PromotionFacts(rules, p, plan, sf) for p in wanted}
 
 
-# -- the engine's deciders -------------------------------------------------------------
+# -- the deciders of a ruleset ---------------------------------------------------------
 class Deciders:
-    """The generated checkout deciders of one engine, by (plan, storefront), made on first
-    use."""
+    """The generated checkout deciders of one ruleset, by (plan, storefront), each made
+    on first use; with the ruleset's own shared trace entries."""
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
+    def __init__(self, rules: Ruleset):
+        from .emission import Citations
+
+        self.rules = rules
+        self.tz = rules.model.timezone
+        self.cite = Citations().cite
         self._by_pair: dict[tuple[str, str], CheckoutDecider] = {}
-        self.kinds = {a.name: a for a in engine.rules.model.attributes}
+        self.kinds = {a.name: a for a in rules.model.attributes}
         self.plain = {name: {"int": int, "string": str, "bool": bool}.get(a.type)
                       for name, a in self.kinds.items()}
-        self.defaults = {a.name: a.default for a in engine.rules.model.attributes}
+        self.defaults = {a.name: a.default for a in rules.model.attributes}
 
     def checkout(self, plan: str, storefront: str) -> CheckoutDecider:
         key = (plan, storefront)
         found = self._by_pair.get(key)
         if found is None:
-            rules = self.engine.rules
+            rules = self.rules
             found = self._by_pair[key] = CheckoutDecider(
-                self.engine, rules.plans[plan], rules.storefronts[storefront])
+                self, rules.plans[plan], rules.storefronts[storefront])
         return found
 
 
-_DECIDERS: weakref.WeakKeyDictionary[Engine, Deciders] = weakref.WeakKeyDictionary()
-
-
-def deciders(engine: Engine) -> Deciders:
-    """The deciders of ``engine`` (cached on it: generated once per (plan, storefront))."""
-    found = _DECIDERS.get(engine)
-    if found is None:
-        found = _DECIDERS[engine] = Deciders(engine)
-    return found
+def deciders(rules: Ruleset) -> Deciders:
+    """The deciders of ``rules`` (kept with its tables: generated once per (plan,
+    storefront), for every engine that runs the ruleset)."""
+    return tables(rules).deciders
 
 
 # -- the checkout quote ----------------------------------------------------------------
@@ -667,9 +700,7 @@ def quote_checkout(engine: Engine, ev: Event, state: State | None) -> Quote | No
     generated decision, or None where the reference path must decide (a refusal, a case
     this path does not cover, any error: the reference path gives the exact answer)."""
     try:
-        made = deciders(engine)
-        if made.engine.rules is not engine.rules:
-            return None
+        made = engine.rules.decision_tables.deciders
         if state is not None and _needs_reference(engine, ev, state):
             return None
         customer = _customer(made, ev.customer)
@@ -722,8 +753,7 @@ _MISSING: Any = object()
 
 def _checkout(engine: Engine, d: CheckoutDecider, ev: Event, state: State | None,
               cu: dict[str, Any]) -> Quote | None:
-    from .quoting import Quote, tick_time
-
+    Quote, tick_time = _QUOTING or _quoting()
     rules = engine.rules
     plan, sf = d.plan, d.sf
     currency = d.currency
@@ -731,19 +761,19 @@ def _checkout(engine: Engine, d: CheckoutDecider, ev: Event, state: State | None
     assert customer is not None
     cid = customer["id"]
     at = ev.at
-    day = rt.local_date(at, engine.tz)
+    day = rt.local_date(at, rules.model.timezone)
     contract = _contract(rules, cid, plan.name, day, currency) if rules.contracts else None
     if contract is not None:
         list_amount = contract.amount
-        trace: list[Trace] = [engine.trace(f"contract {contract.name}", contract.span)]
+        trace: list[Trace] = [d.cite(f"contract {contract.name}", contract.span)]
     else:
         if sf.name in plan.not_sold or (plan.name, sf.name) not in rules.prices:
             return None
-        entry = tables(rules).schedule(plan.name, sf.name, False).on(day)
+        entry = d.new_prices.on(day)
         if entry is None:
             return None
         list_amount = entry.amount
-        trace = [engine.trace(f"price {plan.name} {sf.name}", entry.span)]
+        trace = [d.price_trace[id(entry)]]
     er, ea, ep = ev.reason, ev.attempt or 0, ev.psp
     args = (cu, cid, at, er, ea, ep)
     redemptions = state.redemptions if state is not None else _EMPTY
@@ -760,20 +790,21 @@ def _checkout(engine: Engine, d: CheckoutDecider, ev: Event, state: State | None
             granted = True
             anchor = rt.add(day, plan.trial.length)
             trial_days = (anchor - day).days
-            trace.append(engine.trace(f"plan {plan.name} trial", plan.trial.span))
+            trace.append(d.cite(f"plan {plan.name} trial", plan.trial.span))
+    chosen: list[tuple[m.Promotion, Decimal, bool]] = []
     if contract is not None:
         if ev.code:
             reasons.append(f"promotions do not apply to contract {contract.name}")
-        chosen = []
-    elif not granted:
+    elif not granted and (ev.code is not None or d.live["co"]):
         chosen = _choose(d, "co", args, list_amount, day, ev.code, reasons, redemptions,
                          customer_redemptions, cid, (), 1, True)
     if not granted:
-        discounts = tuple(Discount(p.name, amount) for p, amount, _ in chosen)
-        trace.extend(engine.trace(p.name, p.span) for p, _, _ in chosen)
+        discounts: tuple[Discount, ...] = ()
+        if chosen:
+            discounts = tuple(Discount(p.name, amount) for p, amount, _ in chosen)
+            trace.extend(d.cite(p.name, p.span) for p, _, _ in chosen)
         figures = _price(engine, d, "co", args, list_amount, discounts, ZERO, trace)
-        next_charge = rt.add_periods(day, plan.every, 1)
-        due = rt.add(day, sf.terms) if sf.terms else None
+        next_charge, due = d.dates(day)
         return Quote(ev.subscription, "checkout", "charge", currency, figures[0], discounts,
                      figures[1], figures[2], figures[3], figures[4], figures[5], 0, day,
                      next_charge, due, tuple(reasons), tuple(trace))
@@ -801,10 +832,10 @@ def _checkout(engine: Engine, d: CheckoutDecider, ev: Event, state: State | None
     tick_reasons: list[str] = []
     held_by = _contract(rules, cid, plan.name, end, currency) if rules.contracts else None
     if held_by is not None:
-        tick_trace.append(engine.trace(f"contract {held_by.name}", held_by.span))
+        tick_trace.append(d.cite(f"contract {held_by.name}", held_by.span))
         list_amount = held_by.amount
     else:
-        entry = tables(rules).schedule(plan.name, sf.name, True).on(end)
+        entry = d.existing_prices.on(end)
         if entry is None:
             return None  # not sold on that day: the reference path refuses
         rule = f"price {plan.name} {sf.name}"
@@ -825,18 +856,29 @@ def _checkout(engine: Engine, d: CheckoutDecider, ev: Event, state: State | None
                     + f" ({where(entry.span)})")
             else:
                 list_amount = entry.amount
-        tick_trace.append(engine.trace(rule, cited.span))
+        tick_trace.append(d.cite(rule, cited.span))
     chosen = [] if held_by is not None else _choose(
         d, "tk", targs, list_amount, end, None, tick_reasons, redemptions,
         customer_redemptions, cid, tuple(attached), 1, True)
     discounts = tuple(Discount(p.name, amount) for p, amount, _ in chosen)
-    tick_trace.extend(engine.trace(p.name, p.span) for p, _, _ in chosen)
+    tick_trace.extend(d.cite(p.name, p.span) for p, _, _ in chosen)
     figures = _price(engine, d, "tk", targs, list_amount, discounts, ZERO, tick_trace)
-    next_charge = rt.add_periods(end, plan.every, 1)
-    due = rt.add(end, sf.terms) if sf.terms else None
+    next_charge, due = d.dates(end)
     return Quote(ev.subscription, "checkout", "charge", currency, figures[0], discounts,
                  figures[1], figures[2], figures[3], figures[4], figures[5], trial_days, end,
                  next_charge, due, tuple(reasons + tick_reasons), tuple(tick_trace))
+
+
+_QUOTING: tuple[Any, Any] | None = None
+
+
+def _quoting() -> tuple[Any, Any]:
+    """:class:`revrules.quoting.Quote` and its ``tick_time`` (quoting imports this module)."""
+    global _QUOTING
+    from .quoting import Quote, tick_time
+
+    _QUOTING = (Quote, tick_time)
+    return _QUOTING
 
 
 def _contract(rules: Ruleset, cid: str, plan: str, day: dt.date,
@@ -926,7 +968,7 @@ def _choose(d: CheckoutDecider, phase: str, args: tuple[Any, ...], list_amount: 
                 candidates.append((code_promo, _discount(code_promo, list_amount, currency,
                                                          rounding), True))
     if automatic:
-        for p in d.automatic:
+        for p in d.live[phase]:
             if p.name in names:
                 continue
             if _refusal(facts[p.name], phase, args, day, redemptions, customer_redemptions,
@@ -972,14 +1014,16 @@ def _price(engine: Engine, d: CheckoutDecider, phase: str, args: tuple[Any, ...]
            trace: list[Trace]) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal, str | None]:
     """:func:`revrules.pricing.quote`: (list, credit, tax, net, total, psp)."""
     sf, currency, rounding = d.sf, d.currency, d.rules_rounding
-    quantum = rt.exponent(currency)
-    zero = ZERO.quantize(quantum, context=C)
+    quantum, zero = d.quantum, d.zero
     list_amount = list_amount.quantize(quantum, context=C)
     credit = credit.quantize(quantum, context=C)
-    discount = zero
-    for x in discounts:
-        discount = _add(discount, x.amount)
-    amount = _sub(_sub(list_amount, discount), credit)
+    if discounts:
+        discount = zero
+        for x in discounts:
+            discount = _add(discount, x.amount)
+        amount = _sub(_sub(list_amount, discount), credit)
+    else:
+        amount = _sub(_sub(list_amount, zero), credit)
     if amount < 0:
         amount = zero
     rates: list[Decimal] = []
