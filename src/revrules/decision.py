@@ -436,6 +436,7 @@ class CheckoutDecider:
                             for e in rules.prices.get((plan.name, sf.name), ())}
         self.quantum = rt.exponent(sf.currency)
         self._dates: dict[dt.date, tuple[dt.date, dt.date | None]] = {}
+        self.figures: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self.zero = ZERO.quantize(self.quantum, context=C)
         # the promotions a checkout of this pair may consider: any code, the automatic ones
         self.promotions = _promotion_facts(rules, plan, sf)
@@ -803,7 +804,7 @@ def _checkout(engine: Engine, d: CheckoutDecider, ev: Event, state: State | None
         if chosen:
             discounts = tuple(Discount(p.name, amount) for p, amount, _ in chosen)
             trace.extend(d.cite(p.name, p.span) for p, _, _ in chosen)
-        figures = _price(engine, d, "co", args, list_amount, discounts, ZERO, trace)
+        figures = _price(engine, d, "co", args, list_amount, discounts, trace)
         next_charge, due = d.dates(day)
         return Quote(ev.subscription, "checkout", "charge", currency, figures[0], discounts,
                      figures[1], figures[2], figures[3], figures[4], figures[5], 0, day,
@@ -824,7 +825,7 @@ def _checkout(engine: Engine, d: CheckoutDecider, ev: Event, state: State | None
                 customer_redemptions[key] = customer_redemptions.get(key, 0) + 1
                 attached.append((p, 1, None if p.cycles is None else p.cycles))
     # the checkout's own (zero) charge evaluates the tax and route conditions too
-    _price(engine, d, "ct", args, ZERO, (), ZERO, [])
+    _price(engine, d, "ct", args, ZERO, (), [])
     end = anchor
     tick_at = tick_time(engine, end, at)
     targs = (cu, cid, tick_at, None, 0, None)
@@ -862,7 +863,7 @@ def _checkout(engine: Engine, d: CheckoutDecider, ev: Event, state: State | None
         customer_redemptions, cid, tuple(attached), 1, True)
     discounts = tuple(Discount(p.name, amount) for p, amount, _ in chosen)
     tick_trace.extend(d.cite(p.name, p.span) for p, _, _ in chosen)
-    figures = _price(engine, d, "tk", targs, list_amount, discounts, ZERO, tick_trace)
+    figures = _price(engine, d, "tk", targs, list_amount, discounts, tick_trace)
     next_charge, due = d.dates(end)
     return Quote(ev.subscription, "checkout", "charge", currency, figures[0], discounts,
                  figures[1], figures[2], figures[3], figures[4], figures[5], trial_days, end,
@@ -1010,37 +1011,31 @@ def _inner_tax(amount: Decimal, rates: list[Decimal], currency: str, rounding: s
 
 
 def _price(engine: Engine, d: CheckoutDecider, phase: str, args: tuple[Any, ...],
-           list_amount: Decimal, discounts: tuple[Discount, ...], credit: Decimal,
+           list_amount: Decimal, discounts: tuple[Discount, ...],
            trace: list[Trace]) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal, str | None]:
-    """:func:`revrules.pricing.quote`: (list, credit, tax, net, total, psp)."""
-    sf, currency, rounding = d.sf, d.currency, d.rules_rounding
-    quantum, zero = d.quantum, d.zero
-    list_amount = list_amount.quantize(quantum, context=C)
-    credit = credit.quantize(quantum, context=C)
+    """:func:`revrules.pricing.quote` of a checkout's charge (no credit): (list, credit,
+    tax, net, total, psp). The figures are a pure function of the list price, the
+    discount and the tax rates that hold, remembered per decider for a few thousand
+    combinations; the route is decided every time (its conditions read the customer)."""
+    positions = d.tax[phase](*args)
     if discounts:
-        discount = zero
+        discount = d.zero
         for x in discounts:
             discount = _add(discount, x.amount)
-        amount = _sub(_sub(list_amount, discount), credit)
+        figures = _figures(d, list_amount, discount, positions)
     else:
-        amount = _sub(_sub(list_amount, zero), credit)
-    if amount < 0:
-        amount = zero
-    rates: list[Decimal] = []
-    for t, position in enumerate(d.tax[phase](*args)):
-        if position is not None:
-            rate, cited = d.tax_rates[t][position]
-            rates.append(rate)
-            trace.append(cited)
-    if sf.tax_inclusive:
-        tax = _inner_tax(amount, rates, currency, rounding) or zero
-        net, total = _sub(amount, tax), amount
-    else:
-        tax = zero
-        for r in rates:
-            tax = _add(tax, rt.percent_of(amount, r, currency, rounding))
-        net, total = amount, _add(amount, tax)
-    position = d.route[phase](*args, rt.Money(currency, total))
+        # keyed by the list price's identity (a model's amount, as long-lived as the
+        # decider; checked on a hit), so that equal amounts written differently (12.9
+        # and 12.90) never share figures
+        key = (id(list_amount), positions)
+        figures = d.figures.get(key)
+        if figures is None or figures[6] is not list_amount:
+            figures = _figures(d, list_amount, None, positions)
+            if len(d.figures) < _FIGURES:
+                d.figures[key] = figures
+    trace.extend(figures[5])
+    total = figures[4]
+    position = d.route[phase](*args, rt.Money(d.currency, total))
     if position is not None:
         psp, cited = d.routes[position]
         trace.append(cited)
@@ -1049,4 +1044,38 @@ def _price(engine: Engine, d: CheckoutDecider, phase: str, args: tuple[Any, ...]
         trace.append(cited)
     else:
         psp = None
-    return list_amount, credit, tax, net, total, psp
+    return figures[0], figures[1], figures[2], figures[3], total, psp
+
+
+#: how many (list price, discount, tax rates) a decider remembers the figures of
+_FIGURES = 4096
+
+
+def _figures(d: CheckoutDecider, list_amount: Decimal, discount: Decimal | None,
+             positions: tuple[int | None, ...]) -> tuple[Any, ...]:
+    """(list, credit, tax, net, total, tax trace) as :func:`revrules.pricing.quote` computes
+    them, with explicit context operations (the caller's context plays no part)."""
+    sf, currency, rounding = d.sf, d.currency, d.rules_rounding
+    quantum, zero = d.quantum, d.zero
+    given = list_amount
+    list_amount = list_amount.quantize(quantum, context=C)
+    credit = zero
+    amount = _sub(_sub(list_amount, zero if discount is None else discount), credit)
+    if amount < 0:
+        amount = zero
+    rates: list[Decimal] = []
+    cited: list[Trace] = []
+    for t, position in enumerate(positions):
+        if position is not None:
+            rate, trace = d.tax_rates[t][position]
+            rates.append(rate)
+            cited.append(trace)
+    if sf.tax_inclusive:
+        tax = _inner_tax(amount, rates, currency, rounding) or zero
+        net, total = _sub(amount, tax), amount
+    else:
+        tax = zero
+        for r in rates:
+            tax = _add(tax, rt.percent_of(amount, r, currency, rounding))
+        net, total = amount, _add(amount, tax)
+    return list_amount, credit, tax, net, total, tuple(cited), given
