@@ -298,3 +298,25 @@ def test_a_schedule_finds_what_a_scan_finds(lines: list[tuple[Any, Any]], day: d
     entries = [m.PriceEntry("web", "EUR", Decimal(i), effective, existing_from, False, span)
                for i, (effective, existing_from) in enumerate(lines)]
     assert Schedule(entries, existing).on(day) is decision._scan(entries, day, existing)
+
+
+@pytest.mark.parametrize(("route", "psp_or_code"), [
+    ("adyen when total >= EUR 5.00\n  stripe otherwise", "adyen"),
+    ("adyen when EUR 50.00 < total\n  stripe otherwise", "stripe"),
+    ("adyen when total * 2 >= EUR 19.98\n  stripe otherwise", "adyen"),
+    ("adyen when total != EUR 9.99\n  stripe otherwise", "stripe"),
+    ("adyen when total >= USD 5.00\n  stripe otherwise", "currency_mismatch"),
+])
+def test_route_lines_on_the_total(route: str, psp_or_code: str) -> None:
+    rules = revrules.load_text(BIG % ("  rate 19%", route), "route.rr")
+    engine = revrules.Engine(rules)
+    event = parse_event({"id": "e", "type": "checkout", "at": "2027-01-01", "subscription": "s",
+                         "storefront": "web", "plan": "m", "customer": {"id": "c"}})
+    try:
+        expected = reference_quote(engine, event)
+    except revrules.QuoteError as exc:
+        assert exc.code == psp_or_code
+        assert quote_checkout(engine, event, None) is None
+        return
+    fast = quote_checkout(engine, event, None)
+    assert fast is not None and fast == expected and fast.psp == psp_or_code

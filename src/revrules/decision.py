@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, cast
 from . import model as m
 from . import nodes as n
 from . import runtime as rt
-from .compiler import _HELPERS, Ctx, _Generator
+from .compiler import _CMP_HELPER, _HELPERS, Ctx, _Generator
 from .diagnostics import did_you_mean
 from .results import Discount, Trace
 
@@ -69,6 +69,8 @@ _add, _sub, _mul, _div = C.add, C.subtract, C.multiply, C.divide
 
 
 # -- first-match tables ----------------------------------------------------------------
+#: a comparison with its operands swapped
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 #: the context fields an index may key on (as the compiler reads them)
 _KEYS: dict[str, Callable[[Ctx], Any]] = {
     "c.customer_id": operator.attrgetter("customer_id"),
@@ -318,6 +320,7 @@ class _Folding(_Generator):
         self.namespace = namespace
         self.scope: dict[str, str] = {}
         self.needs_context = False
+        self.total_refs = 0  # reads of the route's total as money
         self._const: set[str] = set()
 
     def use(self, scope: Mapping[str, Any], local: Mapping[str, str]) -> None:
@@ -338,7 +341,8 @@ class _Folding(_Generator):
         return eval(code, self._globals())  # noqa: S307 - a constant of our own
 
     def _globals(self) -> dict[str, Any]:
-        g = {h: getattr(rt, h) for h in _HELPERS}
+        g: dict[str, Any] = {h: getattr(rt, h) for h in _HELPERS}
+        g["Money_"] = rt.Money
         g.update(self.constants)
         return g
 
@@ -349,6 +353,8 @@ class _Folding(_Generator):
             self._note_context(e)
         code = super().expr(e, want_datetime)
         if code in self.scope:
+            if code == "c.total":
+                self.total_refs += 1
             return self.scope[code]
         return self.fold(code)
 
@@ -360,6 +366,19 @@ class _Folding(_Generator):
                 obj = self.namespace[f"c.{kind}"]
                 return self.constant(getattr(obj, code[len(prefix):]))
         return code
+
+    def money_comparison(self, e: n.Binary) -> str:
+        """A comparison of money; ``total`` against an amount in the storefront's currency
+        compares the decimals (what ``m_ge`` and its kin do once the currencies agree)."""
+        left, right = self.expr(e.left), self.expr(e.right)
+        currency = self.namespace["c.storefront"].currency
+        for a, b, op in ((left, right, e.op), (right, left, _FLIP[e.op])):
+            if a == "total" and self.is_constant(b):
+                value = self.value_of(b)
+                if isinstance(value, rt.Money) and value.currency == currency:
+                    self.total_refs -= 1
+                    return f"(tot {op} {self.constant(value.amount)})"
+        return f"{_CMP_HELPER[e.op]}({left}, {right})"
 
     def _note_context(self, e: n.Expr) -> None:
         # decimal arithmetic written as Python operators follows the current context
@@ -393,6 +412,9 @@ class _Folding(_Generator):
         return self.constant(value)
 
     def binary(self, e: n.Binary) -> str:
+        if e.op in _FLIP and self.type(e.left).kind == "money" and \
+                self.type(e.right).kind == "money":
+            return self.money_comparison(e)
         if e.op not in ("and", "or"):
             return super().binary(e)
         absorbing = e.op == "or"  # or: True absorbs; and: False absorbs
@@ -472,9 +494,13 @@ class CheckoutDecider:
                              model)
             lines.append(f"    return ({''.join(v + ', ' for v in found)})")
             lines.append("")
-            lines.append(f"def route_{phase}({_ARGS}, total):")
+            lines.append(f"def route_{phase}({_ARGS}, tot):")
             gen.scope["c.total"] = "total"
+            gen.total_refs = 0
+            head = len(lines)
             _first_match(gen, lines, "r", [(i, line.rule) for i, line in routes], model)
+            if gen.total_refs:  # the total as money, for what is not a plain comparison
+                lines.insert(head, f"    total = Money_({gen.constant(sf.currency)}, tot)")
             gen.scope["c.total"] = gen.constant(None)
             lines.append("    return r")
             lines.append("")
@@ -1035,7 +1061,7 @@ def _price(engine: Engine, d: CheckoutDecider, phase: str, args: tuple[Any, ...]
                 d.figures[key] = figures
     trace.extend(figures[5])
     total = figures[4]
-    position = d.route[phase](*args, rt.Money(d.currency, total))
+    position = d.route[phase](*args, total)
     if position is not None:
         psp, cited = d.routes[position]
         trace.append(cited)
