@@ -265,7 +265,7 @@ def test_indexed_tables_find_what_a_scan_finds(count: int) -> None:
             for tier in (0, 1, 6, count - 1, count + 3):
                 ctx = _ctx(rules, {"country": country, "tier": tier}, sf, plan)
                 assert tax.first(ctx) == _scan(model, list(rules.taxes[0]), ctx)
-                accept = lambda i: rules.route[i][0].psp in sf.psps  # noqa: E731
+                accept = lambda i, psps=sf.psps: rules.route[i][0].psp in psps  # noqa: E731
                 assert route.first(ctx, accept) == _scan(model, list(rules.route), ctx, accept)
                 engine = revrules.Engine(rules)
                 event = parse_event({

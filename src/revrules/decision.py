@@ -462,11 +462,10 @@ class CheckoutDecider:
         self.zero = ZERO.quantize(self.quantum, context=C)
         # the promotions a checkout of this pair may consider: any code, the automatic ones
         self.promotions = _promotion_facts(rules, plan, sf)
-        eligibility = rules.eligibility.get(plan.trial.eligibility, ()) \
-            if plan.trial is not None and plan.trial.eligibility is not None else ()
-        self.denies = tuple((f"{plan.trial.eligibility}: {deny.reason}",
-                             cite(plan.trial.eligibility, deny.rule.span))
-                            for deny, _ in eligibility) if plan.trial is not None else ()
+        named = plan.trial.eligibility if plan.trial is not None else None
+        eligibility = rules.eligibility.get(named, ()) if named is not None else ()
+        self.denies = tuple((f"{named}: {deny.reason}", cite(named, deny.rule.span))
+                            for deny, _ in eligibility) if named is not None else ()
         self.tax_rates = tuple(tuple((r.rate, cite(r.rule.name, r.rule.span)) for r, _ in t)
                                for t in rules.taxes)
         routes = [(i, line) for i, (line, _) in enumerate(rules.route) if line.psp in sf.psps]
@@ -780,13 +779,15 @@ _MISSING: Any = object()
 
 def _checkout(engine: Engine, d: CheckoutDecider, ev: Event, state: State | None,
               cu: dict[str, Any]) -> Quote | None:
-    Quote, tick_time = _QUOTING or _quoting()
+    Quote_, tick_time = _QUOTING or _quoting()
     rules = engine.rules
     plan, sf = d.plan, d.sf
     currency = d.currency
     customer = ev.customer
     assert customer is not None
     cid = customer["id"]
+    sub_id = ev.subscription
+    assert sub_id is not None  # a checkout names its subscription (parse_event)
     at = ev.at
     day = rt.local_date(at, rules.model.timezone)
     contract = _contract(rules, cid, plan.name, day, currency) if rules.contracts else None
@@ -832,7 +833,7 @@ def _checkout(engine: Engine, d: CheckoutDecider, ev: Event, state: State | None
             trace.extend(d.cite(p.name, p.span) for p, _, _ in chosen)
         figures = _price(engine, d, "co", args, list_amount, discounts, trace)
         next_charge, due = d.dates(day)
-        return Quote(ev.subscription, "checkout", "charge", currency, figures[0], discounts,
+        return Quote_(sub_id, "checkout", "charge", currency, figures[0], discounts,
                      figures[1], figures[2], figures[3], figures[4], figures[5], 0, day,
                      next_charge, due, tuple(reasons), tuple(trace))
     # a granted trial: the code is redeemed now (automatic promotions wait), the checkout
@@ -891,15 +892,15 @@ def _checkout(engine: Engine, d: CheckoutDecider, ev: Event, state: State | None
     tick_trace.extend(d.cite(p.name, p.span) for p, _, _ in chosen)
     figures = _price(engine, d, "tk", targs, list_amount, discounts, tick_trace)
     next_charge, due = d.dates(end)
-    return Quote(ev.subscription, "checkout", "charge", currency, figures[0], discounts,
+    return Quote_(sub_id, "checkout", "charge", currency, figures[0], discounts,
                  figures[1], figures[2], figures[3], figures[4], figures[5], trial_days, end,
                  next_charge, due, tuple(reasons + tick_reasons), tuple(tick_trace))
 
 
-_QUOTING: tuple[Any, Any] | None = None
+_QUOTING: tuple[type[Quote], Callable[..., dt.datetime]] | None = None
 
 
-def _quoting() -> tuple[Any, Any]:
+def _quoting() -> tuple[type[Quote], Callable[..., dt.datetime]]:
     """:class:`revrules.quoting.Quote` and its ``tick_time`` (quoting imports this module)."""
     global _QUOTING
     from .quoting import Quote, tick_time
@@ -1054,8 +1055,10 @@ def _price(engine: Engine, d: CheckoutDecider, phase: str, args: tuple[Any, ...]
         # decider; checked on a hit), so that equal amounts written differently (12.9
         # and 12.90) never share figures
         key = (id(list_amount), positions)
-        figures = d.figures.get(key)
-        if figures is None or figures[6] is not list_amount:
+        found = d.figures.get(key)
+        if found is not None and found[6] is list_amount:
+            figures = found
+        else:
             figures = _figures(d, list_amount, None, positions)
             if len(d.figures) < _FIGURES:
                 d.figures[key] = figures
