@@ -320,3 +320,26 @@ def test_route_lines_on_the_total(route: str, psp_or_code: str) -> None:
         return
     fast = quote_checkout(engine, event, None)
     assert fast is not None and fast == expected and fast.psp == psp_or_code
+
+
+def test_a_coverage_build_tests_every_rule_in_order() -> None:
+    """A coverage build records each condition it evaluates: its tables are not indexed,
+    and its quotes take the transition (so the same conditions are seen as by a scan)."""
+    from revrules.coverage import Coverage
+
+    coverage = Coverage(revrules.load(STREAMING))
+    engine = coverage.engine()
+    assert not engine.rules.decision_tables.index
+    assert all(seg[0] == "test" for seg in engine.rules.decision_tables.taxes[0].segments)
+    event = parse_event({"id": "e1", "type": "checkout", "at": "2026-11-15",
+                         "subscription": "s1", "storefront": "web_eu",
+                         "plan": "premium_monthly", "customer": {"id": "c1", "country": "JP"}})
+    assert quote_checkout(engine, event, None) is None
+    assert engine.quote(event) == reference_quote(_engine(STREAMING), event)
+    coverage.observe(engine.apply(revrules.State(), event))
+    seen = {c.text: (c.true > 0, c.false > 0) for c in coverage.report().conditions
+            if c.rule == "tax vat"}
+    # DE and FR seen false, JP true: the scan went through the rates in order
+    assert seen == {'customer.country == "DE"': (False, True),
+                    'customer.country == "FR"': (False, True),
+                    'customer.country == "JP"': (True, False)}, seen

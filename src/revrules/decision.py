@@ -170,12 +170,14 @@ class FirstMatch:
     holds (and that ``accept`` takes), as a scan in order would find it."""
 
     def __init__(self, model: m.Model, rules: Sequence[m.Rule],
-                 tests: Sequence[Callable[[Ctx], bool] | None]):
+                 tests: Sequence[Callable[[Ctx], bool] | None], *, index: bool = True):
+        """``index=False``: every rule is tested in order (a coverage build, whose tests
+        record each condition they evaluate)."""
         self.segments: list[tuple[Any, ...]] = []
         run: list[tuple[int, tuple[Any, ...]]] = []
         run_key: str | None = None
         for position, (rule, test) in enumerate(zip(rules, tests, strict=True)):
-            found = equality_test(model, rule) if test is not None else None
+            found = equality_test(model, rule) if test is not None and index else None
             code = key_code(model, found[0]) if found is not None else None
             if code is not None and code == run_key:
                 assert found is not None
@@ -250,6 +252,8 @@ class Tables:
         self._route: FirstMatch | None = None
         self._schedules: dict[tuple[str, str, bool], Schedule] = {}
         self._deciders: Deciders | None = None
+        # a coverage build records every condition it evaluates: nothing is skipped
+        self.index = not rules.compiled.conditions
 
     @property
     def deciders(self) -> Deciders:
@@ -269,7 +273,8 @@ class Tables:
         if self._taxes is None:
             rules = self.rules
             self._taxes = tuple(FirstMatch(rules.model, [r.rule for r, _ in table],
-                                           [t for _, t in table]) for table in rules.taxes)
+                                           [t for _, t in table], index=self.index)
+                                for table in rules.taxes)
         return self._taxes
 
     @property
@@ -277,7 +282,7 @@ class Tables:
         if self._route is None:
             rules = self.rules
             self._route = FirstMatch(rules.model, [line.rule for line, _ in rules.route],
-                                     [t for _, t in rules.route])
+                                     [t for _, t in rules.route], index=self.index)
         return self._route
 
     def schedule(self, plan: str, storefront: str, existing: bool) -> Schedule:
@@ -726,7 +731,10 @@ def quote_checkout(engine: Engine, ev: Event, state: State | None) -> Quote | No
     generated decision, or None where the reference path must decide (a refusal, a case
     this path does not cover, any error: the reference path gives the exact answer)."""
     try:
-        made = engine.rules.decision_tables.deciders
+        found = engine.rules.decision_tables
+        if not found.index:
+            return None  # a coverage build: the transition evaluates (and records) all
+        made = found.deciders
         if state is not None and _needs_reference(engine, ev, state):
             return None
         customer = _customer(made, ev.customer)
