@@ -343,3 +343,11 @@ def test_a_coverage_build_tests_every_rule_in_order() -> None:
     assert seen == {'customer.country == "DE"': (False, True),
                     'customer.country == "FR"': (False, True),
                     'customer.country == "JP"': (True, False)}, seen
+
+
+def test_a_bad_state_is_refused_before_a_bad_event() -> None:
+    engine = _engine(STREAMING)
+    for quote in (engine.quote, lambda e, s: reference_quote(engine, e, s)):
+        with pytest.raises(revrules.QuoteError) as caught:
+            quote({"type": "checkout"}, "not a state")  # type: ignore[operator]
+        assert caught.value.code == "bad_state"

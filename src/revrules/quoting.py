@@ -97,10 +97,10 @@ def quote(engine: Engine, event: Event | Mapping[str, Any], state: State | None 
     transition. Both give the same quote (tests/test_quote.py checks them against each
     other and against :meth:`~revrules.Engine.apply`)."""
     try:
-        if type(event) is not Event:
-            event = _parse(event)
         if state is not None and not isinstance(state, State):
             raise QuoteError("bad_state", "the state to quote against is a revrules.State")
+        if type(event) is not Event:
+            event = _parse(event)
         if event.type == "checkout":
             found = quote_checkout(engine, event, state)
             if found is not None:
