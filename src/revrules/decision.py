@@ -18,7 +18,7 @@ Three things make a decision's cost independent of the size of the ruleset:
   the event type folded in as constants (``storefront.channel == telecom`` is
   ``False`` in a web storefront and disappears), indexed tables as dict lookups, and
   customer attributes read straight from the customer dict: straight-line code on plain
-  values. It is generated and compiled once, on first use, and cached per engine
+  values. It is generated and compiled once, on first use, and kept with the ruleset
   (:func:`deciders`).
 
 The generated code obeys the compiler's rule (tests/test_codegen_safety.py): nothing
