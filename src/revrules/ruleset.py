@@ -20,6 +20,7 @@ import attrs
 from . import model as m
 from .checker import check
 from .compiler import CompiledRules, Predicate, compile_model
+from .decision import Tables
 from .diagnostics import Diagnostic, RulesetError
 from .parser import parse
 from .runtime import ROUNDING_MODES, in_context
@@ -73,6 +74,9 @@ class Ruleset:
     # former name (`formerly`) → the plan or storefront that now carries it
     former_plans: dict[str, str] = attrs.field(init=False, repr=False)
     former_storefronts: dict[str, str] = attrs.field(init=False, repr=False)
+    # the pure decision path's tables (indexed first-match tables, price schedules as
+    # bisect tables: revrules.decision), each built on first use
+    decision_tables: Tables = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         model, pred = self.model, self.compiled.predicate
@@ -103,6 +107,7 @@ class Ruleset:
         put("lines", tuple(line.removesuffix("\r") for line in model.source.split("\n")))
         put("former_plans", {old: p.name for p in model.plans for old in p.formerly})
         put("former_storefronts", {old: s.name for s in model.storefronts for old in s.formerly})
+        put("decision_tables", Tables(self))
         put("stamp", RulesetStamp(model.name, model.version, "sha256:" + hashlib.sha256(
             model.source.encode("utf-8", "surrogatepass")).hexdigest()))
 
