@@ -260,10 +260,24 @@ class Store:
     def _partial(self, engine: Engine, ev: Event) -> State:
         db = self.db
         stamp = engine.rules.stamp
-        row = db.execute("SELECT digest, at, code, message FROM events WHERE id = ?",
-                         (ev.id,))
-        if row:
-            digest, at, code, message = row[0]
+        # one round trip for what every event reads: what the store remembers of the id,
+        # the subscription and its due day, the counters, the last tick (and, on
+        # PostgreSQL, the event's sequence number)
+        rows = db.execute(
+            "SELECT 'e', digest, at, code, message FROM events WHERE id = ? "
+            "UNION ALL SELECT 'd', subscription, day, NULL, NULL FROM due "
+            "WHERE subscription = ? "
+            "UNION ALL SELECT 's', id, body, last_event, NULL FROM subscriptions WHERE id = ? "
+            "UNION ALL SELECT 'r', promotion, CAST(count AS TEXT), NULL, NULL FROM redemptions "
+            "UNION ALL SELECT 'm', key, value, NULL, NULL FROM meta WHERE key = 'last_tick'"
+            + db.seq_branch, (ev.id, ev.subscription, ev.subscription))
+        found: dict[str, list[tuple[Any, ...]]] = {}
+        for row in rows:
+            found.setdefault(row[0], []).append(row[1:])
+        if "q" in found:
+            db.prefetch_seq(int(found["q"][0][0]))
+        if "e" in found:
+            digest, at, code, message = found["e"][0]
             seen = Seen(digest, _parse_time(at), code, message)
             return State(applied=immutables.Map({ev.id: seen}), ruleset=stamp)
         ids: list[str] = []
@@ -274,12 +288,12 @@ class Store:
                                           "ORDER BY subscription", (until.isoformat(),)):
                 due[sub_id] = dt.date.fromisoformat(day)
                 ids.append(sub_id)
-        if ev.subscription is not None:
-            ids.append(ev.subscription)
-            for (day,) in db.execute("SELECT day FROM due WHERE subscription = ?",
-                                     (ev.subscription,)):
-                due[ev.subscription] = dt.date.fromisoformat(day)
-        subs, last_event = self._load(ids)
+        for sub_id, day, _, _ in found.get("d", ()):
+            due[sub_id] = dt.date.fromisoformat(day)
+        redemptions = {p: int(c) for p, c, _, _ in sorted(found.get("r", ()))}
+        last_tick = found["m"][0][1] if "m" in found else None
+        preloaded = {sub_id: (body, last) for sub_id, body, last, _ in found.get("s", ())}
+        subs, last_event = self._load(ids, preloaded)
         if ev.subscription is not None and ev.subscription not in subs \
                 and ev.type != "checkout":
             # the engine suggests ids one typo away: the same ones, from the store
@@ -292,23 +306,25 @@ class Store:
                 and isinstance(ev.customer.get("id"), str):
             customers.add(ev.customer["id"])
         promotions = sorted(engine.rules.promotions)
-        redemptions = {p: int(c) for p, c in db.execute(
-            "SELECT promotion, count FROM redemptions ORDER BY promotion")}
         keys = [redemption_key(p, c) for c in sorted(customers) for p in promotions]
         per_customer = {k: int(c) for k, c in _select_in(
             db, "SELECT key, count FROM customer_redemptions WHERE key IN ({})", keys)}
-        last_tick = self._meta("last_tick")
         return State(immutables.Map(subs), immutables.Map(redemptions),
                      immutables.Map(per_customer), immutables.Map(), None,
                      immutables.Map(due), immutables.Map(last_event),
                      _parse_time(last_tick) if last_tick else None, stamp)
 
-    def _load(self, ids: Sequence[str]) -> tuple[dict[str, Subscription], dict[str, dt.datetime]]:
+    def _load(self, ids: Sequence[str],
+              preloaded: Mapping[str, tuple[str, str | None]] | None = None
+              ) -> tuple[dict[str, Subscription], dict[str, dt.datetime]]:
         subs: dict[str, Subscription] = {}
         last: dict[str, dt.datetime] = {}
-        for sub_id, body, last_event in _select_in(
-                self.db, "SELECT id, body, last_event FROM subscriptions WHERE id IN ({})",
-                sorted(set(ids))):
+        rows = [(sub_id, body, last_event)
+                for sub_id, (body, last_event) in sorted((preloaded or {}).items())]
+        wanted = sorted(set(ids) - set(preloaded or ()))
+        rows += _select_in(self.db, "SELECT id, body, last_event FROM subscriptions WHERE id "
+                           "IN ({})", wanted)
+        for sub_id, body, last_event in rows:
             cached = self._cache.get(sub_id)
             if cached is not None and cached[0] == body:
                 subs[sub_id] = cached[1]

@@ -80,6 +80,13 @@ class Backend:
 
     dialect = ""
     url = ""
+    #: a ``UNION ALL`` branch that draws the next sequence number in a read query, if any
+    seq_branch = ""
+    _prefetched: int | None = None
+
+    def prefetch_seq(self, value: int) -> None:
+        """The next sequence number, drawn by :attr:`seq_branch` in a read query."""
+        self._prefetched = value
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -220,6 +227,7 @@ class PostgresBackend(Backend):
             self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')  # checked above
             self.conn.execute(f'SET search_path TO "{schema}"')
         self._locks: list[tuple[str, tuple[int, int]]] = []
+        self._locks_left = ""
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cur = self.conn.execute(sql.replace("?", "%s"), tuple(params))  # type: ignore[arg-type]
@@ -231,41 +239,57 @@ class PostgresBackend(Backend):
 
     def begin(self, *, exclusive: bool = False, subscription: str | None = None) -> None:
         # session locks, taken before the transaction's snapshot: a writer that waited
-        # for one sees everything the holder committed
-        self._lock("pg_advisory_lock" if exclusive else "pg_advisory_lock_shared", (1, 0))
+        # for one sees everything the holder committed (the keys are integers computed
+        # here, never text from outside)
+        locks = [("pg_advisory_lock" if exclusive else "pg_advisory_lock_shared", (1, 0))]
         if subscription is not None and not exclusive:
-            self._lock("pg_advisory_lock", (2, _key(subscription)))
-        self.conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+            locks.append(("pg_advisory_lock", (2, _key(subscription))))
+        calls = "; ".join(f"SELECT {name}({a:d}, {b:d})" for name, (a, b) in locks)
+        self._locks = [(name.replace("_lock", "_unlock"), key) for name, key in locks]
+        self._prefetched = None
+        try:
+            self.conn.execute(calls)  # type: ignore[arg-type]
+            self.conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        except BaseException:
+            self.rollback()
+            raise
 
-    def _lock(self, function: str, key: tuple[int, int]) -> None:
-        self.conn.execute(f"SELECT {function}(%s, %s)", key)  # one of two fixed names
-        self._locks.append((function.replace("_lock", "_unlock"), key))
-
-    def _unlock(self) -> None:
-        while self._locks:
-            function, key = self._locks.pop()
-            self.conn.execute(f"SELECT {function}(%s, %s)", key)  # a fixed name
+    def _unlocks(self) -> str:
+        calls = "; ".join(f"SELECT {name}({a:d}, {b:d})"
+                          for name, (a, b) in reversed(self._locks))
+        self._locks = []
+        return calls
 
     def commit(self) -> None:
+        unlocks = self._unlocks()
         try:
-            self.conn.execute("COMMIT")
-        finally:
-            self._unlock()
+            self.conn.execute(f"COMMIT; {unlocks}" if unlocks else "COMMIT")  # type: ignore[arg-type]
+        except BaseException:
+            self._locks_left = unlocks
+            self.rollback()
+            raise
 
     def rollback(self) -> None:
+        unlocks = self._unlocks() or self._locks_left
+        self._locks_left = ""
         try:
             self.conn.execute("ROLLBACK")
         except self._psycopg.Error:
             pass
-        finally:
-            self._unlock()
+        if unlocks:
+            self.conn.execute(unlocks)  # type: ignore[arg-type]
 
     def retryable(self, exc: BaseException) -> bool:
         errors = self._psycopg.errors
         return isinstance(exc, (errors.SerializationFailure, errors.DeadlockDetected,
                                 errors.UniqueViolation))
 
+    seq_branch = " UNION ALL SELECT 'q', CAST(nextval('revrules_seq') AS TEXT), NULL, NULL, NULL"
+
     def next_seq(self) -> int:
+        if self._prefetched is not None:
+            value, self._prefetched = self._prefetched, None
+            return value
         return int(self.execute("SELECT nextval('revrules_seq')")[0][0])
 
     def close(self) -> None:
