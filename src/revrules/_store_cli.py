@@ -254,11 +254,10 @@ def _state(args: argparse.Namespace) -> int:
         if args.subscription:
             sub = store.subscription(args.subscription)
             if sub is None:
-                from .diagnostics import did_you_mean, one_edit_away
-                wanted: list[str] = []
-                one_edit_away(args.subscription, lambda c: wanted.append(c) or False)
-                near = sorted(c for c in wanted if store.subscription(c) is not None) \
-                    if len(wanted) < 2000 else []
+                from .diagnostics import did_you_mean
+                from .store import typo_candidates
+                near = sorted(c for c in typo_candidates(args.subscription)
+                              if store.subscription(c) is not None)
                 raise UsageError(f"{args.db}: no subscription {args.subscription!r}"
                                  f"{did_you_mean(args.subscription, near)}")
             _out(dumps(converter.unstructure(sub)))

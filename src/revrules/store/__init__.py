@@ -229,7 +229,9 @@ class Store:
             return out
 
         try:
-            return self._transaction(work, exclusive=exclusive, subscription=subscription)
+            done: list[Outcome] = self._transaction(work, exclusive=exclusive,
+                                                    subscription=subscription)
+            return done
         except BaseException:
             self._cache.clear()  # rows read in a rolled-back transaction may be gone
             raise
@@ -297,9 +299,7 @@ class Store:
         if ev.subscription is not None and ev.subscription not in subs \
                 and ev.type != "checkout":
             # the engine suggests ids one typo away: the same ones, from the store
-            wanted: list[str] = []
-            one_edit_away(ev.subscription, lambda c: wanted.append(c) or False)
-            nearby, _ = self._load(wanted)
+            nearby, _ = self._load(typo_candidates(ev.subscription))
             subs.update(nearby)
         customers = {sub.customer_id for sub in subs.values()}
         if ev.type == "checkout" and isinstance(ev.customer, Mapping) \
@@ -353,13 +353,14 @@ class Store:
         db.execute("INSERT INTO outcomes (event_id, seq, body) VALUES (?, ?, ?)",
                    (ev.id, seq, wire.outcome_to_json(outcome)))
         if outcome.ok and outcome.events:
-            db.executemany(
-                "INSERT INTO revenue_events (id, event_seq, n, type, subscription, currency, "
-                "month, storefront, channel, plan, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                "?, ?)",
-                [(e.id, seq, n, e.type, e.subscription, e.currency, month_of(e.at),
-                  e.storefront, e.channel, e.plan, wire.dumps(wire.revenue_event_to_wire(e)))
-                 for n, e in enumerate(outcome.events, 1)])
+            rows = [(e.id, seq, n, e.type, e.subscription, e.currency, month_of(e.at),
+                     e.storefront, e.channel, e.plan,
+                     wire.dumps(wire.revenue_event_to_wire(e)))
+                    for n, e in enumerate(outcome.events, 1)]
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+            db.execute("INSERT INTO revenue_events (id, event_seq, n, type, subscription, "
+                       "currency, month, storefront, channel, plan, body) VALUES " + values,
+                       [value for row in rows for value in row])
 
     def _reject(self, engine: Engine, outcome: Outcome, item: object, source: str | None,
                 line: int | None) -> None:
@@ -494,10 +495,8 @@ class Store:
 
     def nearby_events(self, event_id: str) -> str:
         """`` (did you mean 'x'?)`` for an unknown event id, from the stored ids."""
-        wanted: list[str] = []
-        one_edit_away(event_id, lambda c: wanted.append(c) or False)
         found = [r[0] for r in _select_in(self.db, "SELECT id FROM events WHERE id IN ({})",
-                                          wanted)]
+                                          typo_candidates(event_id))]
         return did_you_mean(event_id, sorted(found))
 
     def revenue_events(self, *, currency: str | None = None,
@@ -594,6 +593,17 @@ class Store:
             if state.clock is not None:
                 self._set_meta("clock", _time(state.clock))
         self._transaction(work, exclusive=True)
+
+
+def typo_candidates(name: str) -> list[str]:
+    """Every name one typo from ``name`` that :func:`one_edit_away` would look up."""
+    wanted: list[str] = []
+
+    def present(candidate: str) -> bool:
+        wanted.append(candidate)
+        return False
+    one_edit_away(name, present)
+    return wanted
 
 
 def _retry(db: Backend, attempt: Callable[[], Any],

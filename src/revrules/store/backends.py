@@ -202,9 +202,11 @@ class SQLiteBackend(Backend):
 class PostgresBackend(Backend):
     """PostgreSQL through psycopg 3. Writers of one subscription are serialised by an
     advisory lock on its id; a tick (which may touch any subscription) takes the global
-    advisory lock exclusively, other writers share it. Transactions are SERIALIZABLE,
-    so counters (a promotion's total limit) are never over-redeemed: a transaction that
-    lost a race fails with a serialisation error and is run again."""
+    advisory lock exclusively, other writers share it. Transactions are REPEATABLE READ
+    with their snapshot taken after the locks: two transactions that redeem the same
+    promotion (or the same customer's redemptions) both update its counter row, so the
+    second fails with a serialisation error and runs again on the new count; a
+    promotion's total limit is never over-redeemed."""
 
     dialect = "postgresql"
 
@@ -230,12 +232,12 @@ class PostgresBackend(Backend):
         self._locks_left = ""
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cur = self.conn.execute(sql.replace("?", "%s"), tuple(params))  # type: ignore[arg-type]
+        cur = self.conn.execute(sql.replace("?", "%s"), tuple(params))
         return cur.fetchall() if cur.description is not None else []
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with self.conn.cursor() as cur:
-            cur.executemany(sql.replace("?", "%s"), rows)  # type: ignore[arg-type]
+            cur.executemany(sql.replace("?", "%s"), rows)
 
     def begin(self, *, exclusive: bool = False, subscription: str | None = None) -> None:
         # session locks, taken before the transaction's snapshot: a writer that waited
@@ -248,8 +250,8 @@ class PostgresBackend(Backend):
         self._locks = [(name.replace("_lock", "_unlock"), key) for name, key in locks]
         self._prefetched = None
         try:
-            self.conn.execute(calls)  # type: ignore[arg-type]
-            self.conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+            self.conn.execute(calls)
+            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         except BaseException:
             self.rollback()
             raise
@@ -263,7 +265,7 @@ class PostgresBackend(Backend):
     def commit(self) -> None:
         unlocks = self._unlocks()
         try:
-            self.conn.execute(f"COMMIT; {unlocks}" if unlocks else "COMMIT")  # type: ignore[arg-type]
+            self.conn.execute(f"COMMIT; {unlocks}" if unlocks else "COMMIT")
         except BaseException:
             self._locks_left = unlocks
             self.rollback()
@@ -277,7 +279,7 @@ class PostgresBackend(Backend):
         except self._psycopg.Error:
             pass
         if unlocks:
-            self.conn.execute(unlocks)  # type: ignore[arg-type]
+            self.conn.execute(unlocks)
 
     def retryable(self, exc: BaseException) -> bool:
         errors = self._psycopg.errors
@@ -336,7 +338,8 @@ def connect(url: str) -> Backend:
             raise StoreError(f"cannot open {url}: {exc}") from None
     if parts.scheme in ("postgresql", "postgres"):
         query = urllib.parse.parse_qs(parts.query)
-        schema = (query.pop("schema", None) or [None])[0]
+        schemas = query.pop("schema", [])
+        schema = schemas[0] if schemas else None
         rest = urllib.parse.urlencode({k: v[0] for k, v in sorted(query.items())})
         clean = urllib.parse.urlunsplit(parts._replace(query=rest))
         return PostgresBackend(clean, schema)
