@@ -8,6 +8,7 @@ ledger, every event stored once (SQLite and PostgreSQL).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -57,13 +58,24 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(url: str, tmp_path:
     rng = random.Random(20261202)
     positions = []
     source = "file:" + os.path.realpath(log)
+    last = 0
     for _ in range(KILLS):
         proc = _ingest(url, log)
-        time.sleep(rng.uniform(1.0, 3.5))  # python and the ruleset load in about a second
-        os.kill(proc.pid, signal.SIGKILL)
+        # kill it at a random moment once it is ingesting (it first starts Python and
+        # loads the ruleset, which takes longer on a busy machine)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            with Store.open(url) as store:
+                if store.position(source) > last:
+                    break
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.3))
+        with contextlib.suppress(ProcessLookupError):  # it may have finished already
+            os.kill(proc.pid, signal.SIGKILL)
         proc.wait(60)
         with Store.open(url) as store:
-            positions.append(store.position(source))
+            last = store.position(source)
+        positions.append(last)
     # the kills landed mid-log, at different places
     assert any(0 < p < len(items) for p in positions), positions
     proc = _ingest(url, log)

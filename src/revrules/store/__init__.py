@@ -223,7 +223,7 @@ class Store:
                    for (line, (item, p)) in parsed]
             last = max((line for line, _ in items if line is not None), default=None)
             if source is not None and last is not None:
-                self.db.execute("INSERT INTO sources (name, position) VALUES (?, ?) ON "
+                self.db.write("INSERT INTO sources (name, position) VALUES (?, ?) ON "
                                 "CONFLICT (name) DO UPDATE SET position = excluded.position",
                                 (source, last))
             return out
@@ -345,12 +345,12 @@ class Store:
         db = self.db
         seq = db.next_seq()
         payload = wire.dumps(dict(item)) if isinstance(item, Mapping) else None
-        db.execute("INSERT INTO events (seq, id, at, type, subscription, digest, ok, code, "
+        db.write("INSERT INTO events (seq, id, at, type, subscription, digest, ok, code, "
                    "message, ruleset, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (seq, ev.id, _time(seen.at), ev.type, ev.subscription, seen.digest,
                     1 if outcome.ok else 0, seen.code, seen.message,
                     engine.rules.stamp.digest, payload))
-        db.execute("INSERT INTO outcomes (event_id, seq, body) VALUES (?, ?, ?)",
+        db.write("INSERT INTO outcomes (event_id, seq, body) VALUES (?, ?, ?)",
                    (ev.id, seq, wire.outcome_to_json(outcome)))
         if outcome.ok and outcome.events:
             rows = [(e.id, seq, n, e.type, e.subscription, e.currency, month_of(e.at),
@@ -358,7 +358,7 @@ class Store:
                      wire.dumps(wire.revenue_event_to_wire(e)))
                     for n, e in enumerate(outcome.events, 1)]
             values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
-            db.execute("INSERT INTO revenue_events (id, event_seq, n, type, subscription, "
+            db.write("INSERT INTO revenue_events (id, event_seq, n, type, subscription, "
                        "currency, month, storefront, channel, plan, body) VALUES " + values,
                        [value for row in rows for value in row])
 
@@ -373,7 +373,7 @@ class Store:
                 payload = wire.dumps(dict(item))
             except Exception:  # noqa: BLE001 - a payload JSON cannot hold is not kept
                 payload = None
-        self.db.execute("INSERT INTO rejections (seq, source, line, event_id, code, message, "
+        self.db.write("INSERT INTO rejections (seq, source, line, event_id, code, message, "
                         "ruleset, payload, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (self.db.next_seq(), source, line, outcome.event or None, error.code,
                          error.message, engine.rules.stamp.digest, payload,
@@ -388,7 +388,7 @@ class Store:
                 continue
             body = _encode(sub)
             self._cache[sub_id] = (body, sub)
-            db.execute("INSERT INTO subscriptions (id, customer_id, storefront, plan, status, "
+            db.write("INSERT INTO subscriptions (id, customer_id, storefront, plan, status, "
                        "last_event, body) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO "
                        "UPDATE SET customer_id = excluded.customer_id, storefront = "
                        "excluded.storefront, plan = excluded.plan, status = excluded.status, "
@@ -400,9 +400,9 @@ class Store:
             if before.due.get(sub_id) == day:
                 continue
             if day is None:
-                db.execute("DELETE FROM due WHERE subscription = ?", (sub_id,))
+                db.write("DELETE FROM due WHERE subscription = ?", (sub_id,))
             else:
-                db.execute("INSERT INTO due (subscription, day) VALUES (?, ?) ON CONFLICT "
+                db.write("INSERT INTO due (subscription, day) VALUES (?, ?) ON CONFLICT "
                            "(subscription) DO UPDATE SET day = excluded.day",
                            (sub_id, day.isoformat()))
         for table, column, old_counts, new_counts in (
@@ -410,11 +410,16 @@ class Store:
                 ("customer_redemptions", "key", before.customer_redemptions,
                  after.customer_redemptions)):
             for key in sorted(new_counts.keys()):
-                delta = new_counts[key] - old_counts.get(key, 0)
+                held = old_counts.get(key, 0)
+                delta = new_counts[key] - held
                 if delta:
-                    db.execute(f"INSERT INTO {table} ({column}, count) VALUES (?, ?) ON "
-                               f"CONFLICT ({column}) DO UPDATE SET count = {table}.count + "
-                               "excluded.count", (key, delta))  # fixed table names
+                    # only while the row still holds what this transaction read: another
+                    # writer that redeemed in between makes it divide by zero, and this
+                    # transaction runs again on the new count (fixed table names)
+                    db.write(f"INSERT INTO {table} ({column}, count) VALUES (?, ?) ON "
+                             f"CONFLICT ({column}) DO UPDATE SET count = {table}.count + "
+                             f"excluded.count + 0 / (CASE WHEN {table}.count = ? THEN 1 "
+                             "ELSE 0 END)", (key, delta, held))
         if after.last_tick != before.last_tick and after.last_tick is not None:
             self._set_meta("last_tick", _time(after.last_tick))
 
@@ -439,7 +444,7 @@ class Store:
         return str(rows[0][0]) if rows else None
 
     def _set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO "
+        self.db.write("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO "
                         "UPDATE SET value = excluded.value", (key, value))
 
     # -- reading -----------------------------------------------------------------------

@@ -8,6 +8,7 @@ PostgreSQL backend turns them into ``%s``.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import urllib.parse
 import zlib
@@ -93,6 +94,11 @@ class Backend:
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         raise NotImplementedError
+
+    def write(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """A statement whose result is not needed: a backend may send it later, with the
+        next read or the commit, in one round trip (it runs in order all the same)."""
+        self.execute(sql, params)
 
     def begin(self, *, exclusive: bool = False, subscription: str | None = None) -> None:
         """Begin a write transaction. ``exclusive``: no other writer runs at the same time
@@ -201,12 +207,14 @@ class SQLiteBackend(Backend):
 
 class PostgresBackend(Backend):
     """PostgreSQL through psycopg 3. Writers of one subscription are serialised by an
-    advisory lock on its id; a tick (which may touch any subscription) takes the global
-    advisory lock exclusively, other writers share it. Transactions are REPEATABLE READ
-    with their snapshot taken after the locks: two transactions that redeem the same
-    promotion (or the same customer's redemptions) both update its counter row, so the
-    second fails with a serialisation error and runs again on the new count; a
-    promotion's total limit is never over-redeemed."""
+    advisory lock on its id; a tick (which may touch any subscription) takes the store's
+    advisory lock exclusively, other writers share it. Transactions run READ COMMITTED:
+    every read comes after the locks, so it sees all that the writers before committed,
+    and a counter (a promotion's redemptions, a customer's) is only updated while it
+    still holds what the transaction read; otherwise the update fails and the
+    transaction runs again on the new count, so a promotion's total limit is never
+    over-redeemed. Writes wait and go with the next read or the commit, in one round
+    trip (psycopg's pipeline mode)."""
 
     dialect = "postgresql"
 
@@ -218,8 +226,13 @@ class PostgresBackend(Backend):
                              "'revrules[postgres]'") from None
         self.url = url
         self._psycopg = psycopg
+        # a pipeline ended by a lost race is logged by psycopg; the store runs the
+        # transaction again, so keep Python's last-resort handler from printing it
+        logging.getLogger("psycopg").addHandler(logging.NullHandler())
         try:
-            self.conn = psycopg.connect(url, autocommit=True)
+            # no server-side prepared statements: a pipeline that failed would leave
+            # psycopg believing in statements the server dropped
+            self.conn = psycopg.connect(url, autocommit=True, prepare_threshold=None)
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to {_safe_url(url)}: "
                              f"{str(exc).strip().splitlines()[0]}") from None
@@ -228,63 +241,57 @@ class PostgresBackend(Backend):
                 raise StoreError(f"not a schema name: {schema!r}")
             self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')  # checked above
             self.conn.execute(f'SET search_path TO "{schema}"')
-        self._locks: list[tuple[str, tuple[int, int]]] = []
-        self._locks_left = ""
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        cur = self.conn.execute(sql.replace("?", "%s"), tuple(params))
+    def _send(self, sql: str | None = None, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The pending statements, then ``sql``, in one round trip; ``sql``'s rows."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            if sql is None:
+                return []
+            cur = self.conn.execute(sql.replace("?", "%s"), tuple(params))
+            return cur.fetchall() if cur.description is not None else []
+        with self.conn.pipeline():
+            for text, args in pending:
+                self.conn.execute(text.replace("?", "%s"), args)
+            if sql is None:
+                return []
+            cur = self.conn.execute(sql.replace("?", "%s"), tuple(params))
         return cur.fetchall() if cur.description is not None else []
 
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._send(sql, params)
+
+    def write(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._pending.append((sql, tuple(params)))
+
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with self.conn.cursor() as cur:
-            cur.executemany(sql.replace("?", "%s"), rows)
+        for row in rows:
+            self.write(sql, row)
 
     def begin(self, *, exclusive: bool = False, subscription: str | None = None) -> None:
-        # session locks, taken before the transaction's snapshot: a writer that waited
-        # for one sees everything the holder committed (the keys are integers computed
-        # here, never text from outside)
-        locks = [("pg_advisory_lock" if exclusive else "pg_advisory_lock_shared", (1, 0))]
-        if subscription is not None and not exclusive:
-            locks.append(("pg_advisory_lock", (2, _key(subscription))))
-        calls = "; ".join(f"SELECT {name}({a:d}, {b:d})" for name, (a, b) in locks)
-        self._locks = [(name.replace("_lock", "_unlock"), key) for name, key in locks]
+        # transaction-level locks, released by the commit; every read comes after them
+        self._pending = [("BEGIN", ())]
         self._prefetched = None
-        try:
-            self.conn.execute(calls)
-            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        except BaseException:
-            self.rollback()
-            raise
-
-    def _unlocks(self) -> str:
-        calls = "; ".join(f"SELECT {name}({a:d}, {b:d})"
-                          for name, (a, b) in reversed(self._locks))
-        self._locks = []
-        return calls
+        self.write("SELECT pg_advisory_xact_lock(1, 0)" if exclusive
+                   else "SELECT pg_advisory_xact_lock_shared(1, 0)")
+        if subscription is not None and not exclusive:
+            self.write("SELECT pg_advisory_xact_lock(2, ?)", (_key(subscription),))
 
     def commit(self) -> None:
-        unlocks = self._unlocks()
-        try:
-            self.conn.execute(f"COMMIT; {unlocks}" if unlocks else "COMMIT")
-        except BaseException:
-            self._locks_left = unlocks
-            self.rollback()
-            raise
+        self._send("COMMIT")
 
     def rollback(self) -> None:
-        unlocks = self._unlocks() or self._locks_left
-        self._locks_left = ""
+        self._pending = []
         try:
             self.conn.execute("ROLLBACK")
         except self._psycopg.Error:
             pass
-        if unlocks:
-            self.conn.execute(unlocks)
 
     def retryable(self, exc: BaseException) -> bool:
         errors = self._psycopg.errors
         return isinstance(exc, (errors.SerializationFailure, errors.DeadlockDetected,
-                                errors.UniqueViolation))
+                                errors.UniqueViolation, errors.DivisionByZero))
 
     seq_branch = " UNION ALL SELECT 'q', CAST(nextval('revrules_seq') AS TEXT), NULL, NULL, NULL"
 
