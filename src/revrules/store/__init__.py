@@ -72,7 +72,7 @@ def _time(at: dt.datetime) -> str:
 
 
 def _parse_time(text: str) -> dt.datetime:
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+    return dt.datetime.fromisoformat(text)  # what _time wrote: UTC, with a Z
 
 
 def _wire() -> Any:
@@ -339,24 +339,28 @@ class Store:
         return subs, last
 
     # -- writing what changed -----------------------------------------------------------
+    @rt.in_context
     def _record(self, engine: Engine, ev: Event, item: object, seen: Seen,
                 outcome: Outcome) -> None:
         wire = _wire()
         db = self.db
         seq = db.next_seq()
-        payload = wire.dumps(dict(item)) if isinstance(item, Mapping) else None
+        # the payload as it came (a float in it is kept as JSON writes it)
+        payload = wire.dumps(dict(item), check_floats=False) if isinstance(item, Mapping) \
+            else None
         db.write("INSERT INTO events (seq, id, at, type, subscription, digest, ok, code, "
                    "message, ruleset, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                    (seq, ev.id, _time(seen.at), ev.type, ev.subscription, seen.digest,
                     1 if outcome.ok else 0, seen.code, seen.message,
                     engine.rules.stamp.digest, payload))
+        wired = wire.outcome_to_wire(outcome)  # what outcome_to_json writes, once
         db.write("INSERT INTO outcomes (event_id, seq, body) VALUES (?, ?, ?)",
-                   (ev.id, seq, wire.outcome_to_json(outcome)))
+                 (ev.id, seq, wire.dumps(wired, check_floats=False)))
         if outcome.ok and outcome.events:
             rows = [(e.id, seq, n, e.type, e.subscription, e.currency, month_of(e.at),
                      e.storefront, e.channel, e.plan,
-                     wire.dumps(wire.revenue_event_to_wire(e)))
-                    for n, e in enumerate(outcome.events, 1)]
+                     wire.dumps(body, check_floats=False))
+                    for n, (e, body) in enumerate(zip(outcome.events, wired["events"]), 1)]
             values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
             db.write("INSERT INTO revenue_events (id, event_seq, n, type, subscription, "
                        "currency, month, storefront, channel, plan, body) VALUES " + values,
@@ -370,7 +374,7 @@ class Store:
         payload = None
         if isinstance(item, Mapping):
             try:
-                payload = wire.dumps(dict(item))
+                payload = wire.dumps(dict(item), check_floats=False)
             except Exception:  # noqa: BLE001 - a payload JSON cannot hold is not kept
                 payload = None
         self.db.write("INSERT INTO rejections (seq, source, line, event_id, code, message, "
@@ -649,7 +653,8 @@ def _select_in(db: Backend, sql: str, keys: Sequence[str]) -> Iterable[tuple[Any
 
 def _encode(sub: Subscription) -> str:
     wire = _wire()
-    text: str = wire.dumps(wire.converter.unstructure(sub))
+    # our own values: Decimals as strings, never a float to refuse
+    text: str = wire.dumps(wire.converter.unstructure(sub), check_floats=False)
     return text
 
 
