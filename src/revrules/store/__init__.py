@@ -89,7 +89,7 @@ class Store:
     >>> engine = revrules.Engine(rules)
     >>> event = {"id": "e1", "type": "checkout", "at": "2026-11-27T10:00:00Z",
     ...          "subscription": "s1", "storefront": "web_eu", "plan": "premium_monthly",
-    ...          "customer": {"id": "c1", "country": "DE"}}
+    ...          "customer": {"id": "c1", "country": "DE", "trials_used": 1}}
     >>> with Store.open("sqlite:///:memory:") as store:
     ...     first = store.apply(engine, event)
     ...     again = store.apply(engine, event)
