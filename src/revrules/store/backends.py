@@ -122,7 +122,14 @@ class Backend:
         raise NotImplementedError
 
     def migrate(self) -> None:
-        """Create the schema, or bring it up to :data:`SCHEMA_VERSION`."""
+        """Create the schema, or bring it up to :data:`SCHEMA_VERSION`. A store already
+        at it is only read (opening one never waits for its writers)."""
+        current = self._version()
+        if current == SCHEMA_VERSION:
+            return
+        if current is not None and current > SCHEMA_VERSION:
+            raise StoreError(f"{self.url}: the store has schema version {current}; this "
+                             f"revrules knows versions up to {SCHEMA_VERSION}")
         self.begin(exclusive=True)
         try:
             self._create_version_table()
@@ -146,6 +153,15 @@ class Backend:
         except BaseException:
             self.rollback()
             raise
+
+    def _version(self) -> int | None:
+        """The schema version, or None when there is no schema yet."""
+        try:
+            rows = self.execute("SELECT version FROM schema_version")
+        except Exception:  # noqa: BLE001 - no such table (either database's error)
+            self.rollback()
+            return None
+        return int(rows[0][0]) if rows else None
 
     def _create_version_table(self) -> None:
         self.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
