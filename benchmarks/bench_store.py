@@ -38,10 +38,12 @@ ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "rulesets" / "streaming.rr"
 
 
-def log_of(events: int) -> list[dict[str, Any]]:
+def log_of(events: int, months: int = 3) -> list[dict[str, Any]]:
+    """A generated log of about ``events`` events over ``months`` months (one tick a
+    day: the fewer the months, the more events between two ticks)."""
     rules = revrules.load(RULES)
-    customers = max(20, events // 14)
-    return [dict(e) for e in generate(rules, customers, 24, 11, None)][:events]
+    customers = max(20, int(events / (1.5 + 0.65 * months)))
+    return [dict(e) for e in generate(rules, customers, months, 11, None)][:events]
 
 
 def in_memory(items: list[dict[str, Any]]) -> float:
@@ -137,10 +139,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=None)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--postgres", default=os.environ.get("REVRULES_TEST_POSTGRES"))
+    parser.add_argument("--months", type=int, default=3,
+                        help="how many months the log covers (default 3)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     count = args.events or (1000 if args.quick else 5000)
-    items = log_of(count)
+    items = log_of(count, args.months)
     count = len(items)
     memory = in_memory(items)
     rows: list[tuple[str, float]] = []
@@ -150,7 +154,9 @@ def main() -> None:
         print(f"{label:<38} {count / seconds:>9.0f} events/s  {seconds / memory:>6.2f}x "
               "in-memory", flush=True)
 
-    print(f"{count} events of a generated streaming.rr log, Python {sys.version.split()[0]}")
+    ticks = sum(1 for e in items if e["type"] == "tick")
+    print(f"{count} events of a generated streaming.rr log over {args.months} months "
+          f"({ticks} ticks), Python {sys.version.split()[0]}")
     report("in-memory eval (baseline)", memory)
     with tempfile.TemporaryDirectory() as tmp:
         single = f"sqlite:///{tmp}/single.db"

@@ -360,7 +360,7 @@ class Store:
             rows = [(e.id, seq, n, e.type, e.subscription, e.currency, month_of(e.at),
                      e.storefront, e.channel, e.plan,
                      wire.dumps(body, check_floats=False))
-                    for n, (e, body) in enumerate(zip(outcome.events, wired["events"]), 1)]
+                    for n, (e, body) in enumerate(zip(outcome.events, wired["events"], strict=True), 1)]
             values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
             db.write("INSERT INTO revenue_events (id, event_seq, n, type, subscription, "
                        "currency, month, storefront, channel, plan, body) VALUES " + values,
