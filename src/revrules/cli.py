@@ -400,7 +400,15 @@ def _parser() -> argparse.ArgumentParser:
     tst.add_argument("--coverage-json", default=None, metavar="FILE",
                      help="with --coverage: write the report as JSON to FILE")
     tst.set_defaults(command="test", run=_test)
+    _store_commands(commands)
     return parser
+
+
+def _store_commands(commands: Any) -> None:
+    """``ingest``, ``state`` and the ``--db`` option of the commands that read a log."""
+    from ._store_cli import add_commands
+
+    add_commands(commands)
 
 
 def _count(text: str) -> int:

@@ -28,7 +28,7 @@ A charge decided before the log starts has no decision in it: its rate is ``(unk
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,9 @@ from .runtime import CONTEXT, in_context, money_str
 
 if TYPE_CHECKING:
     from .ruleset import Ruleset
+    from .state import Subscription
+
+    Lookup = Callable[[str], Subscription | None]
 
 __all__ = ["TAX_FIELDS", "TaxFigures", "TaxKey", "Taxes"]
 
@@ -130,14 +133,19 @@ class Taxes:
 
     @classmethod
     @in_context
-    def from_outcomes(cls, outcomes: Iterable[Outcome], ruleset: Ruleset) -> Taxes:
-        return cls()._extend(outcomes, ruleset)
+    def from_outcomes(cls, outcomes: Iterable[Outcome], ruleset: Ruleset,
+                      subscription: Lookup | None = None) -> Taxes:
+        """``subscription`` finds a subscription the outcome's state does not hold (a
+        store's outcomes keep no state: :meth:`revrules.store.Store.subscription`)."""
+        return cls()._extend(outcomes, ruleset, subscription)
 
     @in_context
-    def extend(self, outcomes: Iterable[Outcome], ruleset: Ruleset) -> Taxes:
-        return self._extend(outcomes, ruleset)
+    def extend(self, outcomes: Iterable[Outcome], ruleset: Ruleset,
+               subscription: Lookup | None = None) -> Taxes:
+        return self._extend(outcomes, ruleset, subscription)
 
-    def _extend(self, outcomes: Iterable[Outcome], ruleset: Ruleset) -> Taxes:
+    def _extend(self, outcomes: Iterable[Outcome], ruleset: Ruleset,
+                subscription: Lookup | None) -> Taxes:
         lines = _rate_lines(ruleset)
         cells, rates = self.cells.mutate(), self.rates.mutate()
         paid, countries = self.paid.mutate(), self.countries.mutate()
@@ -152,6 +160,8 @@ class Taxes:
             for e in outcome.events:
                 if e.subscription not in countries:
                     sub = outcome.state.subscriptions.get(e.subscription)
+                    if sub is None and subscription is not None:
+                        sub = subscription(e.subscription)
                     country = sub.customer.get("country") if sub is not None else None
                     countries[e.subscription] = country if isinstance(country, str) else NONE
                 if e.type == "payment.succeeded":
