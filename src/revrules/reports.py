@@ -15,7 +15,7 @@ import csv
 import html
 import io
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -867,11 +867,17 @@ def _chart_html(chart: Chart, fmt: _Format) -> str:
     high = max([*values, Decimal(0)])
     low = min([*values, Decimal(0)])
     top_value = _nice(high) if high > 0 else Decimal(1)
-    bottom_value = -_nice(-low) if low < 0 else Decimal(0)
+    bottom_value = Decimal(0)
+    steps = 4
+    ticks = [top_value * k / steps for k in range(steps + 1)]
+    if low < 0:  # lines below zero (losses): tidy steps on both sides, one at zero
+        step = _nice((high - low) / steps)
+        below = int((-low / step).to_integral_value(rounding=ROUND_CEILING))
+        above = max(1, int((high / step).to_integral_value(rounding=ROUND_CEILING)))
+        bottom_value, top_value = -below * step, above * step
+        ticks = [step * k for k in range(-below, above + 1)]
     span = top_value - bottom_value
     count = len(chart.categories)
-    steps = 4
-    ticks = [bottom_value + span * k / steps for k in range(steps + 1)]
     axis = [fmt.axis(v, chart.currency, top_value >= 100) for v in ticks]
     # room for the longest axis label on the left and direct label on the right (about
     # 7.5 px a character at 12 px)
