@@ -484,6 +484,18 @@ def test_chart_labels_at_the_end_never_overlap() -> None:
     assert len(ys) == 3 and all(b - a >= 15 for a, b in zip(ys, ys[1:], strict=False))
 
 
+def test_a_chart_below_zero_has_even_steps_and_a_line_at_zero() -> None:
+    chart = Chart("c", "EUR", ("2027-01", "2027-02"),
+                  (Series("new", "new", (D(69), D(10))), Series("churned", "churned",
+                                                               (D(0), D(-26)))))
+    page = parsed(render_page("t", [], [Section("x", "x", (chart,))]))
+    axis = [t for a, t in page.all("text", "lbl") if a.get("text-anchor") == "end"]
+    assert axis == ["-€50.00", "-€25.00", "€0.00", "€25.00", "€50.00", "€75.00", "EUR"]
+    (zero,) = [a for t, a, _ in page.elements if t == "line" and a.get("class") == "axis"]
+    (tick,) = [a for t, a, w in page.elements if t == "text" and "".join(w) == "€0.00"]
+    assert float(zero["y1"] or 0) + 4 == pytest.approx(float(tick["y"] or 0))
+
+
 # -- sections plug in ----------------------------------------------------------------
 
 
