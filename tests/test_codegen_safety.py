@@ -183,3 +183,62 @@ def test_fields_of_storefront_and_plan_values_compile(condition: str, denied: bo
         "storefront": "web", "plan": "m", "customer": {"id": "c1", "country": "DE"}})
     assert out.ok, out.error
     assert (out.decisions[0].reasons[:1] == ("ok: no",)) is denied
+
+
+# -- the generated decision code (revrules.decision) ----------------------------------
+
+PROMOTED = RULES + """promotion p1 { code "C1" percent 10 off once if customer.country == "XX" }
+promotion p2 { automatic amount EUR 0.10 off forever if customer.age > 3 }
+"""
+
+
+def _decision_sources(rules: revrules.Ruleset) -> list[str]:
+    made = rules.decision_tables.deciders
+    return [made.checkout(p.name, s.name).source for p in rules.model.plans
+            for s in rules.model.storefronts]
+
+
+@pytest.mark.parametrize("name", [*HOSTILE_NAMES, "nul\x00import os\x00.rr"])
+def test_hostile_file_names_never_reach_decision_code(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      name: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    for text in (RULES, PLAIN, PROMOTED):
+        rules = revrules.load_text(text, name)
+        for source in _decision_sources(rules):
+            assert_clean(source)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_hostile_string_literals_are_escaped_in_decision_code() -> None:
+    text = PROMOTED.replace('"XX"', r'"\"\n__import__(\"os\")\t\u2028\u00e9"')
+    text = text.replace('"AT"', '"\u2028\u2029\u0085\x0c\x0b\u00e9\U0001f600"')
+    rules = revrules.load_text(text, "s.rr")
+    sources = _decision_sources(rules)
+    assert sources and all("def tax_co(" in s for s in sources)
+    for source in sources:
+        assert_clean(source)
+    # and the decision still gives what the transition gives
+    engine = revrules.Engine(rules)
+    out = engine.apply(revrules.State(), {
+        "id": "e1", "type": "checkout", "at": "2027-01-01", "subscription": "s1",
+        "storefront": "web", "plan": "m", "code": "C1",
+        "customer": {"id": "c1", "country": "\u2028\u2029\u0085\x0c\x0b\u00e9\U0001f600"}})
+    quoted = engine.quote({
+        "id": "e1", "type": "checkout", "at": "2027-01-01", "subscription": "s1",
+        "storefront": "web", "plan": "m", "code": "C1",
+        "customer": {"id": "c1", "country": "\u2028\u2029\u0085\x0c\x0b\u00e9\U0001f600"}})
+    assert out.ok and (quoted.tax, quoted.total, quoted.reasons) == (
+        out.decisions[0].tax, out.decisions[0].total, out.decisions[0].reasons)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_rulesets(), st.sampled_from(HOSTILE_NAMES))
+def test_decision_code_of_generated_rulesets_is_printable_ascii(text: str, file: str) -> None:
+    try:
+        rules = revrules.load_text(text, file)
+    except RulesetError as exc:
+        assert all(d.code != "internal" for d in exc.diagnostics)
+        return
+    for source in _decision_sources(rules):
+        assert_clean(source)

@@ -92,11 +92,28 @@ def minor_units(currency: str) -> int:
     return int(get_currency_precision(currency))
 
 
+class _Names(tuple[str, ...]):
+    """Sorted names (the order suggestions are made in) that answer ``in`` from a set:
+    a ruleset names its plans and PSPs once per rule, so a membership test must not
+    scan them."""
+
+    members: frozenset[str]
+
+    def __new__(cls, names: Iterable[str]) -> _Names:
+        self = super().__new__(cls, names)
+        self.members = frozenset(self)
+        return self
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.members
+
+
 class _Checker:
     def __init__(self, module: n.Module):
         self.module = module
         self.diagnostics: list[Diagnostic] = []
         self.types: dict[int, m.Type] = {}
+        self.sold_anywhere: set[str] | None = None
         self.by_kind: dict[type, list[Any]] = {}
         for decl in module.decls:
             self.by_kind.setdefault(type(decl), []).append(decl)
@@ -168,12 +185,12 @@ class _Checker:
         rounding, timezone = self.settings()
         self.attributes = self.customer_schema()
         self.storefronts = self.check_storefronts()
-        self.psps = sorted({p for s in self.storefronts.values() for p in s.psps})
-        self.regions = sorted({s.region for s in self.storefronts.values()})
+        self.psps = _Names(sorted({p for s in self.storefronts.values() for p in s.psps}))
+        self.regions = _Names(sorted({s.region for s in self.storefronts.values()}))
         self.products = self.check_products()
         plan_decls = self.unique("plan", self.decls(n.Plan))
-        self.plan_names = sorted(plan_decls)
-        self.eligibility_names = sorted(d.name for d in self.decls(n.Eligibility))
+        self.plan_names = _Names(sorted(plan_decls))
+        self.eligibility_names = _Names(sorted(d.name for d in self.decls(n.Eligibility)))
         plans = {name: self.check_plan(decl) for name, decl in plan_decls.items()}
         self.check_former_names("storefront", list(self.storefront_decls.values()))
         self.check_former_names("plan", list(plan_decls.values()))
@@ -642,8 +659,14 @@ class _Checker:
                     self.error("currency", f"promotion '{name}' takes {currency} off but "
                                f"storefront '{sf.name}' sells in {sf.currency}", ref.span)
             return
-        sold = {p.storefront for plan in self.plans.values()
-                if plans is None or plan.name in plans for p in plan.prices}
+        if plans is None:  # every plan: the same set for each such promotion
+            if self.sold_anywhere is None:
+                self.sold_anywhere = {p.storefront for plan in self.plans.values()
+                                      for p in plan.prices}
+            sold = self.sold_anywhere
+        else:
+            sold = {p.storefront for name in plans if name in self.plans
+                    for p in self.plans[name].prices}
         covered = [sf for sf in self.storefronts.values() if sf.name in sold]
         wrong = [sf for sf in covered if sf.currency != currency]
         if not wrong:

@@ -40,6 +40,7 @@ import argparse
 import contextlib
 import datetime as dt
 import errno
+import itertools
 import os
 import signal
 import stat
@@ -55,11 +56,13 @@ from .diagnostics import RulesetError
 from .text import printable
 
 if TYPE_CHECKING:
+    from .accrual import Accrual
     from .events import EventError
-    from .reports import Replay
-    from .results import Outcome
+    from .parallel import Partitioned
+    from .reports import Streamed, Summary
     from .ruleset import Ruleset
     from .state import State
+    from .taxes import Taxes
 
 __all__ = ["main"]
 
@@ -68,6 +71,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 #: The largest rule file the command line reads (8 MiB); a larger one exits 2. The
 #: longest event-log line is ``wire.MAX_EVENT_LINE``.
 MAX_RULESET_BYTES = 8 * 1024 * 1024
+#: The collector's thresholds during a long replay (see ``_settled_heap``).
+HEAP_THRESHOLDS = (50_000, 20, 100)
 
 
 class UsageError(Exception):
@@ -215,6 +220,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="explicit exchange rates for the HTML page's consolidated view, "
                           "EUR=1,USD=0.92: the first currency is the reporting one (rate 1), "
                           "each rate the value of one unit in it")
+    rep.add_argument("--workers", type=_positive, default=1, metavar="N",
+                     help="replay in N processes, the log partitioned by customer (the "
+                          "report is the same as with one; docs/ledger.md)")
     rep.set_defaults(command="replay", run=_replay)
 
     fco = commands.add_parser(
@@ -559,37 +567,82 @@ def _replay(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     ruleset = _load_checked(args.rules)
+    views = args.basis == "accrual" or args.movements or args.tax
     if args.format == "csv" and (args.movements or args.tax):
         raise UsageError("--movements and --tax need --format table or json")
-    result = _run_log(ruleset, args.events)
+    if views and args.workers > 1:
+        raise UsageError("--basis accrual, --movements and --tax replay in one process: "
+                         "drop --workers")
+    result: Streamed | Partitioned
+    accrual: Accrual | None = None
+    taxes: Taxes | None = None
+    if args.workers > 1:
+        from .parallel import replay_file
+
+        if args.events == "-":
+            raise UsageError("--workers reads the log more than once: give a file, not -")
+        with _open_events(args.events):
+            pass  # a missing file or a directory: the usual one line
+        try:
+            result = replay_file(ruleset, args.events, args.workers)
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{args.events} is not UTF-8 text ({exc.reason} at byte "
+                             f"{exc.start})") from None
+        except OSError as exc:
+            raise UsageError(f"cannot read {args.events}: {_reason(exc)}") from None
+    elif views or args.html:  # the page always has the accrual and tax views
+        result, accrual, taxes = _run_views(ruleset, args.events,
+                                            args.basis == "accrual" or bool(args.html),
+                                            args.tax or bool(args.html))
+    else:
+        result = _run_log(ruleset, args.events)
     if fx is not None and (missing := fx.missing(result.ledger.currencies())):
         raise UsageError(f"--fx gives no rate for {', '.join(missing)}, a currency of the log")
-    if args.basis == "accrual" or args.movements or args.tax:
-        _revenue_views(args, ruleset, result)
+    if views:
+        _revenue_views(args, ruleset, result, accrual if args.basis == "accrual" else None,
+                       taxes if args.tax else None)
     elif args.format == "json":
-        _out(reports.render_json(result.ledger, ruleset, result.outcomes))
+        _out(reports.render_json(result.ledger, ruleset, result.summary))
     elif args.format == "csv":
         sys.stdout.write(reports.render_csv(result.ledger))
     else:
-        _out(reports.render_table(result.ledger, ruleset, result.outcomes))
+        _out(reports.render_table(result.ledger, ruleset, result.summary))
     if args.html:
-        _write_text(args.html, reports.render_html(result.ledger, ruleset, result.outcomes,
-                                                   locale=locale, fx=fx), "HTML report")
-    return _report_failures(result.outcomes)
+        _write_text(args.html, reports.render_html(result.ledger, ruleset, result.summary,
+                                                   locale=locale, fx=fx, accrual=accrual,
+                                                   taxes=taxes), "HTML report")
+    return _report_failures(result.summary)
 
 
-def _revenue_views(args: argparse.Namespace, ruleset: Ruleset, result: Any) -> None:
+def _run_views(ruleset: Ruleset, file: str, accrual: bool,
+               tax: bool) -> tuple[Streamed, Accrual | None, Taxes | None]:
+    """Replay a log streamed, folding the accrual and tax views beside the ledger (in
+    chunks of outcomes, so memory stays flat)."""
+    from .accrual import Accrual
+    from .reports import Fold
+    from .taxes import Taxes
+
+    fold = Fold(ruleset)
+    recognised = Accrual.fold((), ruleset) if accrual else None
+    collected = Taxes() if tax else None
+    with _settled_heap(), _progress(_log_length(file), "replaying") as tick:
+        outcomes = fold.outcomes(_iter_log(file), tick)
+        while chunk := list(itertools.islice(outcomes, 4096)):
+            if recognised is not None:
+                recognised = recognised.extend(e for o in chunk if o.ok for e in o.events)
+            if collected is not None:
+                collected = collected.extend(chunk, ruleset)
+    return fold.result(), recognised, collected
+
+
+def _revenue_views(args: argparse.Namespace, ruleset: Ruleset, result: Streamed | Partitioned,
+                   accrual: Accrual | None, taxes: Taxes | None) -> None:
     """replay with --basis accrual, --movements or --tax: the views asked for."""
     from . import reports, views
-    from .accrual import Accrual
     from .movements import movements
-    from .taxes import Taxes
     from .wire import dumps
 
-    accrual = Accrual.from_outcomes(result.outcomes, ruleset) \
-        if args.basis == "accrual" else None
     moves = movements(result.ledger) if args.movements else None
-    taxes = Taxes.from_outcomes(result.outcomes, ruleset) if args.tax else None
     if args.format == "csv":
         assert accrual is not None
         sys.stdout.write(views.accrual_csv(accrual))
@@ -597,10 +650,10 @@ def _revenue_views(args: argparse.Namespace, ruleset: Ruleset, result: Any) -> N
     if args.format == "json":
         if accrual is not None:
             data: dict[str, Any] = {"ruleset": ruleset.name, "version": ruleset.version,
-                                    "events": len(result.outcomes),
-                                    "failed": len(result.failed), **accrual.to_wire()}
+                                    "events": result.summary.events,
+                                    "failed": result.summary.failed, **accrual.to_wire()}
         else:
-            data = reports.ledger_to_wire(result.ledger, ruleset, result.outcomes)
+            data = reports.ledger_to_wire(result.ledger, ruleset, result.summary)
         if moves is not None:
             data["movements"] = moves.to_wire()
         if taxes is not None:
@@ -608,7 +661,7 @@ def _revenue_views(args: argparse.Namespace, ruleset: Ruleset, result: Any) -> N
         _out(dumps(data))
         return
     parts = [views.accrual_table(accrual) if accrual is not None else
-             reports.render_table(result.ledger, ruleset, result.outcomes)]
+             reports.render_table(result.ledger, ruleset, result.summary)]
     if moves is not None:
         parts.append(views.movements_table(moves))
     if taxes is not None:
@@ -670,7 +723,7 @@ def _forecast(args: argparse.Namespace) -> int:
                      f"{args.against} (new)\n" + "\n".join(grid(
                          ["currency", "month", "old", "new", "change"], rows)))
         _out(text)
-    return _report_failures(result.outcomes)
+    return _report_failures(result.summary)
 
 
 # -- diff ----------------------------------------------------------------------------
@@ -778,15 +831,14 @@ def _diff(args: argparse.Namespace) -> int:
     new = _load_checked(args.new)
     if args.events is None:
         return _static_diff(old, new, args.format)
-    items = _read_log(args.events)
-    with _progress(2 * len(items), "comparing") as tick:
-        result = diff(old, new, items, tick)
+    with _progress(_log_length(args.events), "comparing") as tick:
+        result = diff(old, new, _iter_log(args.events), tick)
     if args.format == "json":
         _out(dumps(diff_to_wire(result)))
     else:
         _out(render_diff(result, args.old, args.new))
-    return max(_report_failures(result.old.outcomes, f"{args.old}: "),
-               _report_failures(result.new.outcomes, f"{args.new}: "))
+    return max(_report_failures(result.old.summary, f"{args.old}: "),
+               _report_failures(result.new.summary, f"{args.new}: "))
 
 
 def _static_diff(old: Ruleset, new: Ruleset, form: str) -> int:
@@ -835,7 +887,7 @@ def _reconcile(args: argparse.Namespace) -> int:
             settlements = read_settlements(text.splitlines())
         except SettlementError as exc:
             raise UsageError(f"{args.settlements}: {exc}") from None
-    result = reconcile(ruleset, _read_log(args.events), settlements)
+    result = reconcile(ruleset, _iter_log(args.events), settlements)  # streamed
     if args.format == "json":
         _out(dumps(reconciliation_to_wire(result)))
     else:
@@ -940,12 +992,15 @@ def _growth(args: argparse.Namespace) -> int:
     from .growth import Growth, growth_to_wire, render_growth
     from .wire import dumps
 
+    from .reports import Fold
+
     ruleset = _load_checked(args.rules)
-    result = _run_log(ruleset, args.events)
-    figures = Growth.fold(result.outcomes, ruleset)
+    fold = Fold(ruleset, ledger=False)  # growth folds the revenue events itself
+    with _settled_heap(), _progress(_log_length(args.events), "replaying") as tick:
+        figures = Growth.fold(fold.outcomes(_iter_log(args.events), tick), ruleset)
     _out(dumps(growth_to_wire(figures)) if args.format == "json"
          else render_growth(figures, args.months))
-    return _report_failures(result.outcomes)
+    return _report_failures(fold.summary)
 
 
 # -- generate ------------------------------------------------------------------------
@@ -1028,23 +1083,55 @@ def _iter_log(file: str) -> Iterator[Mapping[str, Any] | EventError]:
             raise UsageError(f"cannot read {_name(file)}: {_reason(exc)}") from None
 
 
-def _run_log(ruleset: Ruleset, file: str, label: str = "replaying") -> Replay:
-    from .reports import replay
+def _run_log(ruleset: Ruleset, file: str, label: str = "replaying") -> Streamed:
+    """Replay a log file streamed: the ledger is folded as the events are read and only
+    the :class:`~revrules.reports.Summary` of the outcomes is kept."""
+    from .reports import stream
 
-    items = _read_log(file)
-    with _progress(len(items), label) as tick:
-        return replay(ruleset, items, tick)
+    with _settled_heap(), _progress(_log_length(file), label) as tick:
+        return stream(ruleset, _iter_log(file), tick)
 
 
-def _report_failures(outcomes: Sequence[Outcome], label: str = "") -> int:
-    failed = [o for o in outcomes if not o.ok]
-    if not failed:
+@contextlib.contextmanager
+def _settled_heap() -> Iterator[None]:
+    """Before a long replay: move what is alive now (the loaded ruleset, its compiled
+    code, the grammar) out of the collector's sight, and collect the youngest
+    generation less often. The engine's state is immutable and acyclic; without this
+    every full collection walks the whole (growing) state again, so that the time per
+    event grows with the log (docs/performance.md)."""
+    import gc
+
+    previous = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*HEAP_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
+
+
+def _log_length(file: str) -> int:
+    """The number of lines of a log file, counted only when a progress bar can be shown
+    (stderr is a terminal); 0 otherwise, and for stdin."""
+    stream = sys.stderr
+    if file == "-" or not (hasattr(stream, "isatty") and stream.isatty()):
+        return 0
+    try:
+        with open(file, "rb") as handle:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    except OSError:
+        return 0  # reading it properly says what is wrong
+
+
+def _report_failures(summary: Summary, label: str = "") -> int:
+    first = summary.first_failure
+    if first is None:
         return EXIT_OK
-    first = failed[0]
-    error = first.error
-    detail = f"{error.code}: {error.message}" if error else "not applied"
+    detail = f"{first.code}: {first.message}" if first.code else "not applied"
     where = f" event {first.event}" if first.event else ""
-    _say(f"{label}{len(failed)} of {len(outcomes)} events did not apply (first:{where} "
+    _say(f"{label}{summary.failed} of {summary.events} events did not apply (first:{where} "
          f"{detail}); `revrules eval` shows each")
     return EXIT_FAILED
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import model as m
 from .pricing import Quote
+from .drafts import maker
 from .results import RevenueEvent, Trace
 from .ruleset import Ruleset
 from .state import Subscription
@@ -28,7 +29,7 @@ def revenue_event(rules: Ruleset, number: str, kind: str, sub: Subscription, at:
     """A revenue event of ``kind`` about ``sub``, with the id ``number``; ``source`` is a
     span (or a source string) of the rule ``rule`` that caused it."""
     sf = rules.storefronts[sub.storefront]
-    return RevenueEvent(
+    return maker(RevenueEvent)(
         id=number, type=kind, at=at, subscription=sub.id, customer=sub.customer_id,
         storefront=sf.name, channel=sf.channel, plan=sub.plan, currency=sf.currency, rule=rule,
         source=where(source) if source is not None else None, ruleset=rules.name,

@@ -17,6 +17,7 @@ import datetime as dt
 import decimal
 import hashlib
 import json
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -30,7 +31,7 @@ from .diagnostics import did_you_mean
 from .emission import Citations, where
 from .events import EVENT_TYPES, Event, EventError, parse_event
 from .quoting import Quote
-from .results import Error, Outcome, Trace
+from .results import Error, Outcome, Trace, make_outcome
 from .ruleset import Ruleset
 from .state import Seen, State, Subscription, evolve
 from .transaction import Tx, Unserved, remember
@@ -120,6 +121,7 @@ class Engine:
         """The (shared, immutable) trace entry citing ``rule`` at ``span``."""
         return self._citations.cite(rule, span)
 
+    @rt.in_context  # every Decimal operation uses the engine's context, never the caller's
     def apply(self, state: State, event: Event | Mapping[str, Any]) -> Outcome:
         """Apply one event; never raises (the outcome says what was wrong).
 
@@ -153,25 +155,27 @@ class Engine:
                 return Outcome(event.id, True, state, replayed=True)
             return Outcome(event.id, False, state,
                            error=Error(seen.code, seen.message or seen.code))
-        state = self.adopt(state)
+        if self.rules.former_plans or self.rules.former_storefronts:
+            state = self.adopt(state)
+        # else adopting changes only the stamp, which the commit (or a refusal) writes
         try:
-            # every Decimal operation uses the engine's explicit context, never the caller's
-            with decimal.localcontext(rt.CONTEXT):
-                tx = Tx(self, state, event)
-                tx.check_order()
-                _HANDLERS[event.type](tx)
-                new_state = tx.commit(digest)
+            tx = Tx(self, state, event)
+            tx.check_order()
+            _HANDLERS[event.type](tx)
+            new_state = tx.commit(digest)
         except Unserved as exc:
             # not remembered: the ruleset, not the event, is at fault, and a version that
             # serves the subscription (`formerly`) must be able to apply the event
-            return Outcome(event.id, False, state, error=Error(exc.code, exc.message))
+            return Outcome(event.id, False, self.adopt(state),
+                           error=Error(exc.code, exc.message))
         except (EventError, rt.EvaluationError) as exc:
             error = Error(exc.code, exc.message)
+            state = self.adopt(state)
             # the refusal is remembered, so that a replay of the event is refused the same way
             return Outcome(event.id, False, self.remember(
                 state, event.id, Seen(digest, event.at, exc.code, exc.message), state.clock),
                 error=error)
-        return Outcome(event.id, True, new_state, tuple(tx.decisions), tuple(tx.events))
+        return make_outcome(event.id, True, new_state, tuple(tx.decisions), tuple(tx.events))
 
     def quote(self, event: Event | Mapping[str, Any],
               state: State | None = None) -> Quote:
@@ -292,7 +296,69 @@ _FIRST_DAY, _LAST_DAY = dt.date(1900, 1, 1), dt.date(2999, 12, 31)  # as a state
 
 def payload_digest(event: Event) -> str:
     """The digest of an event's canonical payload: every field but its id, as parsed (so a
-    date and its midnight UTC datetime, or ``"4.0"`` and ``"4.00"``, are the same)."""
+    date and its midnight UTC datetime, or ``"4.0"`` and ``"4.00"``, are the same).
+
+    The payload text is written directly (:func:`_payload_text`) for the values a parsed
+    event holds, and by :func:`_payload_text_reference` for anything else: the same text."""
+    text = _payload_text(event)
+    if text is None:
+        text = _payload_text_reference(event)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+_PAYLOAD_FIELDS = tuple(f.name for f in attrs.fields(Event) if f.name != "id")
+_payload_values = operator.attrgetter(*_PAYLOAD_FIELDS)
+_json_string: Callable[[str], str] = json.encoder.encode_basestring
+_SCALARS = (str, int, bool, type(None))
+
+
+def _payload_text(event: Event) -> str | None:
+    """``json.dumps`` of the canonical payload, for events whose values are strings,
+    whole numbers, booleans, aware datetimes, Decimals and a customer object of those
+    (what :func:`~revrules.events.parse_event` gives); None for anything else."""
+    parts = []
+    for name, value in zip(_PAYLOAD_FIELDS, _payload_values(event), strict=True):
+        if value is None:
+            continue
+        kind = type(value)
+        if kind is str:
+            text = _json_string(value)
+        elif kind is dt.datetime:
+            if value.utcoffset() is None:
+                return None
+            text = '"' + value.astimezone(dt.UTC).isoformat() + '"'
+        elif kind is Decimal:
+            text = _json_string(_canonical(value))
+        elif kind is bool:
+            text = "true" if value else "false"
+        elif kind is int:
+            text = int.__repr__(value)
+        elif kind is dict:
+            items = []
+            for key in sorted(value):
+                if type(key) is not str:
+                    return None
+                item = value[key]
+                item_kind = type(item)
+                if item_kind is str:
+                    items.append(_json_string(key) + ":" + _json_string(item))
+                elif item_kind is bool:
+                    items.append(_json_string(key) + (":true" if item else ":false"))
+                elif item_kind is int:
+                    items.append(_json_string(key) + ":" + int.__repr__(item))
+                elif item is None:
+                    items.append(_json_string(key) + ":null")
+                else:
+                    return None
+            text = "{" + ",".join(items) + "}"
+        else:
+            return None
+        parts.append(f'["{name}",{text}]')
+    return "[" + ",".join(parts) + "]"
+
+
+def _payload_text_reference(event: Event) -> str:
+    """The canonical payload text, through ``json.dumps``: the reference."""
     parts: list[Any] = []
     for field in attrs.fields(Event):
         if field.name == "id":
@@ -301,9 +367,8 @@ def payload_digest(event: Event) -> str:
         if value is None:
             continue
         parts.append([field.name, _canonical(value)])
-    text = json.dumps(parts, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+    return json.dumps(parts, ensure_ascii=False, separators=(",", ":"), sort_keys=True,
                       default=_canonical)
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def _canonical(value: Any) -> Any:

@@ -20,14 +20,14 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from typing import Any, Union
+from typing import Any, Union, cast
 
 import attrs
 
 from . import model as m
 from . import nodes as n
 from . import runtime as rt
-from .diagnostics import Diagnostic
+from .diagnostics import Diagnostic, line_starts
 
 __all__ = ["WARNINGS", "allowed", "lint"]
 
@@ -460,15 +460,16 @@ class _Linter:
     model: m.Model
     module: n.Module
     found: list[Diagnostic] = attrs.Factory(list)
+    _scopes: dict[bool, list[Scope]] = attrs.Factory(dict)
 
     def warn(self, code: str, message: str, span: n.Span, hint: str | None = None) -> None:
         self.found.append(Diagnostic("warning", code, message, span, hint))
 
     def text(self, span: n.Span) -> str:
-        lines = self.module.source.split("\n")
-        if span.line != span.end_line or not 0 < span.line <= len(lines):
+        source = self.module.source
+        if span.line != span.end_line or _line(source, span.line) is None:
             return "…"
-        return lines[span.line - 1][span.column - 1:span.end_column - 1]
+        return cast(str, _line(source, span.line))[span.column - 1:span.end_column - 1]
 
     def example(self, sf: m.Storefront, witness: Witness, plan: str | None = None,
                 what: str = "a checkout", day: dt.date | None = None) -> str:
@@ -521,10 +522,15 @@ class _Linter:
         return ""
 
     def scopes(self, plan: bool = False) -> list[Scope]:
-        if plan:
-            return [Scope(self.model, sf, p.name) for sf in self.model.storefronts
-                    for p in self.model.plans]
-        return [Scope(self.model, sf) for sf in self.model.storefronts]
+        """Every storefront (with ``plan``: every storefront × plan), made once per run;
+        the list is shared, and no caller changes it."""
+        found = self._scopes.get(plan)
+        if found is None:
+            found = self._scopes[plan] = [
+                Scope(self.model, sf, p.name) for sf in self.model.storefronts
+                for p in self.model.plans] if plan else [
+                Scope(self.model, sf) for sf in self.model.storefronts]
+        return found
 
     # first match: tax rates, route lines ----------------------------------------------
     def first_match(self, rules: Sequence[tuple[n.Expr | None, n.Span, str | None]],
@@ -686,14 +692,21 @@ class _Linter:
     def promotions(self) -> None:
         decls = {d.name: d for d in self.module.decls if isinstance(d, n.Promotion)}
         reach: dict[str, list[tuple[m.Plan, m.Storefront]]] = {}
+        # the plans a promotion names, found by name (in the model's order), and where
+        # each plan has a price: no promotion scans every plan
+        plan_at = {plan.name: i for i, plan in enumerate(self.model.plans)}
+        sold = {(plan.name, p.storefront) for plan in self.model.plans for p in plan.prices}
         for promo in self.model.promotions:
             decl = decls[promo.name]
             items = {i.key: i for i in decl.items}
-            pairs = [(plan, sf) for plan in self.model.plans for sf in self.model.storefronts
-                     if (promo.plans is None or plan.name in promo.plans)
-                     and (promo.storefronts is None or sf.name in promo.storefronts)
-                     and (promo.currency is None or promo.currency == sf.currency)
-                     and any(p.storefront == sf.name for p in plan.prices)]
+            plans = self.model.plans if promo.plans is None else [
+                self.model.plans[i] for i in sorted(
+                    plan_at[name] for name in promo.plans if name in plan_at)]
+            fronts = [sf for sf in self.model.storefronts
+                      if (promo.storefronts is None or sf.name in promo.storefronts)
+                      and (promo.currency is None or promo.currency == sf.currency)]
+            pairs = [(plan, sf) for plan in plans for sf in fronts
+                     if (plan.name, sf.name) in sold]
             if not pairs:
                 self.warn("RR104", f"promotion '{promo.name}' never applies: none of its plans "
                           "is sold in its storefronts", decl.name_span,
@@ -830,6 +843,16 @@ def lint(model: m.Model, module: n.Module) -> list[Diagnostic]:
     return linter.found
 
 
+def _line(source: str, number: int) -> str | None:
+    """Line ``number`` (1-based, without its ``\\n``) of ``source``, from the index of
+    its line starts (made once per source); None past either end."""
+    starts = line_starts(source)
+    if not 0 < number <= len(starts):
+        return None
+    end = starts[number] - 1 if number < len(starts) else len(source)
+    return source[starts[number - 1]:end]
+
+
 _ALLOW = re.compile(r"\brevrules:\s*allow\s+([A-Za-z0-9_, ]+)")
 
 
@@ -855,12 +878,11 @@ def allowed(diagnostic: Diagnostic, source: str) -> bool:
     on the warning's line, or a comment on a line of its own just before it."""
     if diagnostic.severity != "warning":
         return False
-    lines = source.split("\n")
     line = diagnostic.span.line
     for number, own_line in ((line, False), (line - 1, True)):
-        if not 0 < number <= len(lines):
+        text = _line(source, number)
+        if text is None:
             continue
-        text = lines[number - 1]
         comment = _comment(text)
         if comment is None or (own_line and text[:len(text) - len(comment)].strip()):
             continue

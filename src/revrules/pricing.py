@@ -66,12 +66,9 @@ class Quote:
 def price_entry(rules: Ruleset, plan: str, storefront: str, day: dt.date,
                 existing: bool) -> m.PriceEntry | None:
     """The price line in force on ``day`` for a new (or an ``existing``) subscription."""
-    found = None
-    for entry in rules.prices.get((plan, storefront), ()):
-        start = entry.existing if existing else entry.effective
-        if start is None or start <= day:
-            found = entry
-    return found
+    # a bisect table over the lines' start dates: the last line (in schedule order) that
+    # has started, found without scanning the schedule (revrules.decision.Schedule)
+    return rules.decision_tables.schedule(plan, storefront, existing).on(day)
 
 
 def contract(rules: Ruleset, customer_id: str, plan: str, day: dt.date) -> m.Contract | None:
@@ -138,10 +135,13 @@ def route(rules: Ruleset, ctx: Ctx, trace: list[Trace], cite: Cite) -> str | Non
     """The PSP of a charge: the first route line whose PSP the storefront lists and whose
     condition holds, else the storefront's first PSP (cited in ``trace``)."""
     sf = ctx.storefront
-    for line, test in rules.route:
-        if line.psp in sf.psps and (test is None or test(ctx)):
-            trace.append(cite(line.rule.name, line.rule.span))
-            return line.psp
+    lines = rules.route
+    # the first line in order, with equality runs looked up (revrules.decision.FirstMatch)
+    found = rules.decision_tables.route.first(ctx, lambda i: lines[i][0].psp in sf.psps)
+    if found is not None:
+        line = lines[found][0]
+        trace.append(cite(line.rule.name, line.rule.span))
+        return line.psp
     if sf.psps:
         trace.append(cite(f"storefront {sf.name} psp", sf.span))
         return sf.psps[0]
@@ -152,12 +152,14 @@ def route(rules: Ruleset, ctx: Ctx, trace: list[Trace], cite: Cite) -> str | Non
 def tax_rates(rules: Ruleset, ctx: Ctx, trace: list[Trace], cite: Cite) -> list[Decimal]:
     """Each tax table's first rate whose condition holds (cited in ``trace``)."""
     rates: list[Decimal] = []
-    for table in rules.taxes:
-        for rate, test in table:
-            if test is None or test(ctx):
-                rates.append(rate.rate)
-                trace.append(cite(rate.rule.name, rate.rule.span))
-                break
+    # each table's first rate in order, with equality runs looked up in one dict
+    # (revrules.decision.FirstMatch): the cost does not grow with the table
+    for table, index in zip(rules.taxes, rules.decision_tables.taxes, strict=True):
+        found = index.first(ctx)
+        if found is not None:
+            rate = table[found][0]
+            rates.append(rate.rate)
+            trace.append(cite(rate.rule.name, rate.rule.span))
     return rates
 
 

@@ -177,11 +177,12 @@ def reconcile(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError]
     for item in events:
         if isinstance(item, EventError):
             continue
-        outcome = engine.apply(state, item)
         try:
             event: Event | None = parse_event(item)
         except EventError:
             event = None
+        # parsed once: the engine takes the event as it is (the error of a bad one is its)
+        outcome = engine.apply(state, event if event is not None else item)
         if event is not None:
             count += _check_event(event, outcome, state, gaps, paid, payments_by_sub)
         if outcome.ok:

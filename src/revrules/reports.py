@@ -24,7 +24,7 @@ from babel.numbers import format_currency, format_decimal, get_group_symbol, is_
 
 from .accrual import Accrual
 from .engine import Engine
-from .events import EventError
+from .events import Event, EventError
 from .ledger import FIELDS, MONEY_FIELDS, Figures, Group, Ledger
 from .movements import Movement, Movements, movements
 from .results import Error, Outcome
@@ -51,7 +51,11 @@ __all__ = [
     "ReportInput",
     "Section",
     "Series",
+    "Failure",
+    "Fold",
+    "Streamed",
     "Table",
+    "Summary",
     "accrual_receivable",
     "amount",
     "diff_html",
@@ -69,6 +73,7 @@ __all__ = [
     "render_json",
     "render_table",
     "replay",
+    "stream",
 ]
 
 #: Short column headings of the text table.
@@ -77,6 +82,54 @@ HEADINGS = {"payments": "payments", "gross": "gross", "discounts": "discounts",
             "commission": "commission", "proceeds": "proceeds", "refund_count": "refunded",
             "active": "active", "trialing": "trialing", "mrr": "MRR", "churned": "churned",
             "outstanding": "outstanding", "written_off": "written off"}
+
+
+@attrs.frozen
+class Failure:
+    """The first event of a log that did not apply: its place (1-based), id and error."""
+
+    index: int
+    event: str
+    code: str | None
+    message: str | None
+
+
+@attrs.frozen
+class Summary:
+    """What a report needs of a log's outcomes: how many, how many failed, the first
+    failure. A streamed replay keeps this instead of every :class:`Outcome`."""
+
+    events: int = 0
+    failed: int = 0
+    first_failure: Failure | None = None
+
+    @classmethod
+    def of(cls, outcomes: Iterable[Outcome]) -> Summary:
+        fold = _Tally()
+        for outcome in outcomes:
+            fold.count(outcome)
+        return fold.summary()
+
+
+class _Tally:
+    __slots__ = ("events", "failed", "first")
+
+    def __init__(self) -> None:
+        self.events = self.failed = 0
+        self.first: Failure | None = None
+
+    def count(self, outcome: Outcome) -> None:
+        self.events += 1
+        if not outcome.ok:
+            self.failed += 1
+            if self.first is None:
+                error = outcome.error
+                self.first = Failure(self.events, outcome.event,
+                                     error.code if error else None,
+                                     error.message if error else None)
+
+    def summary(self) -> Summary:
+        return Summary(self.events, self.failed, self.first)
 
 
 @attrs.frozen
@@ -92,31 +145,107 @@ class Replay:
     def failed(self) -> tuple[Outcome, ...]:
         return tuple(o for o in self.outcomes if not o.ok)
 
+    @property
+    def summary(self) -> Summary:
+        return Summary.of(self.outcomes)
+
+
+@attrs.frozen
+class Streamed:
+    """A log applied under one ruleset and folded as it went: the final state, the
+    ledger and the :class:`Summary` of the outcomes (not the outcomes themselves)."""
+
+    ruleset: Ruleset = attrs.field(repr=False)
+    summary: Summary
+    state: State = attrs.field(repr=False)
+    ledger: Ledger = attrs.field(repr=False)
+
+
+class Fold:
+    """A replay folded event by event, in constant memory per event: it keeps the
+    state, the ledger (unless ``ledger=False``) and the counts of a :class:`Summary`,
+    never the outcomes. :meth:`feed` applies one event (an :class:`EventError`, a bad
+    JSONL line, becomes a failed outcome, as in ``revrules eval``) and returns its
+    outcome; :meth:`outcomes` does it for a whole log, lazily.
+
+    >>> import revrules
+    >>> fold = Fold(revrules.load("rulesets/streaming.rr"))
+    >>> fold.feed({"id": "t1", "type": "tick", "at": "2027-01-01"}).ok
+    True
+    >>> fold.result().summary
+    Summary(events=1, failed=0, first_failure=None)
+    """
+
+    __slots__ = ("ruleset", "engine", "state", "ledger", "_tally", "_fold_ledger")
+
+    def __init__(self, ruleset: Ruleset, engine: Engine | None = None,
+                 state: State | None = None, ledger: bool = True) -> None:
+        self.ruleset = ruleset
+        self.engine = engine if engine is not None else Engine(ruleset)
+        self.state = state if state is not None else State()
+        self.ledger = Ledger.fold((), ruleset)
+        self._fold_ledger = ledger
+        self._tally = _Tally()
+
+    def feed(self, item: Mapping[str, Any] | EventError | Event) -> Outcome:
+        if isinstance(item, EventError):
+            outcome = Outcome("", False, self.state, error=Error(item.code, item.message))
+        else:
+            outcome = self.engine.apply(self.state, item)
+        self.state = outcome.state
+        self._tally.count(outcome)
+        if self._fold_ledger and outcome.ok and outcome.events:
+            self.ledger = self.ledger.extend(outcome.events)
+        return outcome
+
+    def outcomes(self, events: Iterable[Mapping[str, Any] | EventError],
+                 progress: Callable[[int], None] | None = None) -> Iterator[Outcome]:
+        """Feed ``events`` one by one, yielding each outcome (to a fold that keeps
+        what it needs: :func:`revrules.growth.growth_of_outcomes`, …)."""
+        feed = self.feed
+        for n, item in enumerate(events, 1):
+            yield feed(item)
+            if progress is not None:
+                progress(n)
+
+    @property
+    def summary(self) -> Summary:
+        return self._tally.summary()
+
+    def result(self) -> Streamed:
+        return Streamed(self.ruleset, self._tally.summary(), self.state, self.ledger)
+
+
+@in_context
+def stream(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError],
+           progress: Callable[[int], None] | None = None) -> Streamed:
+    """:func:`replay` without keeping the outcomes: apply ``events`` in order from the
+    empty state, fold the ledger as it goes and keep only a :class:`Summary`. Memory
+    grows with the subscriptions of the log, not with its events."""
+    fold = Fold(ruleset)
+    for _ in fold.outcomes(events, progress):
+        pass
+    return fold.result()
+
 
 @in_context
 def replay(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError],
            progress: Callable[[int], None] | None = None) -> Replay:
-    """Apply ``events`` in order from the empty state and fold the ledger.
+    """Apply ``events`` in order from the empty state and fold the ledger, keeping every
+    outcome (:func:`stream` keeps only their :class:`Summary`).
 
     An :class:`EventError` in the input (a bad JSONL line) becomes a failed outcome,
     as in ``revrules eval``. ``progress`` is called with the number of events done.
     """
-    engine = Engine(ruleset)
-    state = State()
-    outcomes: list[Outcome] = []
-    ledger = Ledger.fold((), ruleset)
-    for n, item in enumerate(events, 1):
-        if isinstance(item, EventError):
-            outcome = Outcome("", False, state, error=Error(item.code, item.message))
-        else:
-            outcome = engine.apply(state, item)
-        state = outcome.state
-        outcomes.append(outcome)
-        if outcome.ok and outcome.events:
-            ledger = ledger.extend(outcome.events)
-        if progress is not None:
-            progress(n)
-    return Replay(ruleset, tuple(outcomes), state, ledger)
+    fold = Fold(ruleset)
+    outcomes = tuple(fold.outcomes(events, progress))
+    return Replay(ruleset, outcomes, fold.state, fold.ledger)
+
+
+def _summary(outcomes: Iterable[Outcome] | Summary | None) -> Summary | None:
+    if outcomes is None or isinstance(outcomes, Summary):
+        return outcomes
+    return Summary.of(outcomes)
 
 
 # -- values ----------------------------------------------------------------------------
@@ -142,16 +271,17 @@ def figures_to_wire(figures: Figures, currency: str) -> dict[str, str | int]:
 
 @in_context
 def ledger_to_wire(ledger: Ledger, ruleset: Ruleset | None = None,
-                   outcomes: Iterable[Outcome] | None = None) -> dict[str, Any]:
-    """The whole report as JSON-ready data: totals, months and groups, sorted."""
-    done = list(outcomes) if outcomes is not None else None
+                   outcomes: Iterable[Outcome] | Summary | None = None) -> dict[str, Any]:
+    """The whole report as JSON-ready data: totals, months and groups, sorted
+    (``outcomes``: the log's outcomes, or their :class:`Summary`, for the counts)."""
+    done = _summary(outcomes)
     out: dict[str, Any] = {}
     if ruleset is not None:
         out["ruleset"] = ruleset.name
         out["version"] = ruleset.version
     if done is not None:
-        out["events"] = len(done)
-        out["failed"] = sum(1 for o in done if not o.ok)
+        out["events"] = done.events
+        out["failed"] = done.failed
     out["totals"] = {c: figures_to_wire(f, c) for c, f in ledger.totals().items()}
     out["months"] = [{"currency": c, "month": m, **figures_to_wire(f, c)}
                      for (c, m), f in ledger.by_month().items()]
@@ -170,7 +300,7 @@ def _group_wire(group: Group) -> dict[str, str]:
 
 @in_context
 def render_json(ledger: Ledger, ruleset: Ruleset | None = None,
-                outcomes: Iterable[Outcome] | None = None) -> str:
+                outcomes: Iterable[Outcome] | Summary | None = None) -> str:
     """The report as one deterministic JSON document (see :func:`ledger_to_wire`)."""
     return dumps(ledger_to_wire(ledger, ruleset, outcomes))
 
@@ -192,17 +322,16 @@ def render_csv(ledger: Ledger) -> str:
 
 @in_context
 def render_table(ledger: Ledger, ruleset: Ruleset | None = None,
-                 outcomes: Iterable[Outcome] | None = None) -> str:
+                 outcomes: Iterable[Outcome] | Summary | None = None) -> str:
     """A plain-text report for the terminal: per currency, a table by month, the
     totals, and the totals by storefront, channel and plan."""
-    done = list(outcomes) if outcomes is not None else None
+    done = _summary(outcomes)
     lines: list[str] = []
     if ruleset is not None:
         version = f" version {ruleset.version}" if ruleset.version else ""
         lines.append(f"ruleset {ruleset.name}{version}")
     if done is not None:
-        failed = sum(1 for o in done if not o.ok)
-        lines.append(f"{len(done)} events, {failed} failed")
+        lines.append(f"{done.events} events, {done.failed} failed")
     totals = ledger.totals()
     if not totals:
         lines.append("no revenue in this log")
@@ -440,7 +569,7 @@ class ReportInput:
 
     ledger: Ledger
     ruleset: Ruleset | None = None
-    outcomes: tuple[Outcome, ...] | None = None
+    summary: Summary | None = None  # the log's counts, when known
     fx: Rates | None = None
     receivable: Callable[[Ledger, str], Decimal] = ledger_receivable
     accrual: Accrual | None = None  # the revenue views (accrual and tax need the
@@ -596,8 +725,8 @@ class _Views:
 
     def accrual_blocks(self, currency: str) -> tuple[Block, ...]:
         if self.accrual is None:
-            return (Note("Accrual basis: left out, it needs the ruleset and the outcomes "
-                         "of the log."),)
+            return (Note("Accrual basis: left out, this replay did not fold the accrual "
+                         "view (it needs the ruleset and the outcomes of the log)."),)
         rows = [(m, f) for (c, m), f in self.acc_months.items() if c == currency]
         total = self.acc_totals.get(currency)
         if not rows or total is None:
@@ -642,8 +771,8 @@ class _Views:
 
     def tax_blocks(self, currency: str) -> tuple[Block, ...]:
         if not self.has_taxes:
-            return (Note("Tax by jurisdiction: left out, it needs the ruleset and the "
-                         "outcomes of the log."),)
+            return (Note("Tax by jurisdiction: left out, this replay did not fold the "
+                         "tax view (it needs the ruleset and the outcomes of the log)."),)
         rows = [(k, f) for k, f in self.taxes if k.currency == currency]
         if not rows:
             return (Note(f"Tax by jurisdiction: no payment or refund in {currency}."),)
@@ -990,27 +1119,30 @@ def render_page(title: str, facts: Iterable[str], sections: Iterable[Section],
 
 @in_context
 def render_html(ledger: Ledger, ruleset: Ruleset | None = None,
-                outcomes: Iterable[Outcome] | None = None, title: str | None = None, *,
-                locale: str | Locale = "en", fx: Rates | None = None,
+                outcomes: Iterable[Outcome] | Summary | None = None,
+                title: str | None = None, *, locale: str | Locale = "en", fx: Rates | None = None,
                 receivable: Callable[[Ledger, str], Decimal] | None = None,
-                sections: Iterable[SectionBuilder] = DEFAULT_SECTIONS) -> str:
+                sections: Iterable[SectionBuilder] = DEFAULT_SECTIONS,
+                accrual: Accrual | None = None, taxes: Taxes | None = None) -> str:
     """The ledger as a self-contained HTML page (inline CSS and SVG, no script, no
     external asset): all currencies side by side (consolidated with explicit ``fx``
     rates), then per currency the headline and receivables cards, a chart of gross
     sales, net revenue and refunds, the monthly tables, the accrual chart and table,
     the MRR movements chart and table and the tax by jurisdiction table. Amounts are
     formatted for ``locale`` (``"de_CH"`` → ``CHF 1'234.50``). The accrual and tax
-    views need ``ruleset`` and ``outcomes`` (the outcomes the ledger was folded from).
-    ``receivable`` gives the receivables card its figure (default: the accrual view's,
-    :func:`accrual_receivable`, else :func:`ledger_receivable`); ``sections`` are the
-    section builders, in page order."""
-    done = tuple(outcomes) if outcomes is not None else None
+    views are ``accrual`` and ``taxes`` when given (a streamed replay folds them beside
+    the ledger), else folded from ``outcomes`` with ``ruleset`` (not from a
+    :class:`Summary`). ``receivable`` gives the receivables card its figure (default:
+    the accrual view's, :func:`accrual_receivable`, else :func:`ledger_receivable`);
+    ``sections`` are the section builders, in page order."""
+    kept = tuple(outcomes) if outcomes is not None and not isinstance(outcomes, Summary) \
+        else None
+    done = _summary(kept if kept is not None else outcomes)
     if fx is not None and (missing := fx.missing(ledger.currencies())):
         raise ValueError(f"no exchange rate for {', '.join(missing)}")
-    accrual = taxes = None
-    if ruleset is not None and done is not None:
-        accrual = Accrual.from_outcomes(done, ruleset)
-        taxes = Taxes.from_outcomes(done, ruleset)
+    if ruleset is not None and kept is not None:
+        accrual = accrual if accrual is not None else Accrual.from_outcomes(kept, ruleset)
+        taxes = taxes if taxes is not None else Taxes.from_outcomes(kept, ruleset)
     data = ReportInput(ledger, ruleset, done, fx, receivable or (
         accrual_receivable(accrual) if accrual is not None else ledger_receivable),
         accrual, movements(ledger), taxes)
@@ -1020,7 +1152,7 @@ def render_html(ledger: Ledger, ruleset: Ruleset | None = None,
         facts.append(f"ruleset {ruleset.name}" + (f" version {ruleset.version}"
                                                    if ruleset.version else ""))
     if done is not None:
-        facts.append(f"{len(done)} events, {sum(1 for o in done if not o.ok)} failed")
+        facts.append(f"{done.events} events, {done.failed} failed")
     facts.append("cash basis unless a table says accrual basis, tax-exclusive figures, "
                  "calendar months in UTC")
     built = [s for builder in sections for s in builder(data)]
@@ -1105,7 +1237,7 @@ def diff_html(d: Diff) -> str:
                              Money(Decimal(a), currency) if money else a,
                              Money(Decimal(b), currency) if money else b,
                              Money(Decimal(b - a), currency) if money else b - a))
-    label = f"{d.old.ruleset.name} → {d.new.ruleset.name}, {len(d.old.outcomes)} events"
+    label = f"{d.old.ruleset.name} → {d.new.ruleset.name}, {d.old.summary.events} events"
     if not d.changed:
         return render_fragment([Note(f"What-if {label}: no figure and no charge changed")])
     blocks.append(Table(f"What-if {label}: totals that moved",

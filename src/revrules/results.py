@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 import attrs
+
+from .drafts import drafts
 
 if TYPE_CHECKING:
     from .state import State
@@ -17,7 +20,7 @@ DecisionKind = Literal["charge", "credit", "refund", "none", "deny"]
 ZERO = Decimal(0)
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class Trace:
     """A rule that fired, with its source location (``file:line:col``)."""
 
@@ -25,13 +28,13 @@ class Trace:
     source: str
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class Discount:
     rule: str
     amount: Decimal
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class Decision:
     """A priced decision about one subscription.
 
@@ -59,7 +62,7 @@ class Decision:
     charge: str | None = None  # the id of the charge the decision opens, retries, pays or refunds
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class RevenueEvent:
     """A timestamped, traceable fact about revenue.
 
@@ -101,7 +104,7 @@ class RevenueEvent:
     recurring: Decimal | None = None
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class Error:
     """Why an event could not be applied: a stable ``code`` and a human ``message``."""
 
@@ -109,7 +112,7 @@ class Error:
     message: str
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)
 class Outcome:
     """The result of applying one event: the new state, decisions and revenue events.
 
@@ -125,3 +128,9 @@ class Outcome:
     events: tuple[RevenueEvent, ...] = ()
     error: Error | None = None
     replayed: bool = False
+
+
+#: Fast constructors (:mod:`revrules.drafts`): the same values as the classes build.
+make_decision: Callable[..., Decision] = drafts(Decision)[0]
+make_revenue_event: Callable[..., RevenueEvent] = drafts(RevenueEvent)[0]
+make_outcome: Callable[..., Outcome] = drafts(Outcome)[0]

@@ -7,10 +7,12 @@ candidates, contracts per customer) so that a decision does no searching.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
@@ -18,6 +20,7 @@ import attrs
 from . import model as m
 from .checker import check
 from .compiler import CompiledRules, Predicate, compile_model
+from .decision import Tables
 from .diagnostics import Diagnostic, RulesetError
 from .parser import parse
 from .runtime import ROUNDING_MODES, in_context
@@ -71,6 +74,9 @@ class Ruleset:
     # former name (`formerly`) → the plan or storefront that now carries it
     former_plans: dict[str, str] = attrs.field(init=False, repr=False)
     former_storefronts: dict[str, str] = attrs.field(init=False, repr=False)
+    # the pure decision path's tables (indexed first-match tables, price schedules as
+    # bisect tables: revrules.decision), each built on first use
+    decision_tables: Tables = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         model, pred = self.model, self.compiled.predicate
@@ -91,15 +97,7 @@ class Ruleset:
         put("promotions", {p.name: p for p in model.promotions})
         put("promotion_tests", {p.name: pred(p.condition) for p in model.promotions})
         put("codes", {p.code.upper(): p for p in model.promotions if p.code})
-        automatic = {}
-        for plan in model.plans:
-            for sf in model.storefronts:
-                automatic[(plan.name, sf.name)] = tuple(
-                    p for p in model.promotions if p.automatic
-                    and (p.plans is None or plan.name in p.plans)
-                    and (p.storefronts is None or sf.name in p.storefronts)
-                    and (p.currency is None or p.currency == sf.currency))
-        put("automatic", automatic)
+        put("automatic", _automatic_table(model))
         put("taxes", tuple(tuple((r, pred(r.rule)) for r in t.rates) for t in model.taxes))
         put("route", tuple((r, pred(r.rule)) for r in model.route))
         put("dunning", tuple((d, pred(d.applies), pred(d.no_retry)) for d in model.dunning))
@@ -109,6 +107,7 @@ class Ruleset:
         put("lines", tuple(line.removesuffix("\r") for line in model.source.split("\n")))
         put("former_plans", {old: p.name for p in model.plans for old in p.formerly})
         put("former_storefronts", {old: s.name for s in model.storefronts for old in s.formerly})
+        put("decision_tables", Tables(self))
         put("stamp", RulesetStamp(model.name, model.version, "sha256:" + hashlib.sha256(
             model.source.encode("utf-8", "surrogatepass")).hexdigest()))
 
@@ -131,9 +130,68 @@ class Ruleset:
         return lines[span.line - 1][span.column - 1:span.end_column - 1]
 
 
+def _automatic_table(model: m.Model) -> dict[tuple[str, str], tuple[m.Promotion, ...]]:
+    """(plan, storefront) → the automatic promotions that can apply there, in source order.
+
+    Every pair of the model has an entry. The promotions are indexed by the plans they
+    name first, so the work is one entry per pair plus what each entry holds, not
+    plans × storefronts × promotions; the promotions for every plan (no ``plans``) are
+    sorted out once per storefront, and a pair with nothing plan-specific shares that
+    tuple."""
+    order = {id(p): i for i, p in enumerate(model.promotions)}
+    for_plan: dict[str, list[m.Promotion]] = {}
+    for_any_plan: list[m.Promotion] = []
+    for p in model.promotions:
+        if not p.automatic:
+            continue
+        if p.plans is None:
+            for_any_plan.append(p)
+        else:
+            for name in p.plans:
+                for_plan.setdefault(name, []).append(p)
+
+    def fits(p: m.Promotion, sf: m.Storefront) -> bool:
+        return ((p.storefronts is None or sf.name in p.storefronts)
+                and (p.currency is None or p.currency == sf.currency))
+
+    shared = {sf.name: tuple(p for p in for_any_plan if fits(p, sf)) for sf in model.storefronts}
+    table: dict[tuple[str, str], tuple[m.Promotion, ...]] = {}
+    for plan in model.plans:
+        own = for_plan.get(plan.name, ())
+        for sf in model.storefronts:
+            mine = [p for p in own if fits(p, sf)]
+            table[(plan.name, sf.name)] = tuple(sorted(
+                [*mine, *shared[sf.name]], key=lambda p: order[id(p)])) if mine \
+                else shared[sf.name]
+    return table
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a ruleset loads.
+
+    A load allocates a few hundred thousand objects (tokens, tree nodes, AST nodes,
+    model objects) and frees the intermediate ones by reference counting; the cycle
+    collector finds nothing to free among them, but its passes over the growing heap
+    cost about 40% of the load of a large ruleset. The collector is switched back on
+    (if it was on) when the load ends, however it ends."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 @in_context
 def load_text(text: str, file: str = "<string>") -> Ruleset:
     """Parse, check and compile ruleset source; raise :class:`RulesetError` with every problem."""
+    with _gc_paused():
+        return _load_text(text, file)
+
+
+def _load_text(text: str, file: str) -> Ruleset:
     module = parse(text, file)
     result = check(module)
     if result.model is None:

@@ -22,10 +22,11 @@ from . import model as m
 from . import runtime as rt
 from .compiler import Ctx
 from .diagnostics import did_you_mean, one_edit_away
+from .drafts import maker
 from .events import Event, EventError
 from .pricing import Quote
 from .results import Decision, Discount, RevenueEvent, Trace
-from .state import AttachedPromotion, Seen, State, Subscription, evolve
+from .state import AttachedPromotion, Seen, State, Subscription, evolve, make_seen
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -116,9 +117,11 @@ class Tx:
                 last_event.get(ev.subscription) != ev.at:
             last_event = last_event.set(ev.subscription, ev.at)
         applied, limit = remember(self.state.applied, self.state.applied_limit, ev.id,
-                                   Seen(digest, ev.at), clock, self.engine.replay_window)
-        return State(self.subs, self.redemptions, self.customer_redemptions, applied, clock,
-                     self.due, last_event, last_tick, self.state.ruleset, limit)
+                                   make_seen(digest, ev.at), clock, self.engine.replay_window)
+        # the state carries this ruleset's stamp (Engine.adopt)
+        return maker(State)(self.subs, self.redemptions, self.customer_redemptions,
+                            applied, clock, self.due, last_event, last_tick,
+                            self.rules.stamp, limit)
 
     def check_precision(self, amount: Decimal, currency: str) -> None:
         if rt.quantize(amount, currency) != amount:
@@ -263,7 +266,7 @@ class Tx:
             fields.setdefault("currency", self.rules.storefronts[sub.storefront].currency)
         fields.setdefault("next_charge", None if sub.status == "canceled"
                           else self.next_charge(sub))
-        self.decisions.append(Decision(sub.id, kind, **fields))  # type: ignore[arg-type]
+        self.decisions.append(maker(Decision)(sub.id, kind, **fields))
 
     def deny(self, sub: Subscription, reason: str, trace: tuple[Trace, ...] = ()) -> None:
         self.decision(sub, "deny", reasons=(reason,), trace=trace)

@@ -25,7 +25,7 @@ import attrs
 
 from .events import EventError
 from .ledger import FIELDS, MONEY_FIELDS, Figures
-from .reports import Replay, figures_to_wire, replay
+from .reports import Fold, Replay, Streamed, figures_to_wire
 from .results import Decision, Outcome, Trace
 from .ruleset import Ruleset
 from .runtime import decimal_str, in_context, money_str
@@ -93,8 +93,8 @@ class Diff:
     applied under one ruleset but not the other (event id, old ok, new ok).
     """
 
-    old: Replay = attrs.field(repr=False)
-    new: Replay = attrs.field(repr=False)
+    old: Replay | Streamed = attrs.field(repr=False)
+    new: Replay | Streamed = attrs.field(repr=False)
     months: dict[tuple[str, str], tuple[Figures, Figures]]
     totals: dict[str, tuple[Figures, Figures]]
     subscriptions: tuple[SubscriptionChange, ...]
@@ -105,6 +105,17 @@ class Diff:
     def of(cls, before: Replay, after: Replay,
            log: Iterable[Mapping[str, Any] | EventError] = ()) -> Diff:
         """Compare two replays of the same log (``log``: its events, for their times)."""
+        items: list[Mapping[str, Any] | EventError | None] = list(log) or [None] * len(
+            before.outcomes)
+        changes = _Changes(before.ruleset, after.ruleset)
+        for item, a, b in zip(items, before.outcomes, after.outcomes, strict=True):
+            changes.add(item, a, b)
+        return cls.between(before, after, changes)
+
+    @classmethod
+    @in_context
+    def between(cls, before: Replay | Streamed, after: Replay | Streamed,
+                changes: _Changes) -> Diff:
         empty = Figures()
         old_months, new_months = before.ledger.by_month(), after.ledger.by_month()
         months = {key: (old_months.get(key, empty), new_months.get(key, empty))
@@ -112,16 +123,8 @@ class Diff:
         old_totals, new_totals = before.ledger.totals(), after.ledger.totals()
         totals = {c: (old_totals.get(c, empty), new_totals.get(c, empty))
                   for c in sorted(set(old_totals) | set(new_totals))}
-        items: list[Mapping[str, Any] | EventError | None] = list(log) or [None] * len(
-            before.outcomes)
-        changes: list[ChargeChange] = []
-        differing: list[tuple[str, bool, bool]] = []
-        for item, a, b in zip(items, before.outcomes, after.outcomes, strict=True):
-            if a.ok != b.ok:
-                differing.append((a.event or b.event, a.ok, b.ok))
-            changes.extend(_decision_changes(a, b, _at(item, a, b), before.ruleset,
-                                             after.ruleset))
-        return cls(before, after, months, totals, _by_subscription(changes), tuple(differing))
+        return cls(before, after, months, totals, _by_subscription(changes.changes),
+                   tuple(changes.differing))
 
     @property
     def changed(self) -> bool:
@@ -144,17 +147,34 @@ def diff(old: Ruleset, new: Ruleset, events: Iterable[Mapping[str, Any] | EventE
     A what-if asks what each ruleset would have charged, so a payment settles what that
     ruleset decided: the settled ``amount``, ``currency`` and ``psp`` a payment event
     may carry (which must match the charge in a real replay) are left out of both runs.
-    ``progress`` is called with the number of events done over both replays.
+    Both replays run in step and are folded as they go: only the ledgers and what
+    differs are kept, never every outcome. ``progress`` is called with the number of
+    events done.
     """
-    log = [_as_decided(item) for item in events]
-    first = second = None
-    if progress is not None:
-        def first(n: int) -> None:
+    first, second = Fold(old), Fold(new)
+    changes = _Changes(old, new)
+    for n, item in enumerate(events, 1):  # in step: only what differs is kept
+        item = _as_decided(item)
+        changes.add(item, first.feed(item), second.feed(item))
+        if progress is not None:
             progress(n)
+    return Diff.between(first.result(), second.result(), changes)
 
-        def second(n: int) -> None:
-            progress(len(log) + n)
-    return Diff.of(replay(old, log, first), replay(new, log, second), log)
+
+class _Changes:
+    """What differs between two replays, collected outcome pair by outcome pair."""
+
+    def __init__(self, old: Ruleset, new: Ruleset) -> None:
+        self.old, self.new = old, new
+        self.changes: list[ChargeChange] = []
+        self.differing: list[tuple[str, bool, bool]] = []
+
+    def add(self, item: Mapping[str, Any] | EventError | None, a: Outcome,
+            b: Outcome) -> None:
+        if a.ok != b.ok:
+            self.differing.append((a.event or b.event, a.ok, b.ok))
+        if a.decisions or b.decisions:
+            self.changes.extend(_decision_changes(a, b, _at(item, a, b), self.old, self.new))
 
 
 _SETTLED = ("amount", "currency", "psp")
@@ -315,7 +335,7 @@ def render_diff(d: Diff, old_name: str = "old", new_name: str = "new") -> str:
     """A plain-text what-if report: per currency the totals and, month by month, every
     figure that moved; then the subscriptions whose charges changed and why."""
     lines = [(f"what-if: {old_name} ({_ruleset_label(d.old.ruleset)}) → {new_name} "
-              f"({_ruleset_label(d.new.ruleset)}), {len(d.old.outcomes)} events")]
+              f"({_ruleset_label(d.new.ruleset)}), {d.old.summary.events} events")]
     if not d.changed:
         lines.append("no figure and no charge changed")
         return printable_lines(lines)
@@ -416,7 +436,7 @@ def diff_to_wire(d: Diff) -> dict[str, Any]:
     return {
         "old": {"ruleset": d.old.ruleset.name, "version": d.old.ruleset.version},
         "new": {"ruleset": d.new.ruleset.name, "version": d.new.ruleset.version},
-        "events": len(d.old.outcomes),
+        "events": d.old.summary.events,
         "totals": {c: pair(c, o, n) for c, (o, n) in d.totals.items()},
         "months": [{"currency": c, "month": m, **pair(c, o, n)}
                    for (c, m), (o, n) in d.months.items() if o != n],

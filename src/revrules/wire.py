@@ -23,6 +23,7 @@ terminal: control, bidi and line-separator characters are always ``\\uXXXX`` esc
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 import re
 import typing
@@ -37,7 +38,7 @@ import immutables
 from .diagnostics import json_text
 from .events import Event, EventError, parse_event
 from .results import Decision, Error, Outcome, RevenueEvent
-from .runtime import decimal_str, in_context, money_str
+from .runtime import CONTEXT, decimal_str, in_context, money_str
 from .state import Seen, State, Subscription
 from .text import UNSAFE
 
@@ -228,10 +229,190 @@ def outcome_to_wire(outcome: Outcome) -> dict[str, Any]:
     return out
 
 
-@in_context
 def outcome_to_json(outcome: Outcome) -> str:
-    """One JSONL line (without the newline) for an outcome."""
+    """One JSONL line (without the newline) for an outcome.
+
+    Written directly (:func:`_encode_outcome`), byte for byte what
+    :func:`outcome_to_json_reference` writes: that path is the reference, and it is
+    what runs for a value the direct encoder does not expect."""
+    try:
+        text = _encode_outcome(outcome)
+    except Exception:  # noqa: BLE001 - the reference path says what is wrong, if anything
+        return outcome_to_json_reference(outcome)
+    if text.isprintable():
+        return text
+    return UNSAFE.sub(_json_escape, text)
+
+
+@in_context
+def outcome_to_json_reference(outcome: Outcome) -> str:
+    """``dumps(outcome_to_wire(outcome))``: what :func:`outcome_to_json` writes."""
     return dumps(outcome_to_wire(outcome), check_floats=False)
+
+
+# -- the direct outcome encoder ------------------------------------------------------
+# Outcome lines are most of what `revrules eval` does after applying the events. The
+# encoder below writes them without building the intermediate dicts, and remembers the
+# wire text of amounts, dates and times it has written: an amount's text depends only
+# on its value and currency (it is quantized to the currency's minor units, and equal
+# Decimals quantize alike), a time's only on the instant (it is written in UTC). The
+# caches are bounded (cleared when full), so output never depends on what came before.
+
+_CACHE_LIMIT = 4096
+_MONEY_TEXT: dict[str | None, dict[Decimal, str]] = {}
+_TIME_TEXT: dict[dt.datetime, str] = {}
+_DATE_TEXT: dict[dt.date, str] = {}
+_string: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _money_text(amount: Decimal, currency: str | None) -> str:
+    """``'"12.99"'``: :func:`_money` as a JSON string."""
+    if type(amount) is not Decimal:  # an equal int or float must not find a Decimal's text
+        raise TypeError("not a Decimal")
+    if currency is None:  # written as it is: equal Decimals ("1.0", "1.00") differ here
+        with decimal.localcontext(CONTEXT):  # str() reads the context (``capitals``)
+            return f'"{decimal_str(amount)}"'
+    table = _MONEY_TEXT.get(currency)
+    if table is None:
+        if len(_MONEY_TEXT) >= 64:
+            _MONEY_TEXT.clear()
+        table = _MONEY_TEXT[currency] = {}
+    found = table.get(amount)
+    if found is None:
+        with decimal.localcontext(CONTEXT):
+            found = f'"{money_str(amount, currency)}"'
+        if len(table) >= _CACHE_LIMIT:
+            table.clear()
+        table[amount] = found
+    return found
+
+
+def _time_text(at: dt.datetime) -> str:
+    if type(at) is not dt.datetime:
+        raise TypeError("not a datetime")
+    found = _TIME_TEXT.get(at)
+    if found is None:
+        found = _string(_datetime_str(at))
+        if len(_TIME_TEXT) >= _CACHE_LIMIT:
+            _TIME_TEXT.clear()
+        _TIME_TEXT[at] = found
+    return found
+
+
+def _date_text(day: dt.date | None) -> str:
+    if day is None:
+        return "null"
+    if type(day) is not dt.date:  # a datetime, or a subclass: as the reference writes it
+        return _string(_opt_date(day))  # type: ignore[arg-type]
+    found = _DATE_TEXT.get(day)
+    if found is None:
+        found = _string(day.isoformat())
+        if len(_DATE_TEXT) >= _CACHE_LIMIT:
+            _DATE_TEXT.clear()
+        _DATE_TEXT[day] = found
+    return found
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else _string(value)
+
+
+def _texts(values: tuple[str, ...]) -> str:
+    if type(values) is not tuple:
+        raise TypeError("not a tuple")
+    return "[" + ", ".join([_string(v) for v in values]) + "]"
+
+
+def _encode_decision(d: Decision) -> str:
+    cur = d.currency
+    trial_days = d.trial_days
+    if type(trial_days) is not int or type(d.discounts) is not tuple or \
+            type(d.trace) is not tuple:
+        raise TypeError("an unexpected value")
+    discounts = ", ".join([f'{{"rule": {_string(x.rule)}, "amount": '
+                           f'{_money_text(x.amount, cur)}}}' for x in d.discounts])
+    trace = ", ".join([f'{{"rule": {_string(t.rule)}, "source": {_string(t.source)}}}'
+                       for t in d.trace])
+    return (f'{{"subscription": {_text(d.subscription)}, "kind": {_text(d.kind)}, '
+            f'"currency": {_text(cur)}, "list": {_money_text(d.list, cur)}, '
+            f'"discounts": [{discounts}], "credit": {_money_text(d.credit, cur)}, '
+            f'"tax": {_money_text(d.tax, cur)}, "net": {_money_text(d.net, cur)}, '
+            f'"total": {_money_text(d.total, cur)}, "psp": {_text(d.psp)}, '
+            f'"trial_days": {trial_days}, "next_charge": {_date_text(d.next_charge)}, '
+            f'"due": {_date_text(d.due)}, "retry_at": {_date_text(d.retry_at)}, '
+            f'"reasons": {_texts(d.reasons)}, "trace": [{trace}], '
+            f'"grace_ends": {_date_text(d.grace_ends)}, "charge": {_text(d.charge)}}}')
+
+
+def _event_head(e: RevenueEvent) -> str:
+    """``"subscription": …, "currency": …``: the same for every event of a subscription."""
+    key = (e.subscription, e.customer, e.storefront, e.channel, e.plan, e.currency)
+    found = _EVENT_HEADS.get(key)
+    if found is None:
+        found = (f'"subscription": {_text(e.subscription)}, "customer": {_text(e.customer)}, '
+                 f'"storefront": {_text(e.storefront)}, "channel": {_text(e.channel)}, '
+                 f'"plan": {_text(e.plan)}, "currency": {_text(e.currency)}, ')
+        if len(_EVENT_HEADS) >= _CACHE_LIMIT:
+            _EVENT_HEADS.clear()
+        _EVENT_HEADS[key] = found
+    return found
+
+
+_EVENT_HEADS: dict[tuple[str | None, ...], str] = {}
+
+
+def _encode_event(e: RevenueEvent) -> str:
+    cur = e.currency
+    rule, source = e.rule, e.source
+    parts = [f'{{"id": {_string(e.id)}, "type": {_string(e.type)}, "at": {_time_text(e.at)}, '
+             f'{_event_head(e)}"gross": {_money_text(e.gross, cur)}, '
+             f'"discount": {_money_text(e.discount, cur)}, "tax": {_money_text(e.tax, cur)}, '
+             f'"net": {_money_text(e.net, cur)}, '
+             f'"rule": {"null" if rule is None else _string(rule)}, '
+             f'"source": {"null" if source is None else _string(source)}']
+    # REVENUE_EVENT_EXTRA_KEYS, each only when it differs from its default
+    if e.credit:
+        parts.append(f'"credit": {_money_text(e.credit, cur)}')
+    if e.amount:
+        parts.append(f'"amount": {_money_text(e.amount, cur)}')
+    if e.commission:
+        parts.append(f'"commission": {_money_text(e.commission, cur)}')
+    if e.psp is not None:
+        parts.append(f'"psp": {_string(e.psp)}')
+    if e.reasons != ():
+        parts.append(f'"reasons": {_texts(e.reasons)}')
+    if e.entitlements != ():
+        parts.append(f'"entitlements": {_texts(e.entitlements)}')
+    if e.date is not None:
+        parts.append(f'"date": {_date_text(e.date)}')
+    if e.ruleset is not None:
+        parts.append(f'"ruleset": {_string(e.ruleset)}')
+    if e.version is not None:
+        parts.append(f'"version": {_string(e.version)}')
+    if e.charge is not None:
+        parts.append(f'"charge": {_string(e.charge)}')
+    if e.list is not None:
+        parts.append(f'"list": {_money_text(e.list, cur)}')
+    if e.recurring is not None:
+        parts.append(f'"recurring": {_money_text(e.recurring, cur)}')
+    return ", ".join(parts) + "}"
+
+
+def _encode_outcome(outcome: Outcome) -> str:
+    """The text of ``dumps(outcome_to_wire(outcome))`` before unsafe characters are
+    escaped; raises (for the reference path to run) on a value it does not expect."""
+    head = f'{{"event": {_string(outcome.event)}, "ok": '
+    if outcome.ok is False:
+        error = outcome.error or Error("internal", "the event was not applied")
+        return (f'{head}false, "error": {{"code": {_string(error.code)}, '
+                f'"message": {_string(error.message)}}}}}')
+    if outcome.ok is not True or type(outcome.decisions) is not tuple or \
+            type(outcome.events) is not tuple:
+        raise TypeError("an unexpected value")
+    decisions = ", ".join([_encode_decision(d) for d in outcome.decisions])
+    events = ", ".join([_encode_event(e) for e in outcome.events])
+    tail = ', "replayed": true}' if outcome.replayed else "}"
+    return f'{head}true, "decisions": [{decisions}], "events": [{events}]{tail}'
 
 
 # -- the converter -------------------------------------------------------------------

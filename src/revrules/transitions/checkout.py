@@ -17,7 +17,7 @@ from ..diagnostics import did_you_mean, json_text
 from ..events import check_date, check_decimal
 from ..pricing import NO_DISCOUNTS, ZERO
 from ..results import Trace
-from ..state import Subscription, evolve
+from ..state import Subscription, evolve, make_subscription
 from ..transaction import Tx, fail
 from . import payments
 
@@ -58,9 +58,9 @@ def on_checkout(tx: Tx) -> None:
                        f"'{sf.name}' before {first}")
         list_amount = entry.amount
         trace.append(tx.engine.trace(f"price {plan.name} {sf.name}", entry.span))
-    sub = Subscription(ev.subscription, customer_id, immutables.Map(customer), sf.name,
-                       plan.name, "active", day, 0, 0, list_amount,
-                       contract.name if contract else None, started=day)
+    sub = make_subscription(ev.subscription, customer_id, immutables.Map(customer),
+                            sf.name, plan.name, "active", day, 0, 0, list_amount,
+                            contract.name if contract else None, started=day)
 
     trial_days, trial_granted = 0, False
     if plan.trial is not None:

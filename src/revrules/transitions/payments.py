@@ -12,6 +12,7 @@ from .. import runtime as rt
 from .. import emission
 from ..pricing import ZERO, Quote
 from ..results import Trace
+from ..drafts import maker
 from ..state import Charge, Dunning, Payment, Subscription, evolve
 from ..transaction import Tx, fail
 from . import pauses
@@ -49,10 +50,10 @@ def open_charge(tx: Tx, sub: Subscription, quote: Quote, kind: str, start: dt.da
     """Record a decided charge (settled at once when it is zero); apply ``changes``.
 
     The charge gets the id :func:`charge_id` gave before it was opened."""
-    charge = Charge(kind, tx.event.at, start, end, quote.currency, quote.list,
-                    quote.discount, quote.credit, quote.tax, quote.net, quote.total,
-                    quote.psp, quote.gross_ex, quote.discount_ex, quote.credit_ex, rule,
-                    emission.where(source), quote.discounts, charge_id(tx, sub))
+    charge = maker(Charge)(kind, tx.event.at, start, end, quote.currency, quote.list,
+                           quote.discount, quote.credit, quote.tax, quote.net, quote.total,
+                           quote.psp, quote.gross_ex, quote.discount_ex, quote.credit_ex,
+                           rule, emission.where(source), quote.discounts, charge_id(tx, sub))
     changes["charge_count"] = sub.charge_count + 1
     if quote.total == 0:
         return settle(tx, evolve(sub, **changes) if changes else sub, charge,
@@ -74,9 +75,9 @@ def settle(tx: Tx, sub: Subscription, charge: Charge, at: dt.datetime,
             gross=charge.gross_ex, discount=charge.discount_ex, credit=charge.credit_ex,
             tax=charge.tax, net=charge.net, amount=charge.total, commission=commission,
             psp=psp or charge.psp, charge=charge.id)
-    payment = Payment(at, charge.period_start, charge.period_end, charge.currency,
-                      charge.total, charge.tax, ZERO, psp or charge.psp,
-                      charge.list - charge.discount, charge.id)
+    payment = maker(Payment)(at, charge.period_start, charge.period_end, charge.currency,
+                             charge.total, charge.tax, ZERO, psp or charge.psp,
+                             charge.list - charge.discount, charge.id)
     # every paid charge stays refundable by its id; the latest is ``payment``
     earlier = sub.earlier_payments if sub.payment is None else (
         *sub.earlier_payments, sub.payment)

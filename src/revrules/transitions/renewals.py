@@ -59,7 +59,9 @@ def renew(tx: Tx, sub: Subscription, day: dt.date) -> None:
     credit = min(sub.credit_balance, list_amount - sum((d.amount for d in discounts), ZERO))
     quote = tx.quote(sub, list_amount, discounts, credit, cycle, trace)
     start, end = tx.period(sub, sub.index)
-    sub = evolve(sub, index=sub.index + 1, cycle=cycle)
+    # the period index and cycle move on with the charge (one copy: open_charge makes it);
+    # nothing before that reads them
+    index = sub.index + 1
     if quote.credit:
         sub = evolve(sub, credit_balance=sub.credit_balance - quote.credit)
         reasons.append(tx.credit_note(quote.credit, sub))
@@ -67,7 +69,7 @@ def renew(tx: Tx, sub: Subscription, day: dt.date) -> None:
     tx.emit("subscription.renewed", sub, at=at, rule=trace[0].rule, source=trace[0].source,
             date=start, recurring=quote.recurring, **emission.charged(quote, charge_id))
     sub = payments.open_charge(tx, sub, quote, "renewal", start, end, trace[0].rule,
-                               trace[0].source)
+                               trace[0].source, index=index, cycle=cycle)
     tx.put(sub)
     sf = rules.storefronts[sub.storefront]
     due = rt.add(day, sf.terms) if sf.terms else None
@@ -95,7 +97,7 @@ def renewal_price(tx: Tx, sub: Subscription, day: dt.date, at: dt.datetime,
     rule = f"price {sub.plan} {sub.storefront}"
     trace.append(tx.engine.trace(rule, entry.span))
     if entry.amount == sub.price:
-        return evolve(sub, contract=None), sub.price
+        return (sub if sub.contract is None else evolve(sub, contract=None)), sub.price
     if sub.contract is None and entry.consent and not (
             sub.consent == "collected" and sub.consent_price == entry.amount):
         # held at the old price: the charge follows the line that price came from
