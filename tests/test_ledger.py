@@ -348,7 +348,7 @@ def test_replay_html_is_self_contained_with_a_chart_per_currency(
     page.feed(text)
     page.close()
     assert text.startswith("<!DOCTYPE html>")
-    assert page.tags.count("svg") == 2  # EUR and USD
+    assert page.tags.count("svg") == 5  # EUR: sales, accrual, MRR movements; USD: no MRR
     assert "script" not in page.tags
     for tag, attributes in page.attrs:
         for key in ("src", "href"):

@@ -7,11 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from babel.numbers import format_currency, get_group_symbol, parse_decimal
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 import revrules
 from revrules import Ledger, wire
+from revrules.accrual import Accrual
 from revrules.cli import main
 from revrules.generator import generate
 from revrules.reports import (
@@ -31,6 +33,7 @@ from revrules.reports import (
     Section,
     Series,
     Table,
+    currency_sections,
     parse_fx,
     parse_locale,
     render_html,
@@ -38,7 +41,9 @@ from revrules.reports import (
     render_page,
     replay,
 )
+from revrules.movements import Movement, Movements, movements
 from revrules.results import RevenueEvent
+from revrules.taxes import Taxes
 
 ROOT = Path(__file__).resolve().parent.parent
 STREAMING = ROOT / "rulesets" / "streaming.rr"
@@ -73,6 +78,8 @@ class Page(HTMLParser):
             self.open.append(len(self.elements) - 1)
 
     def handle_endtag(self, tag: str) -> None:
+        if not any(self.elements[i][0] == tag for i in self.open):
+            return  # the end of an element never opened (a marker's </circle>)
         while self.open and self.elements[self.open[-1]][0] != tag:
             self.open.pop()
         if self.open:
@@ -94,6 +101,93 @@ def parsed(text: str) -> Page:
     page.feed(text)
     page.close()
     return page
+
+
+def tables_of(page: Page) -> dict[str, list[list[str]]]:
+    """Every table by its caption: the heading row, then the body and footer rows."""
+    tables: dict[str, list[list[str]]] = {}
+    current: list[list[str]] | None = None
+    for tag, _, words in page.elements:
+        if tag == "caption":
+            current = tables.setdefault("".join(words).strip(), [])
+        elif tag == "tr" and current is not None:
+            current.append([])
+        elif tag in ("td", "th") and current is not None:
+            current[-1].append("".join(words).strip())
+    return tables
+
+
+def check_revenue_views(tables: dict[str, list[list[str]]], data: dict[str, Any],
+                        number: Callable[[str], Decimal]) -> int:
+    """Every figure of the accrual, MRR movements and tax tables as the page shows them
+    equals the JSON of ``replay --basis accrual --movements --tax --format json``; a
+    column left out is zero in every row of the JSON. Returns the figures compared."""
+    checked = 0
+
+    def same(heads: list[str], names: dict[str, str], row: list[str],
+             want: dict[str, Any]) -> None:
+        nonlocal checked
+        for head, cell in zip(heads, row, strict=True):
+            if names.get(head, head) in ("month", "table", "rate", "country"):
+                assert cell == want[names.get(head, head)], (head, cell, want)
+            else:
+                assert number(cell) == Decimal(str(want[names.get(head, head)])), \
+                    (head, cell, want)
+                checked += 1
+
+    def hidden_are_zero(heads: list[str], names: dict[str, str], fields: tuple[str, ...],
+                        rows: list[dict[str, Any]]) -> None:
+        shown = {names.get(h, h) for h in heads}
+        for field in set(fields) - shown:
+            assert all(Decimal(str(r[field])) == 0 for r in rows), field
+
+    accrual = ("paid", "refunded", "recognised", "deferred", "receivable", "unbilled")
+    for currency, total in data["totals"].items():
+        months = [m for m in data["months"] if m["currency"] == currency]
+        heads, *body = tables[f"{currency} accrual basis: recognised revenue by month "
+                              f"({currency})"]
+        assert [r[0] for r in body] == [m["month"] for m in months] + ["total"]
+        for row, want in zip(body, [*months, total], strict=True):
+            same(heads[1:], {}, row[1:], want)
+        hidden_are_zero(heads, {}, accrual, [*months, total])
+    signs = {h: h.lstrip("+−= ") for h in ("opening", "+ new", "+ reactivated", "+ expansion",
+                                           "− contraction", "− churned", "= closing")}
+    moves = data["movements"]["total"]
+    fields = ("opening", "new", "reactivated", "expansion", "contraction", "churned",
+              "closing")
+    for currency in sorted({m["currency"] for m in moves}):
+        months = [m for m in moves if m["currency"] == currency]
+        heads, *body = tables[f"{currency} MRR movements by month ({currency})"]
+        assert heads[0] == "month" and [r[0] for r in body] == [m["month"] for m in months] \
+            + ["over the log"]
+        for row, want in zip(body[:-1], months, strict=True):
+            same(heads, signs, row, want)
+        over = {n: sum((Decimal(m[n]) for m in months), Decimal(0)) for n in fields}
+        over.update(month="over the log", opening=months[0]["opening"],
+                    closing=months[-1]["closing"])
+        same(heads, signs, body[-1], over)
+        hidden_are_zero(heads, signs, fields, months)
+    names = {"tax table": "table", "refunded taxable": "refunded_taxable",
+             "refunded tax": "refunded_tax", "net taxable": "net_taxable",
+             "net tax": "net_tax"}
+    taxes = data["tax"]["rows"]
+    money = ("taxable", "tax", "refunded_taxable", "refunded_tax", "net_taxable", "net_tax")
+    for currency in sorted({r["currency"] for r in taxes}):
+        rows = [r for r in taxes if r["currency"] == currency]
+        heads, *body = tables[f"{currency} tax by jurisdiction: per month, tax table, rate "
+                              f"and customer country ({currency})"]
+        assert heads[:4] == ["month", "tax table", "rate", "country"]
+        for row, want in zip(body[:-1], rows, strict=True):
+            same(heads, names, row, want)
+        assert len(body) == len(rows) + 1 and body[-1][0] == "total"
+        for head, cell in zip(heads[4:], body[-1][4:], strict=True):
+            if names.get(head, head) in ("tax", "refunded_tax", "net_tax"):
+                field = names.get(head, head)
+                assert number(cell) == sum((Decimal(r[field]) for r in rows), Decimal(0))
+            else:
+                assert cell == "–"
+        hidden_are_zero(heads, names, money, rows)
+    return checked
 
 
 # -- locale ------------------------------------------------------------------------------
@@ -233,6 +327,125 @@ def test_the_receivables_card_shows_what_is_owed_at_the_end() -> None:
         "€42.00", "¥42", "$42.00"]
 
 
+def test_the_receivables_card_takes_the_accrual_views_receivable_and_unbilled() -> None:
+    rules = demo()[0]
+    done = replay(rules, generate(rules, 60, 14, seed=7))
+    accrual = Accrual.from_outcomes(done.outcomes, rules).totals()
+    page = parsed(render_html(done.ledger, rules, done.outcomes))
+    cards = [t for _, t in page.all("div", "receivable")]
+    assert len(cards) == len(accrual) == 3
+    assert any(t.unbilled for t in accrual.values())  # the log has some
+    for card, (currency, total) in zip(cards, accrual.items(), strict=True):
+        owed = format_currency(total.receivable, currency, locale="en")
+        unbilled = format_currency(total.unbilled, currency, locale="en")
+        written_off = format_currency(done.ledger.totals()[currency].written_off, currency,
+                                      locale="en")
+        assert card == (f"receivable at the end{owed}open charges, tax excl.; {unbilled} "
+                        f"unbilled; {written_off} written off")
+        # the same charges as the cash ledger's outstanding
+        assert total.receivable == done.ledger.totals()[currency].outstanding
+
+
+# -- the revenue views ---------------------------------------------------------------
+
+
+def revenue_json(done: Any, rules: revrules.Ruleset) -> dict[str, Any]:
+    """What ``replay --basis accrual --movements --tax --format json`` prints."""
+    data: dict[str, Any] = json.loads(Accrual.from_outcomes(done.outcomes, rules).to_json())
+    data["movements"] = movements(done.ledger).to_wire()
+    data["tax"] = Taxes.from_outcomes(done.outcomes, rules).to_wire()
+    return json.loads(wire.dumps(data))
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), customers=st.integers(1, 12), months=st.integers(1, 14),
+       locale=st.sampled_from(["en", "de_CH", "fr_FR", "ja_JP"]))
+def test_the_revenue_views_on_the_page_are_the_json_reports(seed: int, customers: int,
+                                                            months: int, locale: str) -> None:
+    rules = demo()[0]
+    done = replay(rules, generate(rules, customers, months, seed=seed))
+    data = revenue_json(done, rules)
+    page = parsed(render_html(done.ledger, rules, done.outcomes, locale=locale))
+    checked = check_revenue_views(tables_of(page), data, lambda t: _number(t, locale))
+    assert checked or not data["totals"]
+
+
+def test_the_revenue_views_per_currency_section() -> None:
+    rules = demo()[0]
+    done = replay(rules, generate(rules, 60, 14, seed=7))
+    html = render_html(done.ledger, rules, done.outcomes)
+    page = parsed(html)
+    sections = {a.get("id"): t for a, t in page.all("section")}
+    assert list(sections) == ["all-currencies", "EUR", "JPY", "USD"]
+    data = revenue_json(done, rules)
+    assert check_revenue_views(tables_of(page), data, lambda t: _number(t, "en")) > 1000
+    for currency in ("EUR", "JPY", "USD"):
+        text = sections[currency]
+        for title in ("recognised revenue by month and deferred revenue at month end "
+                      "(accrual basis)", "MRR movements by month", "tax by jurisdiction"):
+            assert f"{currency}: {title}" in text or f"{currency} {title}" in text, title
+        assert "Every month ties out" in text and "NOT" not in text
+    # 3 charts per currency, each told apart without colour; at most 13 columns a table
+    assert len(list(page.all("svg"))) == 9
+    assert max(len(re.findall("<th ", t)) for t in html.split("<table>")[1:]) <= 13
+    # EUR, an example: what March 2026 shows
+    eur = tables_of(page)["EUR accrual basis: recognised revenue by month (EUR)"]
+    march = next(r for r in eur if r[0] == "2026-03")
+    want = next(m for m in data["months"] if m["month"] == "2026-03" and m["currency"] == "EUR")
+    assert march[eur[0].index("recognised")] == want["recognised"]  # bare: EUR in the caption
+    assert march[eur[0].index("deferred")] == want["deferred"]
+
+
+def test_the_html_page_is_the_same_whatever_the_text_views_asked(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The page always carries the revenue views; its figures are the JSON's."""
+    events = generate(revrules.load(STREAMING), 30, 8, seed=3)
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(wire.dumps(e) + "\n" for e in events), "utf-8")
+    plain, views = tmp_path / "plain.html", tmp_path / "views.html"
+    assert main(["replay", str(STREAMING), str(log), "--html", str(plain)]) == 0
+    capsys.readouterr()
+    assert main(["replay", str(STREAMING), str(log), "--basis", "accrual", "--movements",
+                 "--tax", "--format", "json", "--html", str(views)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert plain.read_bytes() == views.read_bytes()
+    # the views the command folds beside the streamed ledger are those of the outcomes
+    rules = revrules.load(STREAMING)
+    done = replay(rules, events)
+    assert render_html(done.ledger, rules, done.outcomes).encode() == plain.read_bytes()
+    page = parsed(views.read_text("utf-8"))
+    assert check_revenue_views(tables_of(page), data, lambda t: _number(t, "en")) > 100
+    cards = [t for _, t in page.all("div", "receivable")]
+    for card, (currency, total) in zip(cards, data["totals"].items(), strict=True):
+        assert _number(card.split("end", 1)[1].split("open")[0], "en") == \
+            Decimal(total["receivable"]), currency
+
+
+def test_movements_that_do_not_tie_out_are_flagged() -> None:
+    ledger = Ledger.fold([paid(1, "EUR", "10.00")])
+    good = Movements(((("total", "EUR", "", "2027-01"), Movement(new=D(5), closing=D(5))),
+                      (("total", "EUR", "", "2027-02"), Movement(opening=D(5), closing=D(5)))))
+    bad = Movements(((("total", "EUR", "", "2027-01"), Movement(new=D(5), closing=D(5))),
+                     (("total", "EUR", "", "2027-02"), Movement(opening=D(4), closing=D(4))),
+                     (("total", "EUR", "", "2027-03"), Movement(opening=D(4), closing=D(3)))))
+
+    def notes(moves: Movements) -> list[str]:
+        (section,) = currency_sections(ReportInput(ledger, movements=moves))
+        return [b.text for b in section.blocks if isinstance(b, Note)] + [
+            b.note for b in section.blocks if isinstance(b, Table) and "MRR" in b.title]
+
+    assert any(n.startswith("Every month ties out") for n in notes(good))
+    assert "Does NOT tie out in: 2027-02, 2027-03." in notes(bad)
+
+
+def test_without_outcomes_the_page_says_what_is_left_out() -> None:
+    rules, ledger = demo()
+    text = " ".join(parsed(render_html(ledger, rules)).text)
+    assert "Accrual basis: left out, this replay did not fold the accrual view" in text
+    assert "Tax by jurisdiction: left out" in text
+    assert "EUR MRR movements by month" in text  # from the ledger alone
+
+
 # -- charts ------------------------------------------------------------------------------
 
 
@@ -240,12 +453,25 @@ def test_charts_are_readable_without_colour() -> None:
     rules, ledger = demo()
     page = parsed(render_html(ledger, rules))
     svgs = list(page.all("svg"))
-    assert len(svgs) == len(ledger.totals())
+    assert len(svgs) == 2 * len(ledger.totals())  # sales, MRR movements (no outcomes: no
+    # accrual)
     lines = [a for t, a, _ in page.elements if t == "polyline"]
     dashes = {a.get("class"): a.get("stroke-dasharray") for a in lines}
-    assert len(set(dashes.values())) == 3  # solid, dashed, dotted
+    sales = {k: v for k, v in dashes.items() if k in ("line gross", "line net", "line refunds")}
+    assert len(set(sales.values())) == 3  # solid, dashed, dotted
+    # the MRR movements: five lines, five patterns
+    moves = {k: v for k, v in dashes.items() if k in (
+        "line new", "line reactivated", "line expansion", "line contraction", "line churned")}
+    assert len(set(moves.values())) == len(moves) == 5, moves
     markers = {t for t, a, _ in page.elements if t in ("circle", "rect", "path")}
     assert markers == {"circle", "rect", "path"}
+    shapes = {a.get("d", "")[:1] + str(float(a["d"].split("L")[1].split(",")[1]) -
+                                       float(a["d"].split(",")[1].split("L")[0]) > 0)
+              for t, a, _ in page.elements if t == "path" and a.get("d", "").count("L") == 2}
+    assert shapes == {"MTrue", "MFalse"}  # triangles up and down
+    captions = [t for _, t in page.all("figcaption")]
+    assert captions[:2] == ["EUR: gross sales, net revenue and refunds by month",
+                            "EUR: MRR movements by month (contraction and churn below zero)"]
     ends = [t for _, t in page.all("text", "end")]
     eur = ledger.totals()["EUR"]
     last = ledger.by_month()[("EUR", ledger.last_month or "")]
@@ -260,6 +486,18 @@ def test_chart_labels_at_the_end_never_overlap() -> None:
     html = render_page("t", [], [Section("x", "x", (chart,))])
     ys = sorted(float(y) for y in re.findall(r'class="end" x="[\d.]+" y="([\d.]+)"', html))
     assert len(ys) == 3 and all(b - a >= 15 for a, b in zip(ys, ys[1:], strict=False))
+
+
+def test_a_chart_below_zero_has_even_steps_and_a_line_at_zero() -> None:
+    chart = Chart("c", "EUR", ("2027-01", "2027-02"),
+                  (Series("new", "new", (D(69), D(10))), Series("churned", "churned",
+                                                               (D(0), D(-26)))))
+    page = parsed(render_page("t", [], [Section("x", "x", (chart,))]))
+    axis = [t for a, t in page.all("text", "lbl") if a.get("text-anchor") == "end"]
+    assert axis == ["-€50.00", "-€25.00", "€0.00", "€25.00", "€50.00", "€75.00", "EUR"]
+    (zero,) = [a for t, a, _ in page.elements if t == "line" and a.get("class") == "axis"]
+    (tick,) = [a for t, a, w in page.elements if t == "text" and "".join(w) == "€0.00"]
+    assert float(zero["y1"] or 0) + 4 == pytest.approx(float(tick["y"] or 0))
 
 
 # -- sections plug in ----------------------------------------------------------------

@@ -24,6 +24,7 @@ import attrs
 import immutables
 import pytest
 from babel.numbers import parse_decimal
+from test_report import check_revenue_views
 
 import revrules
 from revrules import Ledger, wire
@@ -184,6 +185,36 @@ def report(capsys: pytest.CaptureFixture[str], log_file: Path, folder: Path,
     return page, json.loads(out)
 
 
+def views_json(capsys: pytest.CaptureFixture[str], log_file: Path, folder: Path,
+               page: Path, *options: str) -> dict[str, Any]:
+    """``replay --basis accrual --movements --tax --format json``; its page is the same."""
+    again = folder / "again.html"
+    status = main(["replay", str(STREAMING), str(log_file), "--basis", "accrual",
+                   "--movements", "--tax", "--format", "json", "--html", str(again), *options])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert again.read_bytes() == page.read_bytes()  # the page always has every view
+    data: dict[str, Any] = json.loads(out)
+    return data
+
+
+def check_views(dom: Dom, data: dict[str, Any], locale: str) -> None:
+    """The accrual, MRR movements and tax tables as seen equal the JSON, and the
+    receivables card is the accrual view's receivable, with its unbilled part."""
+    checked = check_revenue_views(dom.tables, data, lambda t: number(t, locale))
+    assert checked > 1000, checked
+    text = " ".join(dom.text)
+    for currency, total in data["totals"].items():
+        assert number(dom.cards[currency]["receivable at the end"], locale) == \
+            Decimal(total["receivable"])
+        for title in ("recognised revenue by month and deferred revenue at month end "
+                      "(accrual basis)", "MRR movements by month (contraction and churn "
+                      "below zero)"):
+            assert f"{currency}: {title}" in text  # the charts' captions
+    assert text.count("Every month ties out") == len(data["totals"])
+    assert "unbilled;" in text
+
+
 def rendered(chromium: str, page: Path, folder: Path) -> Dom:
     probed = folder / "probed.html"
     probed.write_text(page.read_text("utf-8").replace("</body>", PROBE + "</body>"), "utf-8")
@@ -269,9 +300,11 @@ def test_the_report_as_a_person_sees_it(chromium: str, capsys: pytest.CaptureFix
     page, data = report(capsys, log_file, tmp_path)
     assert set(data["totals"]) == {"EUR", "JPY", "USD"}
     assert "<script" not in page.read_text("utf-8")  # the probe goes into a copy only
+    views = views_json(capsys, log_file, tmp_path, page)
     dom = rendered(chromium, page, tmp_path)
-    assert dom.tags.count("svg") == 3
+    assert dom.tags.count("svg") == 9  # per currency: sales, accrual, MRR movements
     check_page(dom, data, "en")
+    check_views(dom, views, "en")
     text = " ".join(dom.text)
     assert "€" in text and "Currencies are not added together" in text
     shot = tmp_path / "report.png"
@@ -285,8 +318,10 @@ def test_the_report_in_swiss_german_with_explicit_rates(
         tmp_path: Path) -> None:
     rates = "EUR=1,USD=0.92,JPY=0.0061"
     page, data = report(capsys, log_file, tmp_path, "--locale", "de_CH", "--fx", rates)
+    views = views_json(capsys, log_file, tmp_path, page, "--locale", "de_CH", "--fx", rates)
     dom = rendered(chromium, page, tmp_path)
     check_page(dom, data, "de_CH")
+    check_views(dom, views, "de_CH")
     text = " ".join(dom.text)
     assert re.search(r"EUR\xa0\d{1,3}['’]\d{3}\.\d{2}", text), "Swiss grouping of thousands"
     # the consolidated month totals are each currency converted once and added

@@ -598,15 +598,17 @@ def _replay(args: argparse.Namespace) -> int:
                              f"{exc.start})") from None
         except OSError as exc:
             raise UsageError(f"cannot read {args.events}: {_reason(exc)}") from None
-    elif views:
-        result, accrual, taxes = _run_views(ruleset, args.events, args.basis == "accrual",
-                                            args.tax)
+    elif views or args.html:  # the page always has the accrual and tax views
+        result, accrual, taxes = _run_views(ruleset, args.events,
+                                            args.basis == "accrual" or bool(args.html),
+                                            args.tax or bool(args.html))
     else:
         result = _run_log(ruleset, args.events)
     if fx is not None and (missing := fx.missing(result.ledger.currencies())):
         raise UsageError(f"--fx gives no rate for {', '.join(missing)}, a currency of the log")
     if views:
-        _revenue_views(args, ruleset, result, accrual, taxes)
+        _revenue_views(args, ruleset, result, accrual if args.basis == "accrual" else None,
+                       taxes if args.tax else None)
     elif args.format == "json":
         _out(reports.render_json(result.ledger, ruleset, result.summary))
     elif args.format == "csv":
@@ -615,7 +617,8 @@ def _replay(args: argparse.Namespace) -> int:
         _out(reports.render_table(result.ledger, ruleset, result.summary))
     if args.html:
         _write_text(args.html, reports.render_html(result.ledger, ruleset, result.summary,
-                                                   locale=locale, fx=fx), "HTML report")
+                                                   locale=locale, fx=fx, accrual=accrual,
+                                                   taxes=taxes), "HTML report")
     return _report_failures(result.summary)
 
 

@@ -15,20 +15,23 @@ import csv
 import html
 import io
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import TYPE_CHECKING, Any
 
 import attrs
 from babel import Locale, UnknownLocaleError
 from babel.numbers import format_currency, format_decimal, get_group_symbol, is_currency
 
+from .accrual import Accrual
 from .engine import Engine
 from .events import Event, EventError
 from .ledger import FIELDS, MONEY_FIELDS, Figures, Group, Ledger
+from .movements import Movement, Movements, movements
 from .results import Error, Outcome
 from .ruleset import Ruleset
 from .runtime import in_context, money_str, quantize
 from .state import State
+from .taxes import Taxes
 from .text import printable, printable_lines
 from .wire import dumps
 
@@ -53,6 +56,7 @@ __all__ = [
     "Streamed",
     "Table",
     "Summary",
+    "accrual_receivable",
     "amount",
     "diff_html",
     "figures_to_wire",
@@ -545,6 +549,20 @@ def ledger_receivable(ledger: Ledger, currency: str) -> Decimal:
     return total.outstanding if total is not None else Decimal(0)
 
 
+def accrual_receivable(accrual: Accrual) -> Callable[[Ledger, str], Decimal]:
+    """The receivables card's figure from the accrual view: its ``receivable`` at the
+    end of the last month (the same charges decided and not paid as the ledger's
+    ``outstanding``, the figure ``--basis accrual --format json`` gives); a currency the
+    view has no charge in falls back to :func:`ledger_receivable`."""
+    totals = accrual.totals()
+
+    def receivable(ledger: Ledger, currency: str) -> Decimal:
+        total = totals.get(currency)
+        return total.receivable if total is not None else ledger_receivable(ledger, currency)
+
+    return receivable
+
+
 @attrs.frozen
 class ReportInput:
     """What section builders read: the ledger, and what the page knows around it."""
@@ -554,6 +572,9 @@ class ReportInput:
     summary: Summary | None = None  # the log's counts, when known
     fx: Rates | None = None
     receivable: Callable[[Ledger, str], Decimal] = ledger_receivable
+    accrual: Accrual | None = None  # the revenue views (accrual and tax need the
+    movements: Movements | None = None  # ruleset and the outcomes)
+    taxes: Taxes | None = None
 
 
 SectionBuilder = Callable[[ReportInput], Iterable[Section]]
@@ -639,8 +660,10 @@ def currency_sections(data: ReportInput) -> Iterator[Section]:
     ledger = data.ledger
     months = ledger.by_month()
     by_product = _by_product(ledger)
+    views = _Views(data)
     for currency, total in ledger.totals().items():
         series = [(m, f) for (c, m), f in months.items() if c == currency]
+        unbilled = views.unbilled(currency)
         cards = Cards((
             Card("net revenue", Money(total.net, currency)),
             Card("gross sales", Money(total.gross, currency)),
@@ -649,8 +672,10 @@ def currency_sections(data: ReportInput) -> Iterator[Section]:
             Card("proceeds", Money(total.proceeds, currency), "net − commission"),
             Card("MRR at the end", Money(total.mrr, currency)),
             Card("receivable at the end", Money(data.receivable(ledger, currency), currency),
-                 ("open charges, tax excl.; ", Money(total.written_off, currency),
-                  " written off"), key="receivable"),
+                 ("open charges, tax excl.; ",
+                  *((Money(unbilled, currency), " unbilled; ") if unbilled is not None
+                    else ()),
+                  Money(total.written_off, currency), " written off"), key="receivable"),
             Card("active at the end", total.active),
             Card("churned", total.churned)))
         chart = Chart(f"{currency}: gross sales, net revenue and refunds by month", currency,
@@ -676,7 +701,122 @@ def currency_sections(data: ReportInput) -> Iterator[Section]:
             tuple((sf, ch, plan, *(_value(f, n, currency) for n in money))
                   for (c, sf, ch, plan), f in by_product.items() if c == currency),
             unit=currency)
-        yield Section(currency, currency, (cards, chart, sales, book, products))
+        yield Section(currency, currency, (cards, chart, sales, book,
+                                           *views.accrual_blocks(currency),
+                                           *views.movement_blocks(currency),
+                                           *views.tax_blocks(currency), products))
+
+
+class _Views:
+    """The revenue views' blocks of one currency section: the accrual chart and table,
+    the MRR movements chart and table, and the tax table (each folded once per page)."""
+
+    def __init__(self, data: ReportInput) -> None:
+        self.accrual = data.accrual
+        self.acc_months = data.accrual.by_month() if data.accrual is not None else {}
+        self.acc_totals = data.accrual.totals() if data.accrual is not None else {}
+        self.moves = data.movements.by_month() if data.movements is not None else {}
+        self.has_taxes = data.taxes is not None
+        self.taxes = data.taxes.rows() if data.taxes is not None else ()
+
+    def unbilled(self, currency: str) -> Decimal | None:
+        total = self.acc_totals.get(currency)
+        return total.unbilled if total is not None else None
+
+    def accrual_blocks(self, currency: str) -> tuple[Block, ...]:
+        if self.accrual is None:
+            return (Note("Accrual basis: left out, this replay did not fold the accrual "
+                         "view (it needs the ruleset and the outcomes of the log)."),)
+        rows = [(m, f) for (c, m), f in self.acc_months.items() if c == currency]
+        total = self.acc_totals.get(currency)
+        if not rows or total is None:
+            return (Note(f"Accrual basis: no paid charge in {currency}."),)
+        chart = Chart(f"{currency}: recognised revenue by month and deferred revenue at "
+                      "month end (accrual basis)", currency, tuple(m for m, _ in rows),
+                      (Series("recognised", "recognised", tuple(f.recognised for _, f in rows)),
+                       Series("deferred", "deferred", tuple(f.deferred for _, f in rows))))
+        where = "" if self.accrual.tz == "UTC" else f" Months in {self.accrual.tz}."
+        table = Table(
+            f"{currency} accrual basis: recognised revenue by month", ACCRUAL_COLUMNS,
+            tuple((m, *(Money(getattr(f, n), currency) for n in ACCRUAL_COLUMNS[1:]))
+                  for m, f in rows),
+            footer=(("total", *(Money(getattr(total, n), currency)
+                                for n in ACCRUAL_COLUMNS[1:])),),
+            note="Paid, refunded and recognised in the month; deferred (paid, not yet "
+                 "recognised), receivable and unbilled (receivable for service already "
+                 "delivered) at its end; the total row: the flows over the log, the "
+                 "balances at the end. Recognised + deferred = paid − refunded, to date."
+                 + where, unit=currency)
+        return chart, table
+
+    def movement_blocks(self, currency: str) -> tuple[Block, ...]:
+        rows = [(m, mv) for (c, m), mv in self.moves.items() if c == currency]
+        if not rows:
+            return (Note(f"MRR movements: no MRR in {currency}."),)
+        chart = Chart(f"{currency}: MRR movements by month (contraction and churn below "
+                      "zero)", currency, tuple(m for m, _ in rows),
+                      tuple(Series(n, n, tuple(getattr(mv, n) * sign for _, mv in rows))
+                            for n, sign in _MOVES))
+        names = tuple(n for n, _ in MOVEMENT_COLUMNS)
+        sums = [sum((getattr(mv, n) for _, mv in rows), Decimal(0)) for n in names[2:-1]]
+        table = Table(
+            f"{currency} MRR movements by month", tuple(h for _, h in MOVEMENT_COLUMNS),
+            tuple((m, *(Money(getattr(mv, n), currency) for n in names[1:]))
+                  for m, mv in rows),
+            footer=(("over the log", Money(rows[0][1].opening, currency),
+                     *(Money(v, currency) for v in sums),
+                     Money(rows[-1][1].closing, currency)),),
+            note=_tie_out(rows), unit=currency)
+        return chart, table
+
+    def tax_blocks(self, currency: str) -> tuple[Block, ...]:
+        if not self.has_taxes:
+            return (Note("Tax by jurisdiction: left out, this replay did not fold the "
+                         "tax view (it needs the ruleset and the outcomes of the log)."),)
+        rows = [(k, f) for k, f in self.taxes if k.currency == currency]
+        if not rows:
+            return (Note(f"Tax by jurisdiction: no payment or refund in {currency}."),)
+        money = ("taxable", "tax", "refunded_taxable", "refunded_tax", "net_taxable",
+                 "net_tax")
+        summed = ("tax", "refunded_tax", "net_tax")
+        total = {n: sum((getattr(f, n) for _, f in rows), Decimal(0)) for n in summed}
+        return (Table(
+            f"{currency} tax by jurisdiction: per month, tax table, rate and customer country",
+            ("month", "tax table", "rate", "country", *(n.replace("_", " ") for n in money)),
+            tuple((k.month, k.table, k.rate_text, k.country,
+                   *(Money(getattr(f, n), currency) for n in money)) for k, f in rows),
+            numeric=tuple(n.replace("_", " ") for n in money),
+            footer=(("total", None, None, None,
+                     *(Money(total[n], currency) if n in total else None for n in money)),),
+            note="Cash basis, calendar months in UTC; a refund reduces the month it is made "
+                 "in. Taxable is tax-exclusive; with two tax tables a payment is in the base "
+                 "of both. The net tax of every row together is the tax collected.",
+            unit=currency),)
+
+
+#: The accrual table's columns: the JSON's field names.
+ACCRUAL_COLUMNS = ("month", "paid", "refunded", "recognised", "deferred", "receivable",
+                   "unbilled")
+#: The MRR movements table's columns (the JSON's field names) and headings: the bridge
+#: reads left to right.
+MOVEMENT_COLUMNS = (("month", "month"), ("opening", "opening"), ("new", "+ new"),
+                    ("reactivated", "+ reactivated"), ("expansion", "+ expansion"),
+                    ("contraction", "− contraction"), ("churned", "− churned"),
+                    ("closing", "= closing"))
+_MOVES = (("new", 1), ("reactivated", 1), ("expansion", 1), ("contraction", -1),
+          ("churned", -1))
+
+
+def _tie_out(rows: list[tuple[str, Movement]]) -> str:
+    """The tie-out, checked: each month and each month's opening against the last."""
+    broken = [m for m, mv in rows if not mv.ties_out]
+    broken += [m for (_, a), (m, b) in zip(rows, rows[1:], strict=False)
+               if a.closing != b.opening]
+    if broken:
+        return "Does NOT tie out in: " + ", ".join(sorted(set(broken))) + "."
+    return ("Every month ties out: opening + new + reactivated + expansion − contraction − "
+            "churned = closing, the MRR at month end, and each opening is the month "
+            "before's closing. MRR moves between plans cancel in this total.")
 
 
 DEFAULT_SECTIONS: tuple[SectionBuilder, ...] = (overview_sections, currency_sections)
@@ -707,7 +847,7 @@ overflow-wrap:normal;hyphens:auto}
 td.t{overflow-wrap:anywhere}td.t:first-child{white-space:nowrap}
 tfoot td{font-weight:600;border-top:2px solid #9aa3ae}
 .note{color:#4b5563;font-size:.85rem;margin:.2rem 0 1rem}
-figure{margin:.6rem 0 1rem}
+figure{margin:.6rem 0 1rem}figcaption{font-weight:600;padding:.2rem 0}
 svg{background:#fff;border:1px solid #d5d9e0;border-radius:8px;max-width:100%;height:auto;
 display:block}
 .axis{stroke:#6b7280;stroke-width:1}.grid{stroke:#e3e6eb;stroke-width:1}
@@ -719,7 +859,8 @@ display:block}
 # Each series is told apart by dash pattern, marker shape and a direct label, colour only
 # adds to that (and the palette is safe for the common colour-vision deficiencies).
 _STYLES = (("#1f5fbf", "", "circle"), ("#1b7f4b", "9 4", "square"),
-           ("#b8401f", "2 4", "triangle"), ("#6b3fa0", "12 4 2 4", "diamond"))
+           ("#b8401f", "2 4", "triangle"), ("#6b3fa0", "12 4 2 4", "diamond"),
+           ("#7a5c00", "16 4 2 4 2 4", "down"))
 
 
 class _Format:
@@ -838,6 +979,8 @@ def _marker(shape: str, x: float, y: float, colour: str, title: str) -> str:
                 f'fill="{colour}">{tip}</rect>')
     if shape == "triangle":
         d = f"M{x:.1f},{y - 4.5:.1f}L{x + 4.5:.1f},{y + 3.5:.1f}L{x - 4.5:.1f},{y + 3.5:.1f}Z"
+    elif shape == "down":
+        d = f"M{x:.1f},{y + 4.5:.1f}L{x + 4.5:.1f},{y - 3.5:.1f}L{x - 4.5:.1f},{y - 3.5:.1f}Z"
     else:
         d = f"M{x:.1f},{y - 5:.1f}L{x + 5:.1f},{y:.1f}L{x:.1f},{y + 5:.1f}L{x - 5:.1f},{y:.1f}Z"
     return f'<path d="{d}" fill="{colour}">{tip}</path>'
@@ -853,11 +996,17 @@ def _chart_html(chart: Chart, fmt: _Format) -> str:
     high = max([*values, Decimal(0)])
     low = min([*values, Decimal(0)])
     top_value = _nice(high) if high > 0 else Decimal(1)
-    bottom_value = -_nice(-low) if low < 0 else Decimal(0)
+    bottom_value = Decimal(0)
+    steps = 4
+    ticks = [top_value * k / steps for k in range(steps + 1)]
+    if low < 0:  # lines below zero (losses): tidy steps on both sides, one at zero
+        step = _nice((high - low) / steps)
+        below = int((-low / step).to_integral_value(rounding=ROUND_CEILING))
+        above = max(1, int((high / step).to_integral_value(rounding=ROUND_CEILING)))
+        bottom_value, top_value = -below * step, above * step
+        ticks = [step * k for k in range(-below, above + 1)]
     span = top_value - bottom_value
     count = len(chart.categories)
-    steps = 4
-    ticks = [bottom_value + span * k / steps for k in range(steps + 1)]
     axis = [fmt.axis(v, chart.currency, top_value >= 100) for v in ticks]
     # room for the longest axis label on the left and direct label on the right (about
     # 7.5 px a character at 12 px)
@@ -873,7 +1022,7 @@ def _chart_html(chart: Chart, fmt: _Format) -> str:
         return top + plot_h * float((top_value - value) / span)
 
     title = printable(chart.title)
-    out = ['<figure class="chart">',
+    out = ['<figure class="chart">', f"<figcaption>{esc(title)}</figcaption>",
            (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
             f'width="{width}" height="{height}" role="img" aria-label="{esc(title)}">'),
            f"<title>{esc(title)}</title>"]
@@ -973,18 +1122,30 @@ def render_html(ledger: Ledger, ruleset: Ruleset | None = None,
                 outcomes: Iterable[Outcome] | Summary | None = None,
                 title: str | None = None, *, locale: str | Locale = "en", fx: Rates | None = None,
                 receivable: Callable[[Ledger, str], Decimal] | None = None,
-                sections: Iterable[SectionBuilder] = DEFAULT_SECTIONS) -> str:
+                sections: Iterable[SectionBuilder] = DEFAULT_SECTIONS,
+                accrual: Accrual | None = None, taxes: Taxes | None = None) -> str:
     """The ledger as a self-contained HTML page (inline CSS and SVG, no script, no
     external asset): all currencies side by side (consolidated with explicit ``fx``
     rates), then per currency the headline and receivables cards, a chart of gross
-    sales, net revenue and refunds, and the monthly tables. Amounts are formatted for
-    ``locale`` (``"de_CH"`` → ``CHF 1'234.50``). ``receivable`` gives the receivables
-    card its figure (default: :func:`ledger_receivable`); ``sections`` are the section
-    builders, in page order."""
-    done = _summary(outcomes)
+    sales, net revenue and refunds, the monthly tables, the accrual chart and table,
+    the MRR movements chart and table and the tax by jurisdiction table. Amounts are
+    formatted for ``locale`` (``"de_CH"`` → ``CHF 1'234.50``). The accrual and tax
+    views are ``accrual`` and ``taxes`` when given (a streamed replay folds them beside
+    the ledger), else folded from ``outcomes`` with ``ruleset`` (not from a
+    :class:`Summary`). ``receivable`` gives the receivables card its figure (default:
+    the accrual view's, :func:`accrual_receivable`, else :func:`ledger_receivable`);
+    ``sections`` are the section builders, in page order."""
+    kept = tuple(outcomes) if outcomes is not None and not isinstance(outcomes, Summary) \
+        else None
+    done = _summary(kept if kept is not None else outcomes)
     if fx is not None and (missing := fx.missing(ledger.currencies())):
         raise ValueError(f"no exchange rate for {', '.join(missing)}")
-    data = ReportInput(ledger, ruleset, done, fx, receivable or ledger_receivable)
+    if ruleset is not None and kept is not None:
+        accrual = accrual if accrual is not None else Accrual.from_outcomes(kept, ruleset)
+        taxes = taxes if taxes is not None else Taxes.from_outcomes(kept, ruleset)
+    data = ReportInput(ledger, ruleset, done, fx, receivable or (
+        accrual_receivable(accrual) if accrual is not None else ledger_receivable),
+        accrual, movements(ledger), taxes)
     name = title or (f"Revenue — {ruleset.name}" if ruleset is not None else "Revenue")
     facts = []
     if ruleset is not None:
@@ -992,7 +1153,8 @@ def render_html(ledger: Ledger, ruleset: Ruleset | None = None,
                                                    if ruleset.version else ""))
     if done is not None:
         facts.append(f"{done.events} events, {done.failed} failed")
-    facts.append("cash basis, tax-exclusive figures, calendar months in UTC")
+    facts.append("cash basis unless a table says accrual basis, tax-exclusive figures, "
+                 "calendar months in UTC")
     built = [s for builder in sections for s in builder(data)]
     if not built:
         built = [Section("empty", "No revenue", (Note("No revenue in this log."),))]
@@ -1000,7 +1162,10 @@ def render_html(ledger: Ledger, ruleset: Ruleset | None = None,
         "Net revenue = gross − discounts − refunds − credits; proceeds = net − commission. "
         "Active, trialing, MRR and receivable are counted at month end; the total row "
         "shows them at the end of the last month. Receivable is what is decided but not "
-        "paid (tax-exclusive)."))
+        "paid (tax-exclusive); unbilled, the part of it for service already delivered. "
+        "Accrual basis: each paid charge is recognised by day over its service period; "
+        "deferred is paid and not yet recognised. MRR movements: opening + new + "
+        "reactivated + expansion − contraction − churned = closing."))
 
 
 def _nice(value: Decimal) -> Decimal:
