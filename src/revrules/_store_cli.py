@@ -289,26 +289,30 @@ def _replay(args: argparse.Namespace, ruleset: Ruleset, store: Store) -> int:
         raise UsageError("--workers replays a log file: with --db the ledger is read from "
                          "the store")
     ledger = store.ledger(ruleset)
+    if fx is not None and (missing := fx.missing(ledger.currencies())):
+        raise UsageError(f"--fx gives no rate for {', '.join(missing)}, a currency of the store")
     summary = reports.Summary.of(store.outcomes())
-    if args.basis == "accrual" or args.movements or args.tax:
-        accrual = Accrual.from_outcomes(store.outcomes(), ruleset) \
-            if args.basis == "accrual" else None
-        taxes = Taxes.from_outcomes(store.outcomes(), ruleset, store.subscription) \
-            if args.tax else None
+    views = args.basis == "accrual" or args.movements or args.tax
+    # the page always has the accrual and tax views
+    accrual = Accrual.from_outcomes(store.outcomes(), ruleset) \
+        if args.basis == "accrual" or args.html else None
+    taxes = Taxes.from_outcomes(store.outcomes(), ruleset, store.subscription) \
+        if args.tax or args.html else None
+    if views:
         # the views read the ledger and the counts only, never the state
         _revenue_views(args, ruleset, reports.Streamed(ruleset, summary, State(), ledger),
-                       accrual, taxes)
+                       accrual if args.basis == "accrual" else None,
+                       taxes if args.tax else None)
     elif args.format == "json":
         _out(reports.render_json(ledger, ruleset, summary))
     elif args.format == "csv":
         sys.stdout.write(reports.render_csv(ledger))
     else:
         _out(reports.render_table(ledger, ruleset, summary))
-    if fx is not None and (missing := fx.missing(ledger.currencies())):
-        raise UsageError(f"--fx gives no rate for {', '.join(missing)}, a currency of the store")
     if args.html:
         _write_text(args.html, reports.render_html(ledger, ruleset, summary, locale=locale,
-                                                   fx=fx), "HTML report")
+                                                   fx=fx, accrual=accrual, taxes=taxes),
+                    "HTML report")
     return _report_failures(summary)
 
 
