@@ -27,6 +27,8 @@ DB_COMMANDS = ("replay", "explain", "reconcile", "growth")
 def add_commands(commands: Any) -> None:
     """Add ``ingest`` and ``state`` to the subparsers ``commands``, and ``--db`` to the
     commands that can read a store instead of a log."""
+    from .cli import _positive
+
     ing = commands.add_parser(
         "ingest", help="apply an event log to a store, exactly once",
         description="Apply each event of a JSONL log to the store at --db, each exactly "
@@ -115,16 +117,6 @@ def _open(url: str) -> Iterator[Store]:
         store.close()
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 # -- ingest ----------------------------------------------------------------------------
 
 
@@ -135,6 +127,7 @@ def _ingest(args: argparse.Namespace) -> int:
         UsageError,
         _iter_log,
         _load_checked,
+        _log_length,
         _out,
         _progress,
         _read_state,
@@ -159,7 +152,7 @@ def _ingest(args: argparse.Namespace) -> int:
         source = None if args.events == "-" else "file:" + os.path.realpath(args.events)
         start = store.position(source) if source is not None else 0
         batch = args.batch or (1 if store.db.dialect == "postgresql" else 100)
-        total = _line_count(args.events) if source is not None and _tty() else 0
+        total = _log_length(args.events) if source is not None else 0
         counts = {"read": 0, "new": 0, "failed": 0, "replayed": 0}
         pending: list[tuple[int | None, Any]] = []
 
@@ -213,18 +206,6 @@ def _numbered(file: str, iter_log: Any) -> Iterator[tuple[int, Any]]:
             if isinstance(exc, BrokenPipeError):
                 raise
             raise UsageError(f"cannot read {_name(file)}: {_reason(exc)}") from None
-
-
-def _tty() -> bool:
-    return hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
-
-
-def _line_count(file: str) -> int:
-    try:
-        with open(file, "rb") as handle:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
-    except OSError:
-        return 0
 
 
 def _refused(rules: str, db: str, exc: Any) -> None:
