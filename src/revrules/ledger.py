@@ -220,6 +220,21 @@ def _months(first: str, last: str) -> Iterator[str]:
         month = _next_month(month)
 
 
+def month_ends(points: tuple[Point, ...], last: str) -> Iterator[tuple[str, Point, bool]]:
+    """One subscription's months, from the month of its first point to ``last``: each
+    month, the point in force at its end, and whether that is the subscription's last
+    point (months before its first status are skipped)."""
+    i = 0
+    current: Point | None = None
+    for month in _months(month_of(points[0].at), last):
+        end = _month_start(_next_month(month))
+        while i < len(points) and points[i].at < end:
+            current = points[i]
+            i += 1
+        if current is not None and current.status is not None:
+            yield month, current, i >= len(points)
+
+
 def months_per_period(ruleset: Ruleset) -> dict[str, Decimal]:
     """Each plan's billing period in months (``every 1 year`` → 12, ``every 2 weeks`` → 12/26)."""
     result: dict[str, Decimal] = {}
@@ -401,22 +416,14 @@ class Ledger:
             for point in points:
                 if point.churn:
                     bump(point, month_of(point.at), Figures(churned=1))
-            i = 0
-            current: Point | None = None
-            for month in _months(month_of(points[0].at), last):
-                end = _month_start(_next_month(month))
-                while i < len(points) and points[i].at < end:
-                    current = points[i]
-                    i += 1
-                if current is None or current.status is None:
-                    continue
+            for month, current, final in month_ends(points, last):
                 if current.owed:
                     bump(current, month, Figures(outstanding=current.owed))
                 if current.status == "trialing":
                     bump(current, month, Figures(trialing=1))
                 elif current.status in accounting.MRR_STATUSES:
                     bump(current, month, Figures(active=1, mrr=self._mrr(current, inferred)))
-                elif i >= len(points) and not current.owed:
+                elif final and not current.owed:
                     break  # canceled, or paused or unpaid owing nothing, and nothing follows
         return counts
 

@@ -36,7 +36,7 @@ from typing import Any
 import attrs
 
 from . import accounting
-from .ledger import Ledger, Point, _month_start, _months, _next_month, month_of
+from .ledger import Ledger, Point, _months, month_ends
 from .runtime import CONTEXT, in_context, money_str
 
 __all__ = ["DIMENSIONS", "MOVEMENT_FIELDS", "Movement", "Movements", "movements"]
@@ -123,18 +123,10 @@ def _steps(ledger: Ledger, points: tuple[Point, ...], last: str,
            inferred: dict[str, Decimal]) -> Iterator[tuple[Point, str, Decimal]]:
     """One subscription's (point at month end, month, MRR) for each month from its first
     event on, as the ledger counts MRR; it stops after the month its MRR ends for good."""
-    i = 0
-    current: Point | None = None
-    for month in _months(month_of(points[0].at), last):
-        end = _month_start(_next_month(month))
-        while i < len(points) and points[i].at < end:
-            current = points[i]
-            i += 1
-        if current is None or current.status is None:
-            continue
+    for month, current, final in month_ends(points, last):
         counts = current.status in accounting.MRR_STATUSES
         yield current, month, ledger._mrr(current, inferred) if counts else ZERO
-        if not counts and i >= len(points):
+        if not counts and final:
             return
 
 
