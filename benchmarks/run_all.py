@@ -14,18 +14,15 @@ loaded machine disturbs least.
 
 The cases:
 
-- ``quote``, ``apply checkout``, ``apply renewal``: ``Engine.quote`` and
-  ``Engine.apply`` on ``rulesets/streaming.rr``. A benchmark module in this folder
-  (``bench_*.py``) may provide its own ``case_quote*``, ``case_apply_checkout`` or
-  ``case_apply_renewal``: a function without arguments that returns the zero-argument
-  callable to time (or a number, taken as µs per call). Without one, the simple
-  version here runs.
+- ``quote``, ``quote (parsed event)``, ``apply checkout``, ``apply renewal``:
+  ``Engine.quote`` and ``Engine.apply`` on ``rulesets/streaming.rr``, the checkout
+  from a wire dict (validation included) unless marked. The other benchmark modules
+  (``bench_engine.py --quote``, ``bench_apply.py``, ``bench_replay.py``,
+  ``bench_store.py``) time more variants on their own.
 - ``eval N events``: ``revrules eval`` in a child process on a generated log of N
   events of the bundled ruleset (10k, 100k, and 1M in the full run), its JSON output
   included; the value is events per second, net of the child's start-up (timed on a
-  one-event log), with the child's peak RSS (``os.wait4``) beside it. A
-  ``case_eval_throughput(n)`` returning events per second replaces the measurement,
-  not the RSS.
+  one-event log), with the child's peak RSS (``os.wait4``) beside it.
 - ``load K×``: ``revrules.load_text`` of ``big_ruleset.big_ruleset(K)`` (about
   10,000·K rules), parse, check (with lint) and compile.
 - ``replay, N workers``: ``revrules replay --workers N`` on a generated log; "not
@@ -39,7 +36,6 @@ three times its committed value fails.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -50,7 +46,6 @@ import time
 import timeit
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
@@ -65,6 +60,7 @@ if (ROOT / "src").is_dir():
     sys.path.insert(0, str(ROOT / "src"))
 
 import revrules  # noqa: E402
+from revrules.events import parse_event  # noqa: E402
 from big_ruleset import big_ruleset, count_rules  # noqa: E402
 from bench_engine import handwritten_checkout  # noqa: E402
 
@@ -80,37 +76,6 @@ def best_micros(fn: Callable[[], object], repeat: int, slice_seconds: float = 0.
     once = min(timeit.repeat(fn, number=1, repeat=3))
     number = max(1, int(slice_seconds / max(once, 1e-7)))
     return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
-
-
-def _modules() -> list[ModuleType]:
-    """The benchmark modules of this folder (``bench_*.py``), imported once."""
-    found = []
-    for path in sorted(HERE.glob("bench_*.py")):
-        name = f"_revrules_bench_{path.stem}"
-        if name in sys.modules:
-            found.append(sys.modules[name])
-            continue
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            continue
-        module = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(module)
-        except Exception:  # a module that does not import offers no case
-            continue
-        sys.modules[name] = module
-        found.append(module)
-    return found
-
-
-def provided(prefix: str) -> list[tuple[str, Callable[..., Any]]]:
-    """``(name, function)`` of every ``case_<prefix>*`` the benchmark modules define."""
-    cases = []
-    for module in _modules():
-        for name in sorted(vars(module)):
-            if name.startswith(f"case_{prefix}") and callable(getattr(module, name)):
-                cases.append((name, getattr(module, name)))
-    return cases
 
 
 def row(case: str, value: float | None, unit: str, micros: float | None, base: float,
@@ -139,36 +104,20 @@ def engine_cases(repeat: int, base: float) -> list[Row]:
         "id": "e2", "type": "payment_succeeded", "at": "2026-11-15",
         "subscription": "s1"}).state
     renewal = {"id": "e3", "type": "renewal_due", "at": "2026-12-15", "subscription": "s1"}
-    own: dict[str, Callable[[], object]] = {
+    parsed = parse_event(CHECKOUT)
+    cases: dict[str, Callable[[], object]] = {
         "quote": lambda: engine.quote(CHECKOUT),
+        "quote (parsed event)": lambda: engine.quote(parsed),
         "apply checkout": lambda: engine.apply(empty, CHECKOUT),
         "apply renewal": lambda: engine.apply(paid, renewal),
     }
-    theirs = {"quote": provided("quote"), "apply checkout": provided("apply_checkout"),
-              "apply renewal": provided("apply_renewal")}
     rows = []
-    for case, fn in own.items():
-        offered = theirs[case]
-        if not offered:
-            micros = best_micros(fn, repeat)
-            rows.append(row(case, micros, "µs/call", micros, base))
-            continue
-        for name, make in offered:
-            label = case if len(offered) == 1 else f"{case} ({name})"
-            try:
-                made = make()
-                micros = (float(made) if isinstance(made, (int, float))
-                          else best_micros(made, repeat))
-            except Exception as exc:  # their case is broken: say so, time ours
-                micros = best_micros(fn, repeat)
-                rows.append(row(case, micros, "µs/call", micros, base,
-                                f"{name} failed ({type(exc).__name__}); the simple one"))
-                continue
-            rows.append(row(label, micros, "µs/call", micros, base, name))
+    for case, fn in cases.items():
+        micros = best_micros(fn, repeat)
+        rows.append(row(case, micros, "µs/call", micros, base))
     return rows
 
 
-# -- eval and replay in child processes ------------------------------------------------
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "revrules", *args]
 
@@ -222,7 +171,6 @@ def event_log(folder: Path, events: int) -> Path:
 def eval_cases(sizes: list[int], repeat: int, base: float, folder: Path) -> list[Row]:
     start_up = min(run_child(_cli("eval", str(RULES), str(event_log(folder, 1))))[0]
                    for _ in range(repeat))
-    theirs = dict(provided("eval_throughput"))
     rows = []
     for size in sizes:
         log = event_log(folder, size)
@@ -234,12 +182,6 @@ def eval_cases(sizes: list[int], repeat: int, base: float, folder: Path) -> list
             continue
         net = max(seconds - start_up, 1e-9)
         rate, note = size / net, f"peak RSS {rss:,.0f} MB"
-        if "case_eval_throughput" in theirs:
-            try:
-                rate = float(theirs["case_eval_throughput"](size))
-                note += "; rate from case_eval_throughput"
-            except Exception as exc:
-                note += f"; case_eval_throughput failed ({type(exc).__name__})"
         rows.append(row(f"eval {size:,} events", rate, "events/s", 1e6 / rate, base, note))
         rows.append(row(f"eval {size:,} events, peak RSS", rss, "MB", None, base,
                         guard=False))
