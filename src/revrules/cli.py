@@ -516,15 +516,16 @@ def _eval(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.state_in}: not a consistent state: {problem}")
     current = state if state is not None else State()
     status = EXIT_OK
-    for item in _iter_log(args.events):  # streamed: a long log is never held in memory
-        if isinstance(item, EventError):
-            outcome = Outcome("", False, current, error=Error(item.code, item.message))
-        else:
-            outcome = engine.apply(current, item)
-        current = outcome.state
-        if not outcome.ok:
-            status = EXIT_FAILED
-        _out(outcome_to_json(outcome))
+    with _settled_heap():
+        for item in _iter_log(args.events):  # streamed: a long log is never held in memory
+            if isinstance(item, EventError):
+                outcome = Outcome("", False, current, error=Error(item.code, item.message))
+            else:
+                outcome = engine.apply(current, item)
+            current = outcome.state
+            if not outcome.ok:
+                status = EXIT_FAILED
+            _out(outcome_to_json(outcome))
     if args.state_out:
         _write_state(args.state_out, current)
     return status
