@@ -63,6 +63,7 @@ def test_outcome_encoder_matches_the_reference_on_a_generated_log() -> None:
     assert any(o.replayed for o in outcomes) and any(not o.ok for o in outcomes)
     for outcome in outcomes:
         assert wire.outcome_to_json(outcome) == wire.outcome_to_json_reference(outcome)
+        _same_texts(outcome, wire.outcome_to_json_reference(outcome))
         wire._encode_outcome(outcome)  # written directly, not by the reference path
 
 
@@ -122,6 +123,16 @@ def _outcomes(draw: st.DrawFn) -> Outcome:
                    replayed=draw(st.booleans()))
 
 
+def _same_texts(outcome: Outcome, expected: str) -> None:
+    """``wire.outcome_texts`` (what the store keeps): the outcome line, and each revenue
+    event as ``dumps`` writes it alone."""
+    text, events = wire.outcome_texts(outcome)
+    assert text == expected
+    wired = wire.outcome_to_wire(outcome)
+    assert events == [wire.dumps(e, check_floats=False) for e in wired.get("events", [])] \
+        if outcome.ok else events == []
+
+
 def _same(outcome: Outcome, direct: bool = False) -> None:
     try:
         expected = wire.outcome_to_json_reference(outcome)
@@ -131,6 +142,7 @@ def _same(outcome: Outcome, direct: bool = False) -> None:
         return
     assert wire.outcome_to_json(outcome) == expected
     assert wire.outcome_to_json(outcome) == expected  # with the caches warm
+    _same_texts(outcome, expected)
     if direct:  # values of the expected types are written directly
         assert UNSAFE.sub(wire._json_escape, wire._encode_outcome(outcome)) == expected
 

@@ -244,6 +244,23 @@ def outcome_to_json(outcome: Outcome) -> str:
     return UNSAFE.sub(_json_escape, text)
 
 
+def outcome_texts(outcome: Outcome) -> tuple[str, list[str]]:
+    """:func:`outcome_to_json`'s line and, apart, each revenue event's JSON object (the
+    text ``dumps`` writes of it): what the store keeps, written once."""
+    try:
+        events = [_encode_event(e) for e in outcome.events] if outcome.ok is True and \
+            type(outcome.events) is tuple else []
+        text = _encode_outcome(outcome, events)
+    except Exception:  # noqa: BLE001 - the reference path says what is wrong, if anything
+        wired = outcome_to_wire(outcome)
+        return (dumps(wired, check_floats=False),
+                [dumps(body, check_floats=False) for body in wired.get("events", ())])
+    if text.isprintable():
+        return text, events
+    return (UNSAFE.sub(_json_escape, text),
+            [e if e.isprintable() else UNSAFE.sub(_json_escape, e) for e in events])
+
+
 @in_context
 def outcome_to_json_reference(outcome: Outcome) -> str:
     """``dumps(outcome_to_wire(outcome))``: what :func:`outcome_to_json` writes."""
@@ -398,9 +415,10 @@ def _encode_event(e: RevenueEvent) -> str:
     return ", ".join(parts) + "}"
 
 
-def _encode_outcome(outcome: Outcome) -> str:
+def _encode_outcome(outcome: Outcome, events: list[str] | None = None) -> str:
     """The text of ``dumps(outcome_to_wire(outcome))`` before unsafe characters are
-    escaped; raises (for the reference path to run) on a value it does not expect."""
+    escaped (``events``: its revenue events' texts, when already written); raises (for
+    the reference path to run) on a value it does not expect."""
     head = f'{{"event": {_string(outcome.event)}, "ok": '
     if outcome.ok is False:
         error = outcome.error or Error("internal", "the event was not applied")
@@ -410,9 +428,10 @@ def _encode_outcome(outcome: Outcome) -> str:
             type(outcome.events) is not tuple:
         raise TypeError("an unexpected value")
     decisions = ", ".join([_encode_decision(d) for d in outcome.decisions])
-    events = ", ".join([_encode_event(e) for e in outcome.events])
+    texts = ", ".join(events if events is not None else
+                      [_encode_event(e) for e in outcome.events])
     tail = ', "replayed": true}' if outcome.replayed else "}"
-    return f'{head}true, "decisions": [{decisions}], "events": [{events}]{tail}'
+    return f'{head}true, "decisions": [{decisions}], "events": [{texts}]{tail}'
 
 
 # -- the converter -------------------------------------------------------------------

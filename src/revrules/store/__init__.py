@@ -353,14 +353,13 @@ class Store:
                    (seq, ev.id, _time(seen.at), ev.type, ev.subscription, seen.digest,
                     1 if outcome.ok else 0, seen.code, seen.message,
                     engine.rules.stamp.digest, payload))
-        wired = wire.outcome_to_wire(outcome)  # what outcome_to_json writes, once
+        body, texts = wire.outcome_texts(outcome)  # what outcome_to_json writes, once
         db.write("INSERT INTO outcomes (event_id, seq, body) VALUES (?, ?, ?)",
-                 (ev.id, seq, wire.dumps(wired, check_floats=False)))
+                 (ev.id, seq, body))
         if outcome.ok and outcome.events:
             rows = [(e.id, seq, n, e.type, e.subscription, e.currency, month_of(e.at),
-                     e.storefront, e.channel, e.plan,
-                     wire.dumps(body, check_floats=False))
-                    for n, (e, body) in enumerate(zip(outcome.events, wired["events"], strict=True), 1)]
+                     e.storefront, e.channel, e.plan, text)
+                    for n, (e, text) in enumerate(zip(outcome.events, texts, strict=True), 1)]
             values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
             db.write("INSERT INTO revenue_events (id, event_seq, n, type, subscription, "
                        "currency, month, storefront, channel, plan, body) VALUES " + values,
