@@ -512,3 +512,30 @@ def test_route_example_with_a_plan_and_a_total() -> None:
         "this route line never applies: an earlier route line matches first wherever it "
         "holds; for example a charge of plan monthly at storefront web_us with total = "
         f"USD 11.00 matches the route line at t.rr:{NEXT + 1}:3 first")
+
+
+# -- load finds the warnings on first use -------------------------------------------------
+
+
+def test_load_runs_lint_only_when_the_warnings_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    import revrules.checker as checker
+
+    calls: list[int] = []
+    real = checker.lint
+    monkeypatch.setattr(checker, "lint", lambda *args: calls.append(1) or real(*args))
+    text = GRACE.replace("{}", "")
+    rules = revrules.load_text(BASE + text, "t.rr")
+    assert calls == []  # loading (and an engine) never lints
+    revrules.Engine(rules)
+    assert calls == []
+    assert [d.code for d in rules.warnings] == ["RR106"] and calls == [1]
+    assert rules.warnings is rules.warnings and calls == [1]  # found once
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rulesets())
+def test_load_gives_the_warnings_check_gives(text: str) -> None:
+    result = revrules.check(revrules.parse(text, "g.rr"))
+    if not result.ok:
+        return
+    assert revrules.load_text(text, "g.rr").warnings == result.diagnostics

@@ -82,9 +82,27 @@ class CheckResult:
 
 
 @in_context
-def check(module: n.Module) -> CheckResult:
-    """Check a parsed module; collect every problem rather than stopping at the first."""
-    return _Checker(module).run()
+def check(module: n.Module, *, lint: bool = True) -> CheckResult:
+    """Check a parsed module; collect every problem rather than stopping at the first.
+
+    ``lint=False`` leaves out the lint warnings (RR1xx): :func:`with_lint` adds them
+    later, in the same order (what :func:`revrules.load` does, on first use)."""
+    return _Checker(module, lint).run()
+
+
+@in_context
+def with_lint(model: m.Model, module: n.Module,
+              diagnostics: Sequence[Diagnostic]) -> tuple[Diagnostic, ...]:
+    """``diagnostics`` (of ``check(module, lint=False)``, without errors) and the lint
+    warnings of ``model``, ordered and filtered as ``check(module)`` gives them."""
+    return _ordered(list(diagnostics) + lint(model, module), module.source)
+
+
+def _ordered(diagnostics: list[Diagnostic], source: str) -> tuple[Diagnostic, ...]:
+    # `# revrules: allow RR1xx` silences a warning
+    found = sorted((d for d in diagnostics if not allowed(d, source)),
+                   key=lambda d: (d.span.line, d.span.column, d.code, d.message))
+    return tuple(found)
 
 
 def minor_units(currency: str) -> int:
@@ -109,8 +127,9 @@ class _Names(tuple[str, ...]):
 
 
 class _Checker:
-    def __init__(self, module: n.Module):
+    def __init__(self, module: n.Module, lint: bool = True):
         self.module = module
+        self.lint = lint
         self.diagnostics: list[Diagnostic] = []
         self.types: dict[int, m.Type] = {}
         self.sold_anywhere: set[str] | None = None
@@ -216,12 +235,9 @@ class _Checker:
             eligibilities=eligibilities, promotions=promotions, taxes=taxes, route=route,
             dunning=dunning, lifecycle=lifecycle, types=self.types, source=self.module.source,
         )
-        # lint only a ruleset without errors; `# revrules: allow RR1xx` silences a warning
-        self.diagnostics.extend(lint(model, self.module))
-        source = self.module.source
-        found = sorted((d for d in self.diagnostics if not allowed(d, source)),
-                       key=lambda d: (d.span.line, d.span.column, d.code, d.message))
-        return CheckResult(model, tuple(found))
+        if self.lint:  # lint only a ruleset without errors
+            self.diagnostics.extend(lint(model, self.module))
+        return CheckResult(model, _ordered(self.diagnostics, self.module.source))
 
     def header(self) -> n.Header | None:
         headers = self.decls(n.Header)

@@ -18,7 +18,8 @@ from pathlib import Path
 import attrs
 
 from . import model as m
-from .checker import check
+from . import nodes as n
+from .checker import check, with_lint
 from .compiler import CompiledRules, Predicate, compile_model
 from .decision import Tables
 from .diagnostics import Diagnostic, RulesetError
@@ -47,7 +48,9 @@ class Ruleset:
 
     model: m.Model
     compiled: CompiledRules = attrs.field(repr=False)
-    warnings: tuple[Diagnostic, ...] = ()
+    #: the warnings, or what finds them on first use (:attr:`warnings`)
+    _warnings: tuple[Diagnostic, ...] | Callable[[], tuple[Diagnostic, ...]] = \
+        attrs.field(default=(), repr=False)
 
     # lookup tables, built once
     storefronts: dict[str, m.Storefront] = attrs.field(init=False, repr=False)
@@ -77,6 +80,18 @@ class Ruleset:
     # the pure decision path's tables (indexed first-match tables, price schedules as
     # bisect tables: revrules.decision), each built on first use
     decision_tables: Tables = attrs.field(init=False, repr=False)
+
+    @property
+    def warnings(self) -> tuple[Diagnostic, ...]:
+        """The ruleset's warnings, lint's (RR1xx) among them, as ``revrules check``
+        reports them. :func:`load` finds lint's on first use, not while loading: lint
+        is a third of the time of loading a large ruleset, and an engine never reads
+        the warnings."""
+        found = self._warnings
+        if callable(found):
+            found = found()
+            object.__setattr__(self, "_warnings", found)  # once: the AST is let go
+        return found
 
     def __attrs_post_init__(self) -> None:
         model, pred = self.model, self.compiled.predicate
@@ -193,12 +208,18 @@ def load_text(text: str, file: str = "<string>") -> Ruleset:
 
 def _load_text(text: str, file: str) -> Ruleset:
     module = parse(text, file)
-    result = check(module)
-    if result.model is None:
+    result = check(module, lint=False)
+    model = result.model
+    if model is None:
         # the module's source: what spans count in (a byte-order mark is not part of it)
         raise RulesetError(result.diagnostics, {file: module.source})
-    warnings = tuple(d for d in result.diagnostics if d.severity == "warning")
-    return Ruleset(result.model, compile_model(result.model), warnings)
+    early = result.diagnostics  # no errors: the checker's warnings
+    return Ruleset(model, compile_model(model), lambda: _lint(model, module, early))
+
+
+def _lint(model: m.Model, module: n.Module, early: tuple[Diagnostic, ...]) -> tuple[Diagnostic, ...]:
+    with _gc_paused():  # as while loading: lint builds many small objects and keeps them
+        return with_lint(model, module, early)
 
 
 def load(source: str | os.PathLike[str]) -> Ruleset:
