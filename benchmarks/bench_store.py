@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -58,14 +59,44 @@ def in_memory(items: list[dict[str, Any]]) -> float:
 
 
 def ingest(url: str, items: list[dict[str, Any]], batch: int) -> float:
+    return ingest_cpu(url, items, batch)[0]
+
+
+def ingest_cpu(url: str, items: list[dict[str, Any]],
+               batch: int) -> tuple[float, float, float | None]:
+    """(elapsed seconds, this process's CPU seconds, the PostgreSQL server process's CPU
+    seconds, or None when it cannot be read: not PostgreSQL, or not on this machine)."""
     engine = revrules.Engine(revrules.load(RULES))
     with Store.open(url) as store:
         store.use(engine)
-        start = time.perf_counter()
+        server = _server_pid(store)
+        server_before = _process_cpu(server)
+        start, cpu = time.perf_counter(), time.process_time()
         for i in range(0, len(items), batch):
             store.apply_many(engine, [(n, e) for n, e in enumerate(items[i:i + batch], i + 1)],
                              source="bench")
-        return time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+        server_after = _process_cpu(server)
+        served = None if server_before is None or server_after is None \
+            else server_after - server_before
+        return elapsed, cpu, served
+
+
+def _server_pid(store: Store) -> int | None:
+    if store.db.dialect != "postgresql":
+        return None
+    return int(store.db.execute("SELECT pg_backend_pid()")[0][0])
+
+
+def _process_cpu(pid: int | None) -> float | None:
+    """User + system CPU seconds of process ``pid`` (Linux /proc), None if unreadable."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def state_size(url: str) -> tuple[int, int, int]:
@@ -141,13 +172,22 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("REVRULES_TEST_POSTGRES"))
     parser.add_argument("--months", type=int, default=3,
                         help="how many months the log covers (default 3)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="in-memory and SQLite runs, interleaved (medians; default 3)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     count = args.events or (1000 if args.quick else 5000)
     items = log_of(count, args.months)
     count = len(items)
-    memory = in_memory(items)
     rows: list[tuple[str, float]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        # interleaved, medians: the in-memory run and the SQLite ingests vary by ±20%
+        # from run to run on a shared machine (the commits' fsync most of all)
+        runs = [(in_memory(items),
+                 ingest(f"sqlite:///{tmp}/single{r}.db", items, 1),
+                 ingest(f"sqlite:///{tmp}/batched{r}.db", items, args.batch))
+                for r in range(args.repeat)]
+    memory, single_s, batched_s = (statistics.median(column) for column in zip(*runs, strict=True))
 
     def report(label: str, seconds: float) -> None:
         rows.append((label, seconds))
@@ -158,11 +198,13 @@ def main() -> None:
     print(f"{count} events of a generated streaming.rr log over {args.months} months "
           f"({ticks} ticks), Python {sys.version.split()[0]}")
     report("in-memory eval (baseline)", memory)
+    report("SQLite, 1 event per transaction", single_s)
+    report(f"SQLite, {args.batch} events per transaction", batched_s)
+    print(f"(medians of {args.repeat} interleaved runs; batched SQLite per run: "
+          + ", ".join(f"{b / m:.2f}x" for m, _, b in runs) + ")")
     with tempfile.TemporaryDirectory() as tmp:
         single = f"sqlite:///{tmp}/single.db"
-        report("SQLite, 1 event per transaction", ingest(single, items, 1))
-        report(f"SQLite, {args.batch} events per transaction",
-               ingest(f"sqlite:///{tmp}/batched.db", items, args.batch))
+        ingest(single, items, 1)
         half = f"sqlite:///{tmp}/half.db"
         ingest(half, items[:count // 2], args.batch)
         for label, url in (("half the log", half), ("the whole log", single)):
@@ -171,12 +213,21 @@ def main() -> None:
                   f"{size / max(subs, 1):.0f} bytes each")
     if args.postgres:
         pg_items = items[:count if not args.quick else 600]
-        one = ingest(_pg_schema(args.postgres, "bench_one"), pg_items, 1)
+        one, client, server = ingest_cpu(_pg_schema(args.postgres, "bench_one"), pg_items, 1)
         four = parallel(_pg_schema(args.postgres, "bench_four"), pg_items, 4)
         scale = len(pg_items) / count
         report("PostgreSQL, 1 writer", one / scale)
         report("PostgreSQL, 4 writers", four / scale)
         print(f"PostgreSQL: 4 writers at {one / four:.2f}x the throughput of 1")
+        if server is not None:
+            # one writer alternates with its server process: when the two are busy all
+            # the time, no number of writers can go past the machine's cores over one
+            n = len(pg_items)
+            busy = (client + server) / one
+            print(f"PostgreSQL, 1 writer, per event: {one / n * 1e3:.2f} ms elapsed, "
+                  f"{client / n * 1e3:.2f} ms writer CPU, {server / n * 1e3:.2f} ms server "
+                  f"CPU: busy {busy:.0%} of the time, so {os.cpu_count()} cores give at "
+                  f"most {(os.cpu_count() or 1) / busy:.2f}x with any number of writers")
         for name in ("bench_one", "bench_four"):
             _pg_schema(args.postgres, name)
     else:
