@@ -896,7 +896,8 @@ def _reconcile(args: argparse.Namespace) -> int:
             settlements = read_settlements(text.splitlines())
         except SettlementError as exc:
             raise UsageError(f"{args.settlements}: {exc}") from None
-    result = reconcile(ruleset, _iter_log(args.events), settlements)  # streamed
+    with _settled_heap():
+        result = reconcile(ruleset, _iter_log(args.events), settlements)  # streamed
     if args.format == "json":
         _out(dumps(reconciliation_to_wire(result)))
     else:

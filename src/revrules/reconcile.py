@@ -122,6 +122,31 @@ class _Paid:
     charge: str | None = None  # the id of the charge it paid
 
 
+class _Payments:
+    """What the log has paid so far, indexed so that each event's checks cost the same
+    however long the log is: by (psp, reference), by subscription, the reference key of
+    each paying event, and the references seen."""
+
+    def __init__(self) -> None:
+        self.paid: dict[tuple[str, str], _Paid] = {}  # (psp, reference) → payment
+        self.by_sub: dict[str, list[_Paid]] = {}
+        self.keys: dict[str, tuple[str, str]] = {}  # paying event id → its key in `paid`
+        self.references: set[str] = set()
+
+    def add(self, key: tuple[str, str], record: _Paid) -> None:
+        """``record`` under ``key``, unless a payment already has that key."""
+        if key not in self.paid:
+            self.paid[key] = record
+            self.keys[record.event] = key
+            self.references.add(key[1])
+
+    def replace(self, old: _Paid, new: _Paid) -> None:
+        """``new`` (``old`` with more refunded) wherever ``old`` is kept."""
+        key = self.keys.get(old.event)
+        if key is not None and self.paid[key].event == old.event:
+            self.paid[key] = new
+
+
 @in_context
 def read_settlements(lines: Iterable[str]) -> list[Settlement]:
     """Parse a settlement report (CSV with a header naming at least the six columns)."""
@@ -170,8 +195,7 @@ def reconcile(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError]
     engine = Engine(ruleset)
     state = State()
     gaps: list[Gap] = []
-    paid: dict[tuple[str, str], _Paid] = {}  # (psp, reference) → payment
-    payments_by_sub: dict[str, list[_Paid]] = {}
+    payments = _Payments()
     accounts: dict[str, Account] = {}  # subscription → the books' view (as the ledger's)
     count = 0
     for item in events:
@@ -184,7 +208,7 @@ def reconcile(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError]
         # parsed once: the engine takes the event as it is (the error of a bad one is its)
         outcome = engine.apply(state, event if event is not None else item)
         if event is not None:
-            count += _check_event(event, outcome, state, gaps, paid, payments_by_sub)
+            count += _check_event(event, outcome, state, gaps, payments)
         if outcome.ok:
             _track_unsettled(outcome, accounts, gaps)
         state = outcome.state
@@ -208,13 +232,13 @@ def reconcile(ruleset: Ruleset, events: Iterable[Mapping[str, Any] | EventError]
     if settlements is not None:
         rows = list(settlements)
         checked = len(rows)
-        gaps.extend(_check_settlements(rows, paid, fees))
+        gaps.extend(_check_settlements(rows, payments.paid, fees))
     return Reconciliation(tuple(gaps), count, checked, dict(sorted(fees.items())))
 
 
 def _check_event(event: Event, outcome: Outcome, before: State, gaps: list[Gap],
-                 paid: dict[tuple[str, str], _Paid],
-                 payments_by_sub: dict[str, list[_Paid]]) -> int:
+                 payments: _Payments) -> int:
+    paid, payments_by_sub = payments.paid, payments.by_sub
     day = event.at.date()
     sub_id = event.subscription
     if event.type == "payment_succeeded":
@@ -245,7 +269,7 @@ def _check_event(event: Event, outcome: Outcome, before: State, gaps: list[Gap],
                                     cur, None, settled.amount, settled.rule, settled.source,
                                     event.reference))
                 else:
-                    paid[key] = record
+                    payments.add(key, record)
             return 1
         mismatch = outcome.error.code if outcome.error is not None else None
         open_sub = before.subscriptions.get(sub_id) if sub_id is not None and mismatch in (
@@ -265,15 +289,14 @@ def _check_event(event: Event, outcome: Outcome, before: State, gaps: list[Gap],
                                 sub_id, day, cur, charge.total, event.amount, charge.rule,
                                 charge.source, event.reference))
             if event.reference is not None:  # the PSP may still settle it: match it there
-                paid.setdefault((event.psp or charge.psp or "", event.reference), _Paid(
+                payments.add((event.psp or charge.psp or "", event.reference), _Paid(
                     event.id, open_sub.id, day, cur, charge.total, event.psp or charge.psp,
                     charge.rule, charge.source))
             return 1
         if outcome.error is not None and outcome.error.code in ("no_open_charge",
                                                                 "unknown_subscription"):
             earlier = payments_by_sub.get(sub_id or "", [])
-            same_ref = event.reference is not None and any(
-                k[1] == event.reference for k in paid)
+            same_ref = event.reference is not None and event.reference in payments.references
             paid_in = event.currency
             if earlier or same_ref:
                 last = earlier[-1] if earlier else None
@@ -314,9 +337,7 @@ def _check_event(event: Event, outcome: Outcome, before: State, gaps: list[Gap],
                              len(records) - 1)
                     last = records[i]
                     records[i] = attrs.evolve(last, refunded=last.refunded + e.amount)
-                    for key, value in paid.items():
-                        if value.event == last.event:
-                            paid[key] = records[i]
+                    payments.replace(last, records[i])
     return 0
 
 
