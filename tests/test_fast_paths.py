@@ -4,13 +4,15 @@
   ``outcome_to_wire`` (``wire.outcome_to_json_reference``);
 * the direct payload text of the replay digest against its ``json.dumps`` reference;
 * ``parse_event`` against the event parser it replaced (kept here, as it was);
-* the draft constructors (``revrules.drafts``) against the attrs classes.
+* the draft constructors (``revrules.drafts``) against the attrs classes;
+* the shared JSON decoder (``wire._decode``) against ``json.loads`` with the same hooks.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import pickle
 from collections.abc import Mapping
 from decimal import Decimal
@@ -394,3 +396,34 @@ def test_drafts_refuse_what_they_cannot_build() -> None:
         with pytest.raises(TypeError):
             drafts(cls)
     assert Charge.__slots__ and "__weakref__" not in Charge.__slots__
+
+
+# -- the shared decoder ----------------------------------------------------------------
+
+_JSON_TEXT = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
+                                                                max_size=3),
+    max_leaves=8).map(lambda v: json.dumps(v, ensure_ascii=False))
+
+
+def _outcome_of(decode: Any, text: str) -> tuple[str, Any]:
+    try:
+        return "value", decode(text)
+    except (ValueError, RecursionError) as exc:
+        return type(exc).__name__, str(exc)
+
+
+@FAST
+@given(st.one_of(
+    _JSON_TEXT,
+    _JSON_TEXT.map(lambda t: "\ufeff" + t),
+    _JSON_TEXT.flatmap(lambda t: st.integers(0, len(t)).map(lambda i: t[:i] + t[i + 1:])),
+    st.sampled_from(['{"a": 1, "a": 2}', '{"a": {"b": 1, "b": 1}}', '{"a": NaN}',
+                     '[Infinity]', '-Infinity', "[" * 5000, '{"a": 1} x', " [1] ", "",
+                     '{"a": "\\ud800"}', "1e999"]),
+    st.text(max_size=12)))
+def test_the_shared_decoder_answers_as_json_loads(text: str) -> None:
+    reference = _outcome_of(lambda t: json.loads(t, parse_constant=wire._no_constant,
+                                                 object_pairs_hook=wire._no_duplicates), text)
+    assert _outcome_of(wire._decode, text) == reference
