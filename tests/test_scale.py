@@ -134,3 +134,30 @@ def test_unknown_subscription_among_many_suggests_the_typo() -> None:
     assert not bad.ok and bad.error is not None
     assert bad.error.code == "unknown_subscription"
     assert bad.error.message == "unknown subscription 's_4717' (did you mean 's_24717'?)"
+
+
+def test_what_a_subscription_keeps_is_shared_between_subscriptions() -> None:
+    """State grows with subscriptions, and what each keeps for long (its payments, its
+    customer attributes) holds one object per distinct value, not one per event: the
+    amounts of every payment of 12.99, the PSP names the payment events carry, the
+    attribute names and string values of every customer."""
+    from pathlib import Path
+
+    from revrules.generator import generate
+
+    rules = revrules.load(Path(__file__).resolve().parent.parent / "rulesets" / "streaming.rr")
+    engine, state = Engine(rules), State()
+    for event in generate(rules, 80, 6, 2):
+        state = engine.apply(state, dict(event)).state
+    payments = [p for s in state.subscriptions.values()
+                for p in (s.payment, *s.earlier_payments) if p is not None]
+    assert len(payments) > 200
+    for field in ("total", "tax", "base", "psp"):
+        values = [getattr(p, field) for p in payments]
+        distinct = {str(v) for v in values}
+        assert len({id(v) for v in values}) == len(distinct), field  # one object each
+    customers = [s.customer for s in state.subscriptions.values()]
+    keys = [k for c in customers for k in c.keys()]
+    values = [v for c in customers for v in c.values() if isinstance(v, str)]
+    assert len({id(k) for k in keys}) == len(set(keys))
+    assert values and len({id(v) for v in values}) == len(set(values))

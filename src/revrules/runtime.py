@@ -99,6 +99,23 @@ def money_str(amount: Decimal, currency: str) -> str:
     return decimal_str(amount.quantize(exponent(currency), context=CONTEXT))
 
 
+def shared(amount: Decimal) -> Decimal:
+    """``amount``, or an earlier Decimal with exactly its text (value, sign and
+    exponent): what the state keeps for a long time (each paid charge's figures) holds
+    one object per distinct amount, not one per charge. The table is bounded (cleared
+    when full), so nothing depends on what came before."""
+    text = str(amount)
+    found = _SHARED.get(text)
+    if found is None:
+        if len(_SHARED) >= 65_536:
+            _SHARED.clear()
+        found = _SHARED[text] = amount
+    return found
+
+
+_SHARED: dict[str, Decimal] = {}
+
+
 def decimal_str(amount: Decimal) -> str:
     """``str(amount)``, except that a negative zero prints without its sign."""
     if not amount and amount.is_signed():

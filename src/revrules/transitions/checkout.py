@@ -4,6 +4,7 @@ first price (a contract or the price schedule), promotions and the first charge.
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -125,7 +126,8 @@ def customer_attributes(tx: Tx, given: Mapping[str, Any]) -> dict[str, Any]:
         if attr is None:
             raise fail("unknown_field", f"unknown customer attribute '{key}'"
                        f"{did_you_mean(key, tx.engine.attributes)}")
-        result[key] = _attribute_value(attr, given[key])
+        # the schema's name, not the event's copy of it: every subscription shares it
+        result[attr.name] = _attribute_value(attr, given[key])
     for name, attr in tx.engine.attributes.items():
         if name not in result:
             result[name] = attr.default
@@ -155,7 +157,8 @@ def _attribute_value(attr: m.Attribute, value: Any) -> Any:
     if kind == "int" and isinstance(value, int) and not isinstance(value, bool):
         return value
     if kind == "string" and isinstance(value, str):
-        return value
+        # a country, a segment: the same few values, shared (a subclass cannot be)
+        return sys.intern(value) if type(value) is str else value
     if kind == "bool" and isinstance(value, bool):
         return value
     if kind == "decimal" and isinstance(value, (str, int)) and not isinstance(value, bool):

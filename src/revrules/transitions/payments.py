@@ -5,6 +5,7 @@ and its ``then`` action when they run out)."""
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from typing import Any
 
 from .. import model as m
@@ -75,9 +76,12 @@ def settle(tx: Tx, sub: Subscription, charge: Charge, at: dt.datetime,
             gross=charge.gross_ex, discount=charge.discount_ex, credit=charge.credit_ex,
             tax=charge.tax, net=charge.net, amount=charge.total, commission=commission,
             psp=psp or charge.psp, charge=charge.id)
+    # kept for refunds as long as the subscription lives: its amounts and PSP name are
+    # shared with every other payment's (rt.shared, sys.intern), not one copy each
     payment = maker(Payment)(at, charge.period_start, charge.period_end, charge.currency,
-                             charge.total, charge.tax, ZERO, psp or charge.psp,
-                             charge.list - charge.discount, charge.id)
+                             rt.shared(charge.total), rt.shared(charge.tax), ZERO,
+                             (sys.intern(psp) if type(psp) is str else psp) or charge.psp,
+                             rt.shared(charge.list - charge.discount), charge.id)
     # every paid charge stays refundable by its id; the latest is ``payment``
     earlier = sub.earlier_payments if sub.payment is None else (
         *sub.earlier_payments, sub.payment)
