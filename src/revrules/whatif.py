@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from .events import EventError
+from .events import Event, EventError, parse_event
 from .ledger import FIELDS, MONEY_FIELDS, Figures
 from .reports import Fold, Replay, Streamed, figures_to_wire
 from .results import Decision, Outcome, Trace
@@ -155,7 +155,9 @@ def diff(old: Ruleset, new: Ruleset, events: Iterable[Mapping[str, Any] | EventE
     changes = _Changes(old, new)
     for n, item in enumerate(events, 1):  # in step: only what differs is kept
         item = _as_decided(item)
-        changes.add(item, first.feed(item), second.feed(item))
+        # parsed once for both: the two states remember the same id and time objects
+        event = _parsed(item)
+        changes.add(item, first.feed(event), second.feed(event))
         if progress is not None:
             progress(n)
     return Diff.between(first.result(), second.result(), changes)
@@ -186,6 +188,17 @@ def _as_decided(item: Mapping[str, Any] | EventError) -> Mapping[str, Any] | Eve
             key in item for key in _SETTLED):
         return {key: value for key, value in item.items() if key not in _SETTLED}
     return item
+
+
+def _parsed(item: Mapping[str, Any] | EventError) -> Mapping[str, Any] | EventError | Event:
+    """``item`` parsed, or as it is when it does not parse (each engine then refuses it
+    as it would refuse the line)."""
+    if isinstance(item, EventError):
+        return item
+    try:
+        return parse_event(item)
+    except Exception:  # noqa: BLE001 - the engines answer it, each in its own outcome
+        return item
 
 
 def _at(item: Mapping[str, Any] | EventError | None, a: Outcome,
