@@ -840,7 +840,7 @@ def _diff(args: argparse.Namespace) -> int:
     new = _load_checked(args.new)
     if args.events is None:
         return _static_diff(old, new, args.format)
-    with _progress(_log_length(args.events), "comparing") as tick:
+    with _settled_heap(), _progress(_log_length(args.events), "comparing") as tick:
         result = diff(old, new, _iter_log(args.events), tick)
     if args.format == "json":
         _out(dumps(diff_to_wire(result)))
