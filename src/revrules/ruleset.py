@@ -85,7 +85,7 @@ class Ruleset:
     def warnings(self) -> tuple[Diagnostic, ...]:
         """The ruleset's warnings, lint's (RR1xx) among them, as ``revrules check``
         reports them. :func:`load` finds lint's on first use, not while loading: lint
-        is a third of the time of loading a large ruleset, and an engine never reads
+        is a quarter of the time of loading a large ruleset, and an engine never reads
         the warnings."""
         found = self._warnings
         if callable(found):
@@ -217,7 +217,8 @@ def _load_text(text: str, file: str) -> Ruleset:
     return Ruleset(model, compile_model(model), lambda: _lint(model, module, early))
 
 
-def _lint(model: m.Model, module: n.Module, early: tuple[Diagnostic, ...]) -> tuple[Diagnostic, ...]:
+def _lint(model: m.Model, module: n.Module,
+          early: tuple[Diagnostic, ...]) -> tuple[Diagnostic, ...]:
     with _gc_paused():  # as while loading: lint builds many small objects and keeps them
         return with_lint(model, module, early)
 
