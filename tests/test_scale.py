@@ -138,17 +138,18 @@ def test_unknown_subscription_among_many_suggests_the_typo() -> None:
 
 def test_what_a_subscription_keeps_is_shared_between_subscriptions() -> None:
     """State grows with subscriptions, and what each keeps for long (its payments, its
-    customer attributes) holds one object per distinct value, not one per event: the
-    amounts of every payment of 12.99, the PSP names the payment events carry, the
-    attribute names and string values of every customer."""
+    customer attributes, the ledger's track of it) holds one object per distinct value,
+    not one per event: the amounts of every payment of 12.99, the PSP names the payment
+    events carry, the attribute names and string values of every customer."""
     from pathlib import Path
 
     from revrules.generator import generate
 
+    from revrules.reports import stream
+
     rules = revrules.load(Path(__file__).resolve().parent.parent / "rulesets" / "streaming.rr")
-    engine, state = Engine(rules), State()
-    for event in generate(rules, 80, 6, 2):
-        state = engine.apply(state, dict(event)).state
+    streamed = stream(rules, [dict(e) for e in generate(rules, 80, 6, 2)])
+    state = streamed.state
     payments = [p for s in state.subscriptions.values()
                 for p in (s.payment, *s.earlier_payments) if p is not None]
     assert len(payments) > 200
@@ -161,3 +162,8 @@ def test_what_a_subscription_keeps_is_shared_between_subscriptions() -> None:
     values = [v for c in customers for v in c.values() if isinstance(v, str)]
     assert len({id(k) for k in keys}) == len(set(keys))
     assert values and len({id(v) for v in values}) == len(set(values))
+    # and the ledger's track of each subscription (its steps' recurring price and owed)
+    points = [p for t in streamed.ledger.tracks.values() for p in t.points]
+    for field in ("basis", "owed"):
+        amounts = [getattr(p, field) for p in points if getattr(p, field) is not None]
+        assert len({id(v) for v in amounts}) == len({str(v) for v in amounts}), field

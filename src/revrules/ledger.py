@@ -66,7 +66,7 @@ import immutables
 from . import accounting
 from .accounting import Account
 from .results import Outcome, RevenueEvent
-from .runtime import CONTEXT, in_context
+from .runtime import CONTEXT, in_context, shared
 
 if TYPE_CHECKING:
     from .movements import Movements
@@ -588,6 +588,7 @@ def _fold_track(track: Track, event: RevenueEvent) -> tuple[Track, Decimal]:
         if starts is track.starts and account is track.account:
             return track, written_off
         return Track(track.points, starts, account), written_off
-    point = Point(event.at, status, currency, storefront, channel, plan, basis, done.churn,
-                  owed)
+    # a track keeps every step of its subscription: its amounts shared (rt.shared)
+    point = Point(event.at, status, currency, storefront, channel, plan,
+                  None if basis is None else shared(basis), done.churn, shared(owed))
     return Track(track.points + (point,), starts, account), written_off
