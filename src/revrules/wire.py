@@ -234,7 +234,9 @@ def outcome_to_json(outcome: Outcome) -> str:
 
     Written directly (:func:`_encode_outcome`), byte for byte what
     :func:`outcome_to_json_reference` writes: that path is the reference, and it is
-    what runs for a value the direct encoder does not expect."""
+    what runs for a value the direct encoder does not expect. (:func:`outcome_texts`
+    gives the same line with each revenue event apart; this is the hot path of
+    ``revrules eval``, which needs only the line.)"""
     try:
         text = _encode_outcome(outcome)
     except Exception:  # noqa: BLE001 - the reference path says what is wrong, if anything
@@ -252,9 +254,7 @@ def outcome_texts(outcome: Outcome) -> tuple[str, list[str]]:
             type(outcome.events) is tuple else []
         text = _encode_outcome(outcome, events)
     except Exception:  # noqa: BLE001 - the reference path says what is wrong, if anything
-        wired = outcome_to_wire(outcome)
-        return (dumps(wired, check_floats=False),
-                [dumps(body, check_floats=False) for body in wired.get("events", ())])
+        return _outcome_texts_reference(outcome)
     if text.isprintable():
         return text, events
     return (UNSAFE.sub(_json_escape, text),
@@ -265,6 +265,13 @@ def outcome_texts(outcome: Outcome) -> tuple[str, list[str]]:
 def outcome_to_json_reference(outcome: Outcome) -> str:
     """``dumps(outcome_to_wire(outcome))``: what :func:`outcome_to_json` writes."""
     return dumps(outcome_to_wire(outcome), check_floats=False)
+
+
+@in_context
+def _outcome_texts_reference(outcome: Outcome) -> tuple[str, list[str]]:
+    wired = outcome_to_wire(outcome)
+    return (dumps(wired, check_floats=False),
+            [dumps(body, check_floats=False) for body in wired.get("events", ())])
 
 
 # -- the direct outcome encoder ------------------------------------------------------
@@ -898,13 +905,11 @@ def _no_constant(name: str) -> Any:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):  # then say which key came twice (the first one)
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise ValueError(f"duplicate key {key!r}")
-            seen.add(key)
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
     return result
 
 
