@@ -5,6 +5,7 @@ apply; refusals recorded without a state change; the schema version; ruleset swi
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from durable_store_support import (
 import revrules
 from revrules import reports, wire
 from revrules.events import EventError
+from revrules.generator import generate
 from revrules.ledger import Ledger
 from revrules.store import SCHEMA_VERSION, Store, StoreError, SwitchRefused
 
@@ -81,10 +83,14 @@ def _same_state(store: Store, state: revrules.State) -> None:
         assert stored.applied[key] == state.applied[key]
 
 
-def test_outcomes_are_byte_identical_with_the_edges(url: str, rules: revrules.Ruleset) -> None:
+@pytest.mark.parametrize("batch", [1, 5, 1000])
+def test_outcomes_are_byte_identical_with_the_edges(url: str, rules: revrules.Ruleset,
+                                                    batch: int) -> None:
+    # in batches, each event sees what the events before it in the same transaction did
+    # (a redelivery, a suggestion from a subscription the batch created, a tick)
     items = _edges()
     state, expected = memory_run(rules, items)
-    got = _store_run(url, rules, items)
+    got = _store_run(url, rules, items, batch)
     assert got == expected
     codes = [json.loads(line).get("error", {}).get("code") for line in got]
     assert {"id_conflict", "bad_json", "bad_field", "unknown_subscription",
@@ -113,6 +119,23 @@ def test_generated_log_gives_the_same_outcomes_state_and_ledger(
         whole = Ledger.fold(e for o in result.outcomes if o.ok for e in o.events)
         eur = store.ledger(rules, currency="EUR")
         assert eur.totals() == {"EUR": whole.totals()["EUR"]}
+
+
+@pytest.mark.parametrize("batch", [1, 16, 10_000])
+def test_batches_redeem_a_total_limit_as_the_engine_does(url: str, tmp_path: Path,
+                                                         batch: int) -> None:
+    # a transaction of many checkouts counts its own redemptions, per customer and in
+    # total, up to the limit and its exhaustion event
+    text = RULES.read_text(encoding="utf-8").replace("limit 10000 total, 1 per customer",
+                                                     "limit 3 total, 1 per customer")
+    rules = revrules.load_text(text, "limited.rr")
+    items = [dict(e) for e in generate(rules, 80, 2, 3, dt.date(2026, 11, 20))]
+    state, expected = memory_run(rules, items)
+    assert _store_run(url, rules, items, batch) == expected
+    assert sum('"promo.exhausted"' in line for line in expected) == 1
+    with Store.open(url) as store:
+        _same_state(store, state)
+        assert store.state().redemptions["black_friday"] == 3
 
 
 def test_a_stored_id_changes_nothing_from_another_connection(url: str,

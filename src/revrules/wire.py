@@ -107,6 +107,11 @@ class WireError(ValueError):
 # -- writing -------------------------------------------------------------------------
 
 
+#: What ``json.dumps(obj, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)``
+#: builds on every call (an encoder keeps no state between calls).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
+
+
 def dumps(obj: Any, *, check_floats: bool = True) -> str:
     """The one JSON writer: deterministic, UTF-8 as is, and refusing floats.
 
@@ -115,7 +120,7 @@ def dumps(obj: Any, *, check_floats: bool = True) -> str:
     """
     if check_floats:
         _refuse_floats(obj, "$")
-    text = json.dumps(obj, ensure_ascii=False, separators=(", ", ": "), allow_nan=False)
+    text = _ENCODER.encode(obj)
     if text.isprintable():
         return text
     # JSON escapes C0 controls itself; DEL, C1 controls, bidi controls, line separators

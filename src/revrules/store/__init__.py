@@ -219,13 +219,15 @@ class Store:
         subscription = events[0].subscription if len(events) == 1 else None
 
         def work() -> list[Outcome]:
-            out = [self._apply_one(engine, item, p, source, line)
-                   for (line, (item, p)) in parsed]
+            # every item takes at most one sequence number: an event, or a rejection
+            batch = _Batch(self, engine, events, seqs=len(items))
+            out = [batch.apply(item, p, source, line) for (line, (item, p)) in parsed]
+            batch.write()
             last = max((line for line, _ in items if line is not None), default=None)
             if source is not None and last is not None:
                 self.db.write("INSERT INTO sources (name, position) VALUES (?, ?) ON "
-                                "CONFLICT (name) DO UPDATE SET position = excluded.position",
-                                (source, last))
+                              "CONFLICT (name) DO UPDATE SET position = excluded.position",
+                              (source, last))
             return out
 
         try:
@@ -235,84 +237,6 @@ class Store:
         except BaseException:
             self._cache.clear()  # rows read in a rolled-back transaction may be gone
             raise
-
-    def _apply_one(self, engine: Engine, item: Event | Mapping[str, Any] | EventError,
-                   event: Event | None, source: str | None, line: int | None) -> Outcome:
-        if event is None:  # not an event: refused as the engine refuses it
-            if isinstance(item, EventError):
-                outcome = Outcome("", False, State(), error=Error(item.code, item.message))
-            else:
-                outcome = engine.apply(State(), item)
-            self._reject(engine, outcome, item, source, line)
-            return outcome
-        before = self._partial(engine, event)
-        outcome = engine.apply(before, event)
-        if event.id in before.applied:
-            return outcome  # a replay, a conflicting id or a stored refusal: no change
-        after = outcome.state
-        seen = after.applied.get(event.id)
-        if seen is None:  # not remembered (the ruleset cannot serve it, a defect)
-            self._reject(engine, outcome, item, source, line)
-            return outcome
-        self._record(engine, event, item, seen, outcome)
-        self._write_rows(before, after)
-        return outcome
-
-    # -- reading what an event touches --------------------------------------------------
-    def _partial(self, engine: Engine, ev: Event) -> State:
-        db = self.db
-        stamp = engine.rules.stamp
-        # one round trip for what every event reads: what the store remembers of the id,
-        # the subscription and its due day, the counters, the last tick (and, on
-        # PostgreSQL, the event's sequence number)
-        rows = db.execute(
-            "SELECT 'e', digest, at, code, message FROM events WHERE id = ? "
-            "UNION ALL SELECT 'd', subscription, day, NULL, NULL FROM due "
-            "WHERE subscription = ? "
-            "UNION ALL SELECT 's', id, body, last_event, NULL FROM subscriptions WHERE id = ? "
-            "UNION ALL SELECT 'r', promotion, CAST(count AS TEXT), NULL, NULL FROM redemptions "
-            "UNION ALL SELECT 'm', key, value, NULL, NULL FROM meta WHERE key = 'last_tick'"
-            + db.seq_branch, (ev.id, ev.subscription, ev.subscription))
-        found: dict[str, list[tuple[Any, ...]]] = {}
-        for row in rows:
-            found.setdefault(row[0], []).append(row[1:])
-        if "q" in found:
-            db.prefetch_seq(int(found["q"][0][0]))
-        if "e" in found:
-            digest, at, code, message = found["e"][0]
-            seen = Seen(digest, _parse_time(at), code, message)
-            return State(applied=immutables.Map({ev.id: seen}), ruleset=stamp)
-        ids: list[str] = []
-        due: dict[str, dt.date] = {}
-        if ev.type == "tick":
-            until = rt.local_date(ev.at, engine.tz)
-            for sub_id, day in db.execute("SELECT subscription, day FROM due WHERE day <= ? "
-                                          "ORDER BY subscription", (until.isoformat(),)):
-                due[sub_id] = dt.date.fromisoformat(day)
-                ids.append(sub_id)
-        for sub_id, day, _, _ in found.get("d", ()):
-            due[sub_id] = dt.date.fromisoformat(day)
-        redemptions = {p: int(c) for p, c, _, _ in sorted(found.get("r", ()))}
-        last_tick = found["m"][0][1] if "m" in found else None
-        preloaded = {sub_id: (body, last) for sub_id, body, last, _ in found.get("s", ())}
-        subs, last_event = self._load(ids, preloaded)
-        if ev.subscription is not None and ev.subscription not in subs \
-                and ev.type != "checkout":
-            # the engine suggests ids one typo away: the same ones, from the store
-            nearby, _ = self._load(typo_candidates(ev.subscription))
-            subs.update(nearby)
-        customers = {sub.customer_id for sub in subs.values()}
-        if ev.type == "checkout" and isinstance(ev.customer, Mapping) \
-                and isinstance(ev.customer.get("id"), str):
-            customers.add(ev.customer["id"])
-        promotions = sorted(engine.rules.promotions)
-        keys = [redemption_key(p, c) for c in sorted(customers) for p in promotions]
-        per_customer = {k: int(c) for k, c in _select_in(
-            db, "SELECT key, count FROM customer_redemptions WHERE key IN ({})", keys)}
-        return State(immutables.Map(subs), immutables.Map(redemptions),
-                     immutables.Map(per_customer), immutables.Map(), None,
-                     immutables.Map(due), immutables.Map(last_event),
-                     _parse_time(last_tick) if last_tick else None, stamp)
 
     def _load(self, ids: Sequence[str],
               preloaded: Mapping[str, tuple[str, str | None]] | None = None
@@ -337,94 +261,6 @@ class Store:
             if last_event is not None:
                 last[sub_id] = _parse_time(last_event)
         return subs, last
-
-    # -- writing what changed -----------------------------------------------------------
-    @rt.in_context
-    def _record(self, engine: Engine, ev: Event, item: object, seen: Seen,
-                outcome: Outcome) -> None:
-        wire = _wire()
-        db = self.db
-        seq = db.next_seq()
-        # the payload as it came (a float in it is kept as JSON writes it)
-        payload = wire.dumps(dict(item), check_floats=False) if isinstance(item, Mapping) \
-            else None
-        db.write("INSERT INTO events (seq, id, at, type, subscription, digest, ok, code, "
-                   "message, ruleset, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   (seq, ev.id, _time(seen.at), ev.type, ev.subscription, seen.digest,
-                    1 if outcome.ok else 0, seen.code, seen.message,
-                    engine.rules.stamp.digest, payload))
-        body, texts = wire.outcome_texts(outcome)  # what outcome_to_json writes, once
-        db.write("INSERT INTO outcomes (event_id, seq, body) VALUES (?, ?, ?)",
-                 (ev.id, seq, body))
-        if outcome.ok and outcome.events:
-            rows = [(e.id, seq, n, e.type, e.subscription, e.currency, month_of(e.at),
-                     e.storefront, e.channel, e.plan, text)
-                    for n, (e, text) in enumerate(zip(outcome.events, texts, strict=True), 1)]
-            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
-            db.write("INSERT INTO revenue_events (id, event_seq, n, type, subscription, "
-                       "currency, month, storefront, channel, plan, body) VALUES " + values,
-                       [value for row in rows for value in row])
-
-    def _reject(self, engine: Engine, outcome: Outcome, item: object, source: str | None,
-                line: int | None) -> None:
-        wire = _wire()
-        error = outcome.error
-        assert error is not None
-        payload = None
-        if isinstance(item, Mapping):
-            try:
-                payload = wire.dumps(dict(item), check_floats=False)
-            except Exception:  # noqa: BLE001 - a payload JSON cannot hold is not kept
-                payload = None
-        self.db.write("INSERT INTO rejections (seq, source, line, event_id, code, message, "
-                        "ruleset, payload, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (self.db.next_seq(), source, line, outcome.event or None, error.code,
-                         error.message, engine.rules.stamp.digest, payload,
-                         wire.outcome_to_json(outcome)))
-
-    def _write_rows(self, before: State, after: State) -> None:
-        db = self.db
-        for sub_id, sub in after.subscriptions.items():
-            old = before.subscriptions.get(sub_id)
-            last = after.last_event.get(sub_id)
-            if old is sub and before.last_event.get(sub_id) == last:
-                continue
-            body = _encode(sub)
-            self._cache[sub_id] = (body, sub)
-            db.write("INSERT INTO subscriptions (id, customer_id, storefront, plan, status, "
-                       "last_event, body) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO "
-                       "UPDATE SET customer_id = excluded.customer_id, storefront = "
-                       "excluded.storefront, plan = excluded.plan, status = excluded.status, "
-                       "last_event = excluded.last_event, body = excluded.body",
-                       (sub_id, sub.customer_id, sub.storefront, sub.plan, sub.status,
-                        _time(last) if last is not None else None, body))
-        for sub_id in sorted(set(before.due.keys()) | set(after.due.keys())):
-            day = after.due.get(sub_id)
-            if before.due.get(sub_id) == day:
-                continue
-            if day is None:
-                db.write("DELETE FROM due WHERE subscription = ?", (sub_id,))
-            else:
-                db.write("INSERT INTO due (subscription, day) VALUES (?, ?) ON CONFLICT "
-                           "(subscription) DO UPDATE SET day = excluded.day",
-                           (sub_id, day.isoformat()))
-        for table, column, old_counts, new_counts in (
-                ("redemptions", "promotion", before.redemptions, after.redemptions),
-                ("customer_redemptions", "key", before.customer_redemptions,
-                 after.customer_redemptions)):
-            for key in sorted(new_counts.keys()):
-                held = old_counts.get(key, 0)
-                delta = new_counts[key] - held
-                if delta:
-                    # only while the row still holds what this transaction read: another
-                    # writer that redeemed in between makes it divide by zero, and this
-                    # transaction runs again on the new count (fixed table names)
-                    db.write(f"INSERT INTO {table} ({column}, count) VALUES (?, ?) ON "
-                             f"CONFLICT ({column}) DO UPDATE SET count = {table}.count + "
-                             f"excluded.count + 0 / (CASE WHEN {table}.count = ? THEN 1 "
-                             "ELSE 0 END)", (key, delta, held))
-        if after.last_tick != before.last_tick and after.last_tick is not None:
-            self._set_meta("last_tick", _time(after.last_tick))
 
     # -- transactions ------------------------------------------------------------------
     def _transaction(self, work: Callable[[], Any], *, exclusive: bool = False,
@@ -589,7 +425,9 @@ class Store:
             after = State(state.subscriptions, state.redemptions, state.customer_redemptions,
                           due=state.due, last_event=state.last_event,
                           last_tick=state.last_tick)
-            self._write_rows(State(), after)
+            batch = _Batch(self, None, [])
+            batch.take(State(), after)
+            batch.write()
             for event_id in sorted(state.applied.keys()):
                 seen = state.applied[event_id]
                 db.execute("INSERT INTO events (seq, id, at, type, subscription, digest, ok, "
@@ -601,6 +439,320 @@ class Store:
             if state.clock is not None:
                 self._set_meta("clock", _time(state.clock))
         self._transaction(work, exclusive=True)
+
+
+class _Batch:
+    """One transaction's view of the store: the rows its events touch, read once (one
+    query for all of its events' ids, subscriptions and due days), the changes the
+    engine makes to them kept in memory, and every row written once at the end.
+
+    Each event is applied by the unchanged engine to a partial :class:`State` of exactly
+    what it touches, as the store holds it after the events before it in the batch.
+    """
+
+    _COUNTERS = (("redemptions", "promotion"), ("customer_redemptions", "key"))
+
+    def __init__(self, store: Store, engine: Engine | None, events: Sequence[Event],
+                 seqs: int = 0):
+        self.store, self.db, self.engine = store, store.db, engine
+        self.seen: dict[str, Seen | None] = {}  # event id → what the store remembers
+        # subscription id → (the subscription, its last event's time), None: no row
+        self.subs: dict[str, tuple[Subscription, dt.datetime | None] | None] = {}
+        self.due: dict[str, dt.date | None] = {}  # subscription id → its due day, if any
+        # counter table → key → count; what was read of it (held), for the update
+        self.counts: dict[str, dict[str, int]] = {t: {} for t, _ in self._COUNTERS}
+        self.held: dict[str, dict[str, int]] = {t: {} for t, _ in self._COUNTERS}
+        self.last_tick: dt.datetime | None = None
+        self.changed_subs: dict[str, None] = {}  # in the order they changed
+        self.changed_due: dict[str, None] = {}
+        self.tick_changed = False
+        self.rows: dict[str, list[tuple[Any, ...]]] = {
+            "events": [], "outcomes": [], "revenue_events": [], "rejections": []}
+        for start in range(0, len(events), 300):
+            self._prefetch(events[start:start + 300], first=start == 0,
+                           seqs=seqs if start == 0 else 0)
+
+    # -- reading -----------------------------------------------------------------------
+    def _prefetch(self, events: Sequence[Event], *, first: bool, seqs: int = 0) -> None:
+        """In one query: what the store remembers of the events' ids, their
+        subscriptions and due days; with ``first``, every promotion's count and the last
+        tick; and, on PostgreSQL, ``seqs`` sequence numbers. Then, in one more, the
+        redemption counts of the customers of those subscriptions and checkouts."""
+        db = self.db
+        ids = sorted({ev.id for ev in events} - self.seen.keys())
+        subs = sorted({ev.subscription for ev in events if ev.subscription is not None}
+                      - self.due.keys())
+        branches: list[str] = []
+        if ids:
+            branches.append("SELECT 'e', id, digest, at, code, message FROM events WHERE id "
+                            f"IN ({', '.join('?' * len(ids))})")
+        if subs:
+            marks = ", ".join("?" * len(subs))
+            branches.append("SELECT 'd', subscription, day, NULL, NULL, NULL FROM due WHERE "
+                            f"subscription IN ({marks})")
+            branches.append("SELECT 's', id, body, last_event, NULL, NULL FROM subscriptions "
+                            f"WHERE id IN ({marks})")
+        if first:
+            branches.append("SELECT 'r', promotion, CAST(count AS TEXT), NULL, NULL, NULL "
+                            "FROM redemptions")
+            branches.append("SELECT 'm', key, value, NULL, NULL, NULL FROM meta WHERE key = "
+                            "'last_tick'")
+        if seqs and db.seq_branch:
+            branches.append(db.seq_branch.format(count=int(seqs)))
+        if not branches:
+            return
+        found: dict[str, list[tuple[Any, ...]]] = {}
+        for row in db.execute(" UNION ALL ".join(branches), [*ids, *subs, *subs]):
+            found.setdefault(row[0], []).append(row[1:])
+        for event_id in ids:
+            self.seen[event_id] = None
+        for event_id, digest, at, code, message in found.get("e", ()):
+            self.seen[event_id] = Seen(digest, _parse_time(at), code, message)
+        if "q" in found:
+            db.prefetch_seqs(sorted(int(row[0]) for row in found["q"]))
+        if first:
+            for promotion, count, *_ in found.get("r", ()):
+                self.counts["redemptions"][promotion] = int(count)
+                self.held["redemptions"][promotion] = int(count)
+            if "m" in found:
+                self.last_tick = _parse_time(found["m"][0][1])
+        for sub_id in subs:
+            self.due[sub_id] = None
+        for sub_id, day, *_ in found.get("d", ()):
+            self.due[sub_id] = dt.date.fromisoformat(day)
+        self._read_subs(subs, {sub_id: (body, last)
+                               for sub_id, body, last, *_ in found.get("s", ())})
+        customers = {known[0].customer_id for sub_id in subs
+                     if (known := self.subs[sub_id]) is not None}
+        self._customer_counts(self._customer_keys(
+            customers | {c for ev in events if (c := _checkout_customer(ev)) is not None}))
+
+    def _read_subs(self, ids: Sequence[str],
+                   preloaded: Mapping[str, tuple[str, str | None]] | None = None) -> None:
+        """Read the subscriptions of ``ids`` the batch does not know yet (from
+        ``preloaded`` rows, when the query that read them was the prefetch's)."""
+        wanted = [sub_id for sub_id in ids if sub_id not in self.subs]
+        if not wanted:
+            return
+        found, last = self.store._load(wanted if preloaded is None else (), preloaded)
+        for sub_id in wanted:
+            sub = found.get(sub_id)
+            self.subs[sub_id] = None if sub is None else (sub, last.get(sub_id))
+
+    def _subscriptions(self, ids: Iterable[str]) -> dict[str, Subscription]:
+        ids = list(ids)
+        self._read_subs(ids)
+        return {sub_id: row[0] for sub_id in ids if (row := self.subs[sub_id]) is not None}
+
+    def _customer_keys(self, customers: Iterable[str]) -> list[str]:
+        assert self.engine is not None
+        promotions = sorted(self.engine.rules.promotions)
+        return [redemption_key(p, c) for c in sorted(customers) for p in promotions]
+
+    def _customer_counts(self, keys: Sequence[str]) -> dict[str, int]:
+        counts, held = self.counts["customer_redemptions"], self.held["customer_redemptions"]
+        wanted = [key for key in keys if key not in counts]
+        if wanted:
+            read = dict(_select_in(self.db, "SELECT key, count FROM customer_redemptions "
+                                   "WHERE key IN ({})", wanted))
+            for key in wanted:
+                counts[key] = held[key] = int(read.get(key, 0))
+        return {key: counts[key] for key in keys if counts[key]}
+
+    def _view(self, ev: Event) -> State:
+        """What ``ev`` touches, as the store holds it now, as a partial state."""
+        assert self.engine is not None
+        stamp = self.engine.rules.stamp
+        if ev.id not in self.seen or (ev.subscription is not None
+                                      and ev.subscription not in self.due):
+            self._prefetch([ev], first=False)  # not an event the batch was made with
+        seen = self.seen[ev.id]
+        if seen is not None:
+            return State(applied=immutables.Map({ev.id: seen}), ruleset=stamp)
+        due: dict[str, dt.date] = {}
+        if ev.type == "tick":
+            until = rt.local_date(ev.at, self.engine.tz).isoformat()
+            rows = self.db.execute("SELECT subscription, day FROM due WHERE day <= ?",
+                                   (until,))
+            # the days this batch has read or changed stand; the others come from rows
+            due = {sub_id: day for sub_id, day in self.due.items()
+                   if day is not None and day.isoformat() <= until}
+            due.update((sub_id, dt.date.fromisoformat(day)) for sub_id, day in rows
+                       if sub_id not in self.due)
+        ids = sorted(due)
+        if ev.subscription is not None:
+            day = self.due[ev.subscription]
+            if day is not None:
+                due[ev.subscription] = day
+            ids.append(ev.subscription)
+        subs = self._subscriptions(ids)
+        if ev.subscription is not None and ev.subscription not in subs \
+                and ev.type != "checkout":
+            # the engine suggests ids one typo away: the same ones, from the store
+            subs.update(self._subscriptions(typo_candidates(ev.subscription)))
+        last_event = {sub_id: last for sub_id in subs
+                      if (last := self.subs[sub_id][1]) is not None}  # type: ignore[index]
+        customers = {sub.customer_id for sub in subs.values()}
+        checkout = _checkout_customer(ev)
+        if checkout is not None:
+            customers.add(checkout)
+        per_customer = self._customer_counts(self._customer_keys(customers))
+        return State(immutables.Map(subs), immutables.Map(self.counts["redemptions"]),
+                     immutables.Map(per_customer), immutables.Map(), None,
+                     immutables.Map(due), immutables.Map(last_event),
+                     self.last_tick, stamp)
+
+    # -- applying ----------------------------------------------------------------------
+    def apply(self, item: Event | Mapping[str, Any] | EventError, event: Event | None,
+              source: str | None, line: int | None) -> Outcome:
+        engine = self.engine
+        assert engine is not None
+        if event is None:  # not an event: refused as the engine refuses it
+            if isinstance(item, EventError):
+                outcome = Outcome("", False, State(), error=Error(item.code, item.message))
+            else:
+                outcome = engine.apply(State(), item)
+            self._reject(outcome, item, source, line)
+            return outcome
+        before = self._view(event)
+        outcome = engine.apply(before, event)
+        if event.id in before.applied:
+            return outcome  # a replay, a conflicting id or a stored refusal: no change
+        after = outcome.state
+        seen = after.applied.get(event.id)
+        if seen is None:  # not remembered (the ruleset cannot serve it, a defect)
+            self._reject(outcome, item, source, line)
+            return outcome
+        self.seen[event.id] = seen
+        self._record(event, item, seen, outcome)
+        self.take(before, after)
+        return outcome
+
+    def take(self, before: State, after: State) -> None:
+        """Keep what changed from ``before`` to ``after``, to be written at the end."""
+        for sub_id, sub in after.subscriptions.items():
+            last = after.last_event.get(sub_id)
+            if before.subscriptions.get(sub_id) is sub and \
+                    before.last_event.get(sub_id) == last:
+                continue
+            self.subs[sub_id] = (sub, last)
+            self.changed_subs[sub_id] = None
+        for sub_id in sorted(set(before.due.keys()) | set(after.due.keys())):
+            day = after.due.get(sub_id)
+            if before.due.get(sub_id) != day:
+                self.due[sub_id] = day
+                self.changed_due[sub_id] = None
+        for (table, _), old, new in zip(self._COUNTERS,
+                                        (before.redemptions, before.customer_redemptions),
+                                        (after.redemptions, after.customer_redemptions),
+                                        strict=True):
+            for key in sorted(new.keys()):
+                if new[key] != old.get(key, 0):
+                    self.held[table].setdefault(key, old.get(key, 0))
+                    self.counts[table][key] = new[key]
+        if after.last_tick != before.last_tick and after.last_tick is not None:
+            self.last_tick = after.last_tick
+            self.tick_changed = True
+
+    @rt.in_context
+    def _record(self, ev: Event, item: object, seen: Seen, outcome: Outcome) -> None:
+        assert self.engine is not None
+        wire = _wire()
+        seq = self.db.next_seq()
+        # the payload as it came (a float in it is kept as JSON writes it)
+        payload = wire.dumps(dict(item), check_floats=False) if isinstance(item, Mapping) \
+            else None
+        self.rows["events"].append(
+            (seq, ev.id, _time(seen.at), ev.type, ev.subscription, seen.digest,
+             1 if outcome.ok else 0, seen.code, seen.message, self.engine.rules.stamp.digest,
+             payload))
+        body, texts = wire.outcome_texts(outcome)  # what outcome_to_json writes, once
+        self.rows["outcomes"].append((ev.id, seq, body))
+        if outcome.ok and outcome.events:
+            self.rows["revenue_events"].extend(
+                (e.id, seq, n, e.type, e.subscription, e.currency, month_of(e.at),
+                 e.storefront, e.channel, e.plan, text)
+                for n, (e, text) in enumerate(zip(outcome.events, texts, strict=True), 1))
+
+    def _reject(self, outcome: Outcome, item: object, source: str | None,
+                line: int | None) -> None:
+        assert self.engine is not None
+        wire = _wire()
+        error = outcome.error
+        assert error is not None
+        payload = None
+        if isinstance(item, Mapping):
+            try:
+                payload = wire.dumps(dict(item), check_floats=False)
+            except Exception:  # noqa: BLE001 - a payload JSON cannot hold is not kept
+                payload = None
+        self.rows["rejections"].append(
+            (self.db.next_seq(), source, line, outcome.event or None, error.code,
+             error.message, self.engine.rules.stamp.digest, payload,
+             wire.outcome_to_json(outcome)))
+
+    # -- writing -----------------------------------------------------------------------
+    _INSERTS = {
+        "events": "INSERT INTO events (seq, id, at, type, subscription, digest, ok, code, "
+                  "message, ruleset, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "outcomes": "INSERT INTO outcomes (event_id, seq, body) VALUES (?, ?, ?)",
+        "revenue_events": "INSERT INTO revenue_events (id, event_seq, n, type, subscription, "
+                          "currency, month, storefront, channel, plan, body) VALUES "
+                          "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "rejections": "INSERT INTO rejections (seq, source, line, event_id, code, message, "
+                      "ruleset, payload, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    }
+
+    def write(self) -> None:
+        """Write every row the batch recorded or changed, each once."""
+        db = self.db
+        for table, sql in self._INSERTS.items():
+            if self.rows[table]:
+                db.executemany(sql, self.rows[table])
+        rows = []
+        for sub_id in self.changed_subs:
+            sub, last = self.subs[sub_id]  # type: ignore[misc]
+            body = _encode(sub)
+            self.store._cache[sub_id] = (body, sub)
+            rows.append((sub_id, sub.customer_id, sub.storefront, sub.plan, sub.status,
+                         _time(last) if last is not None else None, body))
+        if rows:
+            db.executemany(
+                "INSERT INTO subscriptions (id, customer_id, storefront, plan, status, "
+                "last_event, body) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE "
+                "SET customer_id = excluded.customer_id, storefront = excluded.storefront, "
+                "plan = excluded.plan, status = excluded.status, last_event = "
+                "excluded.last_event, body = excluded.body", rows)
+        gone = [(sub_id,) for sub_id in self.changed_due if self.due[sub_id] is None]
+        days = [(sub_id, day.isoformat()) for sub_id in self.changed_due
+                if (day := self.due[sub_id]) is not None]
+        if gone:
+            db.executemany("DELETE FROM due WHERE subscription = ?", gone)
+        if days:
+            db.executemany("INSERT INTO due (subscription, day) VALUES (?, ?) ON CONFLICT "
+                           "(subscription) DO UPDATE SET day = excluded.day", days)
+        for table, column in self._COUNTERS:
+            counts, held = self.counts[table], self.held[table]
+            # only while the row still holds what this transaction read: another writer
+            # that redeemed in between makes it divide by zero, and this transaction runs
+            # again on the new count (fixed table names)
+            changes = [(key, counts[key] - held[key], held[key]) for key in sorted(counts)
+                       if counts[key] != held[key]]
+            if changes:
+                db.executemany(
+                    f"INSERT INTO {table} ({column}, count) VALUES (?, ?) ON CONFLICT "
+                    f"({column}) DO UPDATE SET count = {table}.count + excluded.count + "
+                    f"0 / (CASE WHEN {table}.count = ? THEN 1 ELSE 0 END)", changes)
+        if self.tick_changed and self.last_tick is not None:
+            self.store._set_meta("last_tick", _time(self.last_tick))
+
+
+def _checkout_customer(ev: Event) -> str | None:
+    """The customer id a checkout names (None for other events, or no valid id)."""
+    if ev.type == "checkout" and isinstance(ev.customer, Mapping) \
+            and isinstance(ev.customer.get("id"), str):
+        return str(ev.customer["id"])
+    return None
 
 
 def typo_candidates(name: str) -> list[str]:

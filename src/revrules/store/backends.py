@@ -81,13 +81,14 @@ class Backend:
 
     dialect = ""
     url = ""
-    #: a ``UNION ALL`` branch that draws the next sequence number in a read query, if any
+    #: a query, to be a ``UNION ALL`` branch of a read, that draws ``{count}`` sequence
+    #: numbers, if the database draws them (PostgreSQL)
     seq_branch = ""
-    _prefetched: int | None = None
+    _prefetched: list[int]
 
-    def prefetch_seq(self, value: int) -> None:
-        """The next sequence number, drawn by :attr:`seq_branch` in a read query."""
-        self._prefetched = value
+    def prefetch_seqs(self, values: list[int]) -> None:
+        """The next sequence numbers, drawn by :attr:`seq_branch` in a read query."""
+        self._prefetched = values
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -258,6 +259,7 @@ class PostgresBackend(Backend):
             self.conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')  # checked above
             self.conn.execute(f'SET search_path TO "{schema}"')
         self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._prefetched = []
 
     def _send(self, sql: str | None = None, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """The pending statements, then ``sql``, in one round trip; ``sql``'s rows."""
@@ -288,7 +290,7 @@ class PostgresBackend(Backend):
     def begin(self, *, exclusive: bool = False, subscription: str | None = None) -> None:
         # transaction-level locks, released by the commit; every read comes after them
         self._pending = [("BEGIN", ())]
-        self._prefetched = None
+        self._prefetched = []
         self.write("SELECT pg_advisory_xact_lock(1, 0)" if exclusive
                    else "SELECT pg_advisory_xact_lock_shared(1, 0)")
         if subscription is not None and not exclusive:
@@ -309,12 +311,12 @@ class PostgresBackend(Backend):
         return isinstance(exc, (errors.SerializationFailure, errors.DeadlockDetected,
                                 errors.UniqueViolation, errors.DivisionByZero))
 
-    seq_branch = " UNION ALL SELECT 'q', CAST(nextval('revrules_seq') AS TEXT), NULL, NULL, NULL"
+    seq_branch = ("SELECT 'q', CAST(nextval('revrules_seq') AS TEXT), NULL, NULL, NULL, NULL "
+                  "FROM generate_series(1, {count})")
 
     def next_seq(self) -> int:
-        if self._prefetched is not None:
-            value, self._prefetched = self._prefetched, None
-            return value
+        if self._prefetched:
+            return self._prefetched.pop(0)
         return int(self.execute("SELECT nextval('revrules_seq')")[0][0])
 
     def close(self) -> None:
