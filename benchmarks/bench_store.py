@@ -200,8 +200,12 @@ def main() -> None:
     report("in-memory eval (baseline)", memory)
     report("SQLite, 1 event per transaction", single_s)
     report(f"SQLite, {args.batch} events per transaction", batched_s)
+    # each run's ratio compares an in-memory run with the ingest right after it, so a
+    # machine that slows down or speeds up between runs moves both
+    ratios = [b / m for m, _, b in runs]
     print(f"(medians of {args.repeat} interleaved runs; batched SQLite per run: "
-          + ", ".join(f"{b / m:.2f}x" for m, _, b in runs) + ")")
+          + ", ".join(f"{r:.2f}x" for r in ratios)
+          + f"; median of the runs' ratios {statistics.median(ratios):.2f}x)")
     with tempfile.TemporaryDirectory() as tmp:
         single = f"sqlite:///{tmp}/single.db"
         ingest(single, items, 1)
