@@ -167,3 +167,25 @@ def test_what_a_subscription_keeps_is_shared_between_subscriptions() -> None:
     for field in ("basis", "owed"):
         amounts = [getattr(p, field) for p in points if getattr(p, field) is not None]
         assert len({id(v) for v in amounts}) == len({str(v) for v in amounts}), field
+
+
+def test_the_ledger_keeps_one_step_per_month_of_each_subscription() -> None:
+    # month-end figures and MRR movements read a subscription's situation at each month
+    # end, and churn is counted as it happens: the ledger keeps the last step of each
+    # month, not every change (a track grows with the months, not with the events)
+    from pathlib import Path
+
+    from revrules.generator import generate
+    from revrules.ledger import month_of
+    from revrules.reports import stream
+
+    rules = revrules.load(Path(__file__).resolve().parent.parent / "rulesets" / "streaming.rr")
+    events = [dict(e) for e in generate(rules, 80, 6, 2)]
+    ledger = stream(rules, events).ledger
+    subscriptions = {e["subscription"] for e in events if e.get("subscription")}
+    assert len(events) > 4 * len(subscriptions)  # several events per subscription
+    for track in ledger.tracks.values():
+        months = [month_of(p.at) for p in track.points]
+        assert months == sorted(set(months))
+    churned = sum(f.churned for f in ledger.totals().values())
+    assert churned > 10

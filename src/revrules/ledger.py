@@ -4,10 +4,12 @@ A :class:`Ledger` is built by folding :class:`~revrules.results.RevenueEvent`\\ 
 keeps two things, both additive, so that the ledger of a log equals the sum
 (:meth:`Ledger.merge`, ``+``) of the ledgers of any split of it by subscription:
 
-* **money cells** per (currency, storefront, channel, plan, month): gross sales,
-  discounts, credits, tax, refunds, net revenue and commission, exact ``Decimal``;
-* a **track** per subscription: its status, plan and recurring amount over time,
-  from which month-end counts (active, trialing), MRR and churn are derived.
+* **cells** per (currency, storefront, channel, plan, month): gross sales,
+  discounts, credits, tax, refunds, net revenue and commission, exact ``Decimal``,
+  and churn, counted in the month it happens;
+* a **track** per subscription: its status, plan, recurring amount and amount owed at
+  the last change of each month, from which month-end counts (active, trialing,
+  outstanding) and MRR are derived (a track grows with its months, not its events).
 
 Conventions (written down because §6 leaves them to us):
 
@@ -179,13 +181,13 @@ class Point:
     plan: str
     basis: Decimal | None  # the recurring price per period (tax-exclusive, after
     # recurring discounts), as accounting.Account.recurring
-    churn: bool = False
     owed: Decimal = ZERO  # outstanding: tax-exclusive net of the open charge
 
 
 @attrs.frozen
 class Track:
-    """One subscription's steps, plus the period starts seen (to infer billing periods)."""
+    """One subscription's last step of each month, plus the period starts seen (to infer
+    billing periods)."""
 
     points: tuple[Point, ...] = ()
     starts: tuple[tuple[str, dt.date], ...] = ()  # (plan, period start)
@@ -304,12 +306,14 @@ class Ledger:
         for event in events:
             _fold_money(cells, event)
             track = tracks.get(event.subscription) or Track()
-            track, written_off = _fold_track(track, event)
+            track, written_off, churn = _fold_track(track, event)
             tracks[event.subscription] = track
-            if written_off:
+            if written_off or churn:
+                # churn is counted in the month it happens (the track keeps month ends)
                 group = Group(event.currency, event.storefront, event.channel, event.plan,
                               month_of(event.at))
-                cells[group] = cells.get(group, _EMPTY) + Figures(written_off=written_off)
+                cells[group] = cells.get(group, _EMPTY) + Figures(
+                    written_off=written_off, churned=1 if churn else 0)
         return Ledger(cells.finish(), tracks.finish(), self.periods)
 
     @in_context
@@ -327,7 +331,8 @@ class Ledger:
                 points = sorted(mine.points + track.points, key=lambda p: p.at)
                 later = track if (track.points and mine.points and track.points[-1].at
                                   >= mine.points[-1].at) or not mine.points else mine
-                tracks[sub] = Track(tuple(points), mine.starts + track.starts, later.account)
+                tracks[sub] = Track(_month_ends_only(points), mine.starts + track.starts,
+                                    later.account)
         periods = self.periods.mutate()
         for plan, months in other.periods.items():
             periods[plan] = months
@@ -413,9 +418,6 @@ class Ledger:
             points = track.points
             if not points:
                 continue
-            for point in points:
-                if point.churn:
-                    bump(point, month_of(point.at), Figures(churned=1))
             for month, current, final in month_ends(points, last):
                 if current.owed:
                     bump(current, month, Figures(outstanding=current.owed))
@@ -564,8 +566,20 @@ def _fold_money(cells: immutables.MapMutation[Group, Figures], event: RevenueEve
     cells[group] = cells.get(group, _EMPTY) + figures
 
 
-def _fold_track(track: Track, event: RevenueEvent) -> tuple[Track, Decimal]:
-    """The track after ``event``, and the net it wrote off (zero mostly)."""
+def _month_ends_only(points: list[Point]) -> tuple[Point, ...]:
+    """``points`` (in time order) without those a later one of the same month replaces."""
+    kept: list[Point] = []
+    for point in points:
+        if kept and month_of(kept[-1].at) == month_of(point.at):
+            kept[-1] = point
+        else:
+            kept.append(point)
+    return tuple(kept)
+
+
+def _fold_track(track: Track, event: RevenueEvent) -> tuple[Track, Decimal, bool]:
+    """The track after ``event``, the net it wrote off (zero mostly), and whether the
+    subscription churned."""
     last = track.last
     done = accounting.step(track.account, event)
     account = done.account
@@ -581,14 +595,17 @@ def _fold_track(track: Track, event: RevenueEvent) -> tuple[Track, Decimal]:
     status, basis, owed = account.status, account.recurring, account.outstanding
     plan, storefront, channel, currency = event.plan, event.storefront, event.channel, \
         event.currency
-    if last is not None and not done.churn and (status, currency, storefront, channel, plan,
-                                                basis, owed) == (
+    if last is not None and (status, currency, storefront, channel, plan, basis, owed) == (
             last.status, last.currency, last.storefront, last.channel, last.plan, last.basis,
             last.owed):
         if starts is track.starts and account is track.account:
-            return track, written_off
-        return Track(track.points, starts, account), written_off
-    # a track keeps every step of its subscription: its amounts shared (rt.shared)
+            return track, written_off, done.churn
+        return Track(track.points, starts, account), written_off, done.churn
+    # a track keeps its subscription's last step of each month (what month-end figures
+    # and movements read), its amounts shared (rt.shared)
     point = Point(event.at, status, currency, storefront, channel, plan,
-                  None if basis is None else shared(basis), done.churn, shared(owed))
-    return Track(track.points + (point,), starts, account), written_off
+                  None if basis is None else shared(basis), shared(owed))
+    points = track.points
+    if points and month_of(points[-1].at) == month_of(event.at):
+        points = points[:-1]
+    return Track(points + (point,), starts, account), written_off, done.churn
