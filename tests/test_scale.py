@@ -189,3 +189,58 @@ def test_the_ledger_keeps_one_step_per_month_of_each_subscription() -> None:
         assert months == sorted(set(months))
     churned = sum(f.churned for f in ledger.totals().values())
     assert churned > 10
+
+
+def _streaming_rules() -> revrules.Ruleset:
+    from pathlib import Path
+
+    return revrules.load(Path(__file__).resolve().parent.parent / "rulesets" / "streaming.rr")
+
+
+def test_a_remembered_event_id_costs_one_small_value() -> None:
+    # every applied id stays remembered for the replay window (a 12-month log keeps all
+    # of them): what the state keeps per id beyond the id itself is one compact value,
+    # not a Seen object with a digest string and the event's time
+    import sys
+
+    from revrules.generator import generate
+    from revrules.reports import stream
+
+    rules = _streaming_rules()
+    events = [dict(e) for e in generate(rules, 60, 6, 3)]
+    state = stream(rules, events).state
+    ids = list(state.applied.keys())
+    assert len(ids) == len(events) > 300
+
+    def size(value: object) -> int:
+        if isinstance(value, int):
+            return sys.getsizeof(value)
+        return sys.getsizeof(value) + sum(sys.getsizeof(getattr(value, name)) for name in
+                                          ("digest", "at", "code", "message"))
+
+    per_id = sum(size(state.applied[key]) for key in ids) / len(ids)
+    assert per_id <= 56, per_id
+    # and reads back as what the engine remembered
+    seen = state.seen(ids[0])
+    assert seen is not None and seen.code is None and len(seen.digest) == 32
+    from revrules.engine import payload_digest
+    from revrules.events import parse_event
+
+    first = parse_event(next(e for e in events if e["id"] == ids[0]))
+    assert (seen.digest, seen.at) == (payload_digest(first), first.at)
+
+
+def test_two_engines_fed_one_event_remember_it_with_one_value() -> None:
+    # a what-if diff applies each parsed event under two rulesets: both states keep the
+    # same value for its id, not a copy each
+    from revrules.events import parse_event
+    from revrules.generator import generate
+
+    rules = _streaming_rules()
+    first, second = Engine(rules), Engine(rules)
+    a, b = State(), State()
+    events = [parse_event(dict(e)) for e in generate(rules, 10, 3, 4)]
+    for event in events:
+        a, b = first.apply(a, event).state, second.apply(b, event).state
+    assert len(a.applied) == len(events)
+    assert all(a.applied[key] is b.applied[key] for key in a.applied.keys())

@@ -145,7 +145,7 @@ class Engine:
                 return Outcome(str(event_id) if event_id is not None else "", False, state,
                                error=Error(exc.code, exc.message))
         digest = payload_digest(event)
-        seen = state.applied.get(event.id)
+        seen = state.seen(event.id)
         if seen is not None:
             if seen.digest and seen.digest != digest:  # "": from a state without digests
                 return Outcome(event.id, False, state, error=Error(
@@ -300,10 +300,21 @@ def payload_digest(event: Event) -> str:
 
     The payload text is written directly (:func:`_payload_text`) for the values a parsed
     event holds, and by :func:`_payload_text_reference` for anything else: the same text."""
+    global _last_digest
+    last = _last_digest
+    if last[0] is event:  # the same (immutable) event again: a what-if applies it twice
+        return last[1]
     text = _payload_text(event)
     if text is None:
         text = _payload_text_reference(event)
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    _last_digest = (event, digest)
+    return digest
+
+
+#: the last event digested and its digest: two engines fed one parsed event share the
+#: digest string, and so the value their states remember (:func:`revrules.state.pack_seen`)
+_last_digest: tuple[Event | None, str] = (None, "")
 
 
 _PAYLOAD_FIELDS = tuple(f.name for f in attrs.fields(Event) if f.name != "id")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import attrs
@@ -19,7 +19,7 @@ from .drafts import drafts
 from .results import Discount
 
 __all__ = ["State", "Subscription", "Charge", "Payment", "AttachedPromotion", "Dunning",
-           "Seen", "RulesetStamp", "evolve"]
+           "Seen", "RulesetStamp", "evolve", "pack_seen", "unpack_seen"]
 
 
 _T = TypeVar("_T")
@@ -152,6 +152,61 @@ class Seen:
     message: str | None = None
 
 
+#: An applied event's :class:`Seen` as ``State.applied`` keeps it (:func:`pack_seen`):
+#: the digest's 128 bits above the event time's microseconds since 1900-01-01 UTC.
+#: A million remembered ids take 52 MB of these instead of 190 MB of ``Seen`` objects
+#: with their digest strings and times.
+_AT_BITS = 56
+_AT_MASK = (1 << _AT_BITS) - 1
+_SINCE = dt.datetime(1900, 1, 1, tzinfo=dt.UTC)
+_MICRO = dt.timedelta(microseconds=1)
+#: the last value packed, keyed by its digest and time objects: two engines fed one
+#: parsed event (a what-if diff) keep one value for it, not one each
+_last_packed: tuple[object, object, Seen | int] = (None, None, 0)
+
+
+def pack_seen(seen: Seen) -> Seen | int:
+    """What ``State.applied`` keeps for ``seen``: an ``int`` for an applied event with a
+    digest, dated 1900–2999, which :func:`unpack_seen` reads back as an equal ``Seen``
+    (its time in UTC); ``seen`` itself for anything else (a refusal, an id from a state
+    file without digests)."""
+    global _last_packed
+    digest, at = seen.digest, seen.at
+    last = _last_packed
+    if last[0] is digest and last[1] is at and seen.code is None and seen.message is None:
+        return last[2]
+    if seen.code is not None or seen.message is not None or len(digest) != 32 \
+            or at.utcoffset() is None:
+        return seen
+    try:
+        number = int(digest, 16)
+    except ValueError:
+        return seen
+    span = at - _SINCE
+    micros = (span.days * 86_400 + span.seconds) * 1_000_000 + span.microseconds
+    if not 0 <= micros <= _AT_MASK or f"{number:032x}" != digest:
+        return seen  # out of range, or a digest not written as the engine writes it
+    value = number << _AT_BITS | micros
+    _last_packed = (digest, at, value)
+    return value
+
+
+def unpack_seen(value: Seen | int) -> Seen:
+    """The :class:`Seen` a value of ``State.applied`` stands for."""
+    if isinstance(value, Seen):
+        return value
+    return Seen(f"{value >> _AT_BITS:032x}", _SINCE + (value & _AT_MASK) * _MICRO)
+
+
+def seen_before(value: Seen | int, cutoff: dt.datetime) -> bool:
+    """Whether the event ``value`` remembers is dated before ``cutoff`` (aware)."""
+    if isinstance(value, Seen):
+        return value.at < cutoff
+    span = cutoff - _SINCE
+    return value & _AT_MASK < (span.days * 86_400 + span.seconds) * 1_000_000 \
+        + span.microseconds
+
+
 @attrs.frozen(weakref_slot=False)
 class RulesetStamp:
     """The ruleset a state was last written under: name, version and content digest."""
@@ -165,6 +220,19 @@ def _empty_map() -> immutables.Map[Any, Any]:
     return immutables.Map()
 
 
+def _packed(applied: immutables.Map[str, Seen | int]) -> immutables.Map[str, Seen | int]:
+    """``applied`` as the engine keeps it: what two states are compared by, so that a
+    state built with ``Seen`` objects equals the same state read back packed."""
+    if not any(isinstance(value, Seen) for value in applied.values()):
+        return applied
+    with applied.mutate() as packed:
+        for key, value in applied.items():
+            if isinstance(value, Seen):
+                packed[key] = pack_seen(value)
+        result = packed.finish()
+    return result
+
+
 @attrs.frozen(weakref_slot=False)
 class State:
     """Everything the engine knows. Immutable: :meth:`Engine.apply` returns a new one."""
@@ -173,8 +241,10 @@ class State:
     redemptions: immutables.Map[str, int] = attrs.field(factory=_empty_map)  # promo → count
     customer_redemptions: immutables.Map[str, int] = attrs.field(factory=_empty_map)
     # event id → what became of it (applied, or refused with an error), within the
-    # engine's replay window
-    applied: immutables.Map[str, Seen] = attrs.field(factory=_empty_map)
+    # engine's replay window; an applied event's Seen is kept packed (pack_seen): read
+    # it with seen()
+    applied: immutables.Map[str, Seen | int] = attrs.field(factory=_empty_map,
+                                                           eq=_packed)
     clock: dt.datetime | None = None
     # subscription id → the earliest date something falls due for it (a trial end, a
     # retry, a grace end, a period-end cancel, a pause end); only subscriptions with
@@ -192,6 +262,16 @@ class State:
 
     def subscription(self, sub_id: str) -> Subscription | None:
         return self.subscriptions.get(sub_id)
+
+    def seen(self, event_id: str) -> Seen | None:
+        """What the state remembers of ``event_id``, or None."""
+        value = self.applied.get(event_id)
+        return None if value is None else unpack_seen(value)
+
+    def remembered(self) -> Iterator[tuple[str, Seen]]:
+        """Every remembered event id with its :class:`Seen`, in the map's order."""
+        for key, value in self.applied.items():
+            yield key, unpack_seen(value)
 
 
 _EVOLVERS: dict[type, Any] = {}

@@ -26,7 +26,8 @@ from .drafts import maker
 from .events import Event, EventError
 from .pricing import Quote
 from .results import Decision, Discount, RevenueEvent, Trace
-from .state import AttachedPromotion, Seen, State, Subscription, evolve, make_seen
+from .state import (AttachedPromotion, Seen, State, Subscription, evolve, make_seen,
+                    pack_seen, seen_before)
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -47,14 +48,14 @@ def fail(code: str, message: str) -> EventError:
 PRUNE_MIN = 4096
 
 
-def remember(applied: immutables.Map[str, Seen], limit: int, event_id: str, seen: Seen,
+def remember(applied: immutables.Map[str, Seen | int], limit: int, event_id: str, seen: Seen,
              clock: dt.datetime | None,
-             window: dt.timedelta) -> tuple[immutables.Map[str, Seen], int]:
+             window: dt.timedelta) -> tuple[immutables.Map[str, Seen | int], int]:
     """``applied`` with ``event_id``; when it has grown past ``limit``, the ids of events
     dated before ``clock - window`` are dropped
     and the next limit is twice what is left, so the scans cost O(1) per event. An id
     dated within ``window`` of the newest event is always kept."""
-    applied = applied.set(event_id, seen)
+    applied = applied.set(event_id, pack_seen(seen))
     if len(applied) <= max(limit, PRUNE_MIN) or clock is None:
         return applied, limit
     cutoff, ahead = clock - window, clock + window
@@ -62,7 +63,8 @@ def remember(applied: immutables.Map[str, Seen], limit: int, event_id: str, seen
         for key, value in applied.items():
             # a refusal dated more than a window after every applied event is dropped too,
             # or refused events from the far future would be kept for ever
-            if value.at < cutoff or (value.code is not None and value.at > ahead):
+            if seen_before(value, cutoff) or (isinstance(value, Seen) and value.code is not None
+                                              and value.at > ahead):
                 del kept[key]
         applied = kept.finish()
     return applied, max(PRUNE_MIN, 2 * len(applied))

@@ -39,7 +39,7 @@ from .diagnostics import json_text
 from .events import Event, EventError, parse_event
 from .results import Decision, Error, Outcome, RevenueEvent
 from .runtime import CONTEXT, decimal_str, in_context, money_str
-from .state import Seen, State, Subscription
+from .state import Seen, State, Subscription, pack_seen, unpack_seen
 from .text import UNSAFE
 
 __all__ = [
@@ -719,7 +719,7 @@ def validate_state(state: State) -> None:
         if count > state.redemptions.get(promotion, 0):
             raise StateError(f"$.customer_redemptions.{key!r}: more than the "
                              f"{state.redemptions.get(promotion, 0)} redemptions of {promotion}")
-    for key, seen in state.applied.items():
+    for key, seen in state.remembered():
         where = f"$.applied.{key}"
         if not key:
             raise StateError(f"{where}: an empty event id")
@@ -732,7 +732,7 @@ def validate_state(state: State) -> None:
     if state.clock is not None:
         _check_day(state.clock, "$.clock")
     if state.applied and state.clock is None and any(
-            seen.code is None for seen in state.applied.values()):
+            seen.code is None for _, seen in state.remembered()):
         raise StateError("$.clock: events were applied but there is no clock")
     if state.applied_limit < 0:
         raise StateError("$.applied_limit: cannot be negative")
@@ -846,7 +846,6 @@ def _check_currency(code: str, where: str) -> None:
         raise StateError(f"{where}: a 3-letter currency code, found {code!r}")
 
 
-_plain_state = cattrs.gen.make_dict_unstructure_fn(State, converter)
 _plain_seen_in = cattrs.gen.make_dict_structure_fn(Seen, converter)
 
 
@@ -858,6 +857,14 @@ def _structure_seen(value: Any, _: type) -> Seen:
 
 
 converter.register_structure_hook(Seen, _structure_seen)
+_plain_seen_out = cattrs.gen.make_dict_unstructure_fn(Seen, converter)
+# State.applied keeps an applied event's Seen packed (revrules.state.pack_seen): written
+# as the Seen it stands for, read back packed
+converter.register_unstructure_hook_func(
+    lambda t: t == Seen | int, lambda value: _plain_seen_out(unpack_seen(value)))
+converter.register_structure_hook_func(
+    lambda t: t == Seen | int, lambda value, _: pack_seen(_structure_seen(value, Seen)))
+_plain_state = cattrs.gen.make_dict_unstructure_fn(State, converter)
 _plain_state_in = cattrs.gen.make_dict_structure_fn(State, converter)
 converter.register_unstructure_hook(State, _unstructure_state)
 converter.register_structure_hook(State, _structure_state)

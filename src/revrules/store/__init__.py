@@ -31,7 +31,7 @@ from ..ledger import Ledger, month_of
 from ..pricing import redemption_key
 from ..results import Error, Outcome, RevenueEvent
 from ..ruleset import Ruleset
-from ..state import RulesetStamp, Seen, State, Subscription
+from ..state import RulesetStamp, Seen, State, Subscription, pack_seen
 from .backends import SCHEMA_VERSION, Backend, StoreError, connect
 
 __all__ = ["Store", "StoreError", "SwitchRefused", "SCHEMA_VERSION", "History"]
@@ -379,7 +379,7 @@ class Store:
         for event_id, digest, at, code, message, ok in db.execute(
                 "SELECT id, digest, at, code, message, ok FROM events ORDER BY seq"):
             seen = Seen(digest, _parse_time(at), code, message)
-            applied[event_id] = seen
+            applied[event_id] = pack_seen(seen)
             if ok and (clock is None or seen.at > clock):
                 clock = seen.at
         imported = self._meta("clock")
@@ -428,8 +428,7 @@ class Store:
             batch = _Batch(self, None, [])
             batch.take(State(), after)
             batch.write()
-            for event_id in sorted(state.applied.keys()):
-                seen = state.applied[event_id]
+            for event_id, seen in sorted(state.remembered()):
                 db.execute("INSERT INTO events (seq, id, at, type, subscription, digest, ok, "
                            "code, message, ruleset, payload) VALUES (?, ?, ?, 'imported', "
                            "NULL, ?, ?, ?, ?, ?, NULL)",
@@ -568,7 +567,7 @@ class _Batch:
             self._prefetch([ev], first=False)  # not an event the batch was made with
         seen = self.seen[ev.id]
         if seen is not None:
-            return State(applied=immutables.Map({ev.id: seen}), ruleset=stamp)
+            return State(applied=immutables.Map({ev.id: pack_seen(seen)}), ruleset=stamp)
         due: dict[str, dt.date] = {}
         if ev.type == "tick":
             until = rt.local_date(ev.at, self.engine.tz).isoformat()
@@ -619,7 +618,7 @@ class _Batch:
         if event.id in before.applied:
             return outcome  # a replay, a conflicting id or a stored refusal: no change
         after = outcome.state
-        seen = after.applied.get(event.id)
+        seen = after.seen(event.id)
         if seen is None:  # not remembered (the ruleset cannot serve it, a defect)
             self._reject(outcome, item, source, line)
             return outcome
