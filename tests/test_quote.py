@@ -360,3 +360,41 @@ tax vat { rate 19% }
     assert started.decisions[0].total == D("0.00")  # nothing charged at the checkout itself
     tick = engine.apply(started.state, {"id": "t", "type": "tick", "at": "2027-01-31T11:00:00Z"})
     assert figures(q) == figures(tick.decisions[0])
+
+
+@PROPERTY
+@given(st.lists(st.tuples(st.integers(0, 10**7), st.integers(0, 3)), min_size=1, max_size=12),
+       st.lists(st.tuples(st.sampled_from(["web_eu", "web_us", "web_jp", "ios", "b2b"]),
+                          st.sampled_from(["DE", "FR", "JP", "US"])), min_size=1, max_size=6))
+def test_remembered_undiscounted_figures_are_those_of_the_charge(
+        engine: revrules.Engine, amounts: list[tuple[int, int]],
+        places: list[tuple[str, str]]) -> None:
+    # pricing.quote remembers an undiscounted charge's figures per (storefront, rounding,
+    # list price, tax rates): each must be what computing them afresh gives, for amounts
+    # made and dropped one after the other and the same amount in other storefronts and
+    # countries
+    import immutables
+
+    from revrules import pricing
+    from revrules.state import make_subscription
+
+    rules = engine.rules
+    event = revrules.events.parse_event({"id": "q", "type": "tick", "at": "2026-11-15"})
+    tx = Tx(engine, revrules.State(), event)
+    for units, exponent in amounts:
+        amount = Decimal(units).scaleb(-exponent)  # 12.9 and 12.90 alike
+        for storefront, country in places:
+            customer = immutables.Map({name: a.default for name, a in
+                                       engine.attributes.items()} | {"country": country})
+            sub = make_subscription("s1", "c1", customer, storefront, "premium_monthly",
+                                    "active", dt.date(2026, 11, 15), 0, 0, amount)
+            got = tx.quote(sub, amount, (), Decimal(0), 1, [])
+            ctx = tx.ctx(sub, 1)
+            rates = pricing.tax_rates(rules, ctx, [], engine.trace)
+            fresh = pricing._figures(rules, rules.rounding, ctx.storefront, amount, (),
+                                     Decimal(0), rates)
+            assert (got.list, got.credit, got.tax, got.net, got.total, got.gross_ex,
+                    got.discount_ex, got.credit_ex, got.recurring) == fresh[:9]
+            assert [str(x) for x in (got.list, got.tax, got.net, got.total, got.recurring)] \
+                == [str(x) for x in (fresh[0], fresh[2], fresh[3], fresh[4], fresh[8])]
+        del amount

@@ -252,6 +252,8 @@ class Tables:
         self._route: FirstMatch | None = None
         self._schedules: dict[tuple[str, str, bool], Schedule] = {}
         self._deciders: Deciders | None = None
+        #: the figures of undiscounted charges (revrules.pricing.quote)
+        self.figures: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         # a coverage build records every condition it evaluates: nothing is skipped
         self.index = not rules.compiled.conditions
 

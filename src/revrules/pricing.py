@@ -98,17 +98,51 @@ def quote(rules: Ruleset, rounding: str, ctx: Ctx, list_amount: Decimal,
     storefront says, routed to a PSP. ``ctx`` is what the rules see (with the cycle being
     charged); its ``total`` is set to the charge's total for the route lines."""
     sf = ctx.storefront
+    rates = tax_rates(rules, ctx, trace, cite)
+    if discounts or credit or credit.is_signed():
+        figures = _figures(rules, rounding, sf, list_amount, discounts, credit, rates)
+    else:
+        # undiscounted figures are a pure function of (storefront, rounding, list price,
+        # rates), remembered per ruleset; keyed by the objects' identities (the rates
+        # are the model's; the list price is checked on a hit and kept alive by the
+        # entry, so no other amount can take its id), so equal amounts written
+        # differently (12.9 and 12.90) never share figures
+        memo = rules.decision_tables.figures
+        key = (sf.name, rounding, id(list_amount), *map(id, rates))
+        found = memo.get(key)
+        if found is not None and found[-1] is list_amount:
+            figures = found
+        else:
+            figures = _figures(rules, rounding, sf, list_amount, discounts, credit, rates)
+            if len(memo) >= _FIGURES:
+                memo.clear()
+            memo[key] = figures
+    total = figures[4]
+    ctx.total = rt.Money(sf.currency, total)
+    psp = route(rules, ctx, trace, cite)
+    return Quote(sf.currency, figures[0], discounts, figures[1], figures[2], figures[3],
+                 total, psp, figures[5], figures[6], figures[7], tuple(trace), figures[8])
+
+
+#: how many undiscounted charges' figures a ruleset remembers (cleared when full)
+_FIGURES = 4096
+
+
+def _figures(rules: Ruleset, rounding: str, sf: m.Storefront, given: Decimal,
+             discounts: tuple[Discount, ...], credit: Decimal,
+             rates: list[Decimal]) -> tuple[Any, ...]:
+    """(list, credit, tax, net, total, gross_ex, discount_ex, credit_ex, recurring,
+    ``given``) of a charge of ``given`` less ``discounts`` and ``credit`` at ``rates``."""
     currency, mode = sf.currency, rounding
     # quantize the inputs once; every figure below is then a sum or difference of
     # amounts in the currency's minor units, or rounded to them where it is computed
     zero = rt.quantize(ZERO, currency)
-    list_amount = rt.quantize(list_amount, currency)
+    list_amount = rt.quantize(given, currency)
     credit = rt.quantize(credit, currency)
     discount = sum((d.amount for d in discounts), zero)
     amount = list_amount - discount - credit
     if amount < 0:
         amount = zero
-    rates = tax_rates(rules, ctx, trace, cite)
     if sf.tax_inclusive:
         # the tax is computed once, on the amount charged; the discount and the credit
         # are split with the same rate, and gross is their sum with the net, so that a
@@ -125,10 +159,8 @@ def quote(rules: Ruleset, rounding: str, ctx: Ctx, list_amount: Decimal,
         net, total = amount, amount + tax
         gross_ex, credit_ex, discount_ex = list_amount, credit, discount
     recurring = recurring_net(rules, rounding, list_amount, discounts, rates, sf.name)
-    ctx.total = rt.Money(currency, total)
-    psp = route(rules, ctx, trace, cite)
-    return Quote(currency, list_amount, discounts, credit, tax, net, total, psp, gross_ex,
-                 discount_ex, credit_ex, tuple(trace), recurring)
+    return (list_amount, credit, tax, net, total, gross_ex, discount_ex, credit_ex, recurring,
+            given)
 
 
 def route(rules: Ruleset, ctx: Ctx, trace: list[Trace], cite: Cite) -> str | None:
