@@ -103,10 +103,9 @@ def quote(rules: Ruleset, rounding: str, ctx: Ctx, list_amount: Decimal,
         figures = _figures(rules, rounding, sf, list_amount, discounts, credit, rates)
     else:
         # undiscounted figures are a pure function of (storefront, rounding, list price,
-        # rates), remembered per ruleset; keyed by the objects' identities (the rates
-        # are the model's; the list price is checked on a hit and kept alive by the
-        # entry, so no other amount can take its id), so equal amounts written
-        # differently (12.9 and 12.90) never share figures
+        # rates), remembered per ruleset; keyed by the objects' identities, which is
+        # cheaper than hashing Decimals (the rates are the model's; the entry keeps the
+        # list price alive, so no other amount takes its id, and a hit checks it)
         memo = rules.decision_tables.figures
         key = (sf.name, rounding, id(list_amount), *map(id, rates))
         found = memo.get(key)
