@@ -182,8 +182,7 @@ def pack_seen(seen: Seen) -> Seen | int:
         number = int(digest, 16)
     except ValueError:
         return seen
-    span = at - _SINCE
-    micros = (span.days * 86_400 + span.seconds) * 1_000_000 + span.microseconds
+    micros = _micros(at)
     if not 0 <= micros <= _AT_MASK or f"{number:032x}" != digest:
         return seen  # out of range, or a digest not written as the engine writes it
     value = number << _AT_BITS | micros
@@ -202,9 +201,13 @@ def seen_before(value: Seen | int, cutoff: dt.datetime) -> bool:
     """Whether the event ``value`` remembers is dated before ``cutoff`` (aware)."""
     if isinstance(value, Seen):
         return value.at < cutoff
-    span = cutoff - _SINCE
-    return value & _AT_MASK < (span.days * 86_400 + span.seconds) * 1_000_000 \
-        + span.microseconds
+    return value & _AT_MASK < _micros(cutoff)
+
+
+def _micros(at: dt.datetime) -> int:
+    """Microseconds from 1900-01-01 UTC to ``at`` (aware), exactly."""
+    span = at - _SINCE
+    return (span.days * 86_400 + span.seconds) * 1_000_000 + span.microseconds
 
 
 @attrs.frozen(weakref_slot=False)
